@@ -1,0 +1,35 @@
+PY ?= .venv/bin/python
+VENV := .venv/.installed
+
+.PHONY: setup proto demo test lint bundle train eval bench clean-data
+
+setup: $(VENV)
+
+$(VENV): pyproject.toml
+	bash scripts/setup.sh
+	touch $(VENV)
+
+# The one place generated protobuf code comes from (tests/unit/test_protos.py fails when it is stale).
+proto: $(VENV)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/seedasr/v1/*.proto
+
+demo: setup
+	$(PY) -m services.cli demo
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check . && $(PY) -m mypy shared services
+
+bundle: setup
+	$(PY) -m training.tiny_bundle --out bundles/tiny
+
+train: setup
+	bash training/train.sh
+
+eval: setup
+	$(PY) -m training.eval.run --sets data/dev_* --peer pocketsphinx
+
+bench: setup
+	$(PY) -m services.bench

@@ -1,0 +1,97 @@
+from seedasr.v1 import common_pb2 as _common_pb2
+from seedasr.v1 import recognizer_pb2 as _recognizer_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EncodeRequest(_message.Message):
+    __slots__ = ("pcm16",)
+    PCM16_FIELD_NUMBER: _ClassVar[int]
+    pcm16: bytes
+    def __init__(self, pcm16: _Optional[bytes] = ...) -> None: ...
+
+class EncodeResponse(_message.Message):
+    __slots__ = ("speech", "ctc_text", "ctc_words", "engine", "encode_ms")
+    SPEECH_FIELD_NUMBER: _ClassVar[int]
+    CTC_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CTC_WORDS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ENCODE_MS_FIELD_NUMBER: _ClassVar[int]
+    speech: _common_pb2.Tensor
+    ctc_text: str
+    ctc_words: _containers.RepeatedCompositeFieldContainer[_common_pb2.WordTiming]
+    engine: str
+    encode_ms: float
+    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., ctc_text: _Optional[str] = ..., ctc_words: _Optional[_Iterable[_Union[_common_pb2.WordTiming, _Mapping]]] = ..., engine: _Optional[str] = ..., encode_ms: _Optional[float] = ...) -> None: ...
+
+class AssembleRequest(_message.Message):
+    __slots__ = ("session_id", "context")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    context: _common_pb2.RequestContext
+    def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ...) -> None: ...
+
+class AssembleResponse(_message.Message):
+    __slots__ = ("token_ids", "text", "turns_used")
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TURNS_USED_FIELD_NUMBER: _ClassVar[int]
+    token_ids: _containers.RepeatedScalarFieldContainer[int]
+    text: str
+    turns_used: int
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., turns_used: _Optional[int] = ...) -> None: ...
+
+class DecodeRequest(_message.Message):
+    __slots__ = ("speech", "context_ids", "config")
+    SPEECH_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    speech: _common_pb2.Tensor
+    context_ids: _containers.RepeatedScalarFieldContainer[int]
+    config: _common_pb2.RecognitionConfig
+    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ...) -> None: ...
+
+class DecodeResponse(_message.Message):
+    __slots__ = ("alternatives", "decode_ms")
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    DECODE_MS_FIELD_NUMBER: _ClassVar[int]
+    alternatives: _containers.RepeatedCompositeFieldContainer[_common_pb2.Alternative]
+    decode_ms: float
+    def __init__(self, alternatives: _Optional[_Iterable[_Union[_common_pb2.Alternative, _Mapping]]] = ..., decode_ms: _Optional[float] = ...) -> None: ...
+
+class GetSampleRequest(_message.Message):
+    __slots__ = ("turn_id",)
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ...) -> None: ...
+
+class ScoredHypothesis(_message.Message):
+    __slots__ = ("text", "score", "wer", "weighted_wer")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    WER_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTED_WER_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    score: float
+    wer: float
+    weighted_wer: float
+    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., wer: _Optional[float] = ..., weighted_wer: _Optional[float] = ...) -> None: ...
+
+class RewardSample(_message.Message):
+    __slots__ = ("turn_id", "reference", "hypotheses", "context", "found")
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    HYPOTHESES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    reference: str
+    hypotheses: _containers.RepeatedCompositeFieldContainer[ScoredHypothesis]
+    context: str
+    found: bool
+    def __init__(self, turn_id: _Optional[str] = ..., reference: _Optional[str] = ..., hypotheses: _Optional[_Iterable[_Union[ScoredHypothesis, _Mapping]]] = ..., context: _Optional[str] = ..., found: _Optional[bool] = ...) -> None: ...

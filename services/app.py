@@ -1,0 +1,165 @@
+"""Wiring: which servicers a process runs and how they reach their peers.
+
+`serve_service(name)` runs one mesh service (peers over NATS, or direct gRPC when
+SEEDASR_TRANSPORT=grpc); `build_embedded()` puts every servicer in one process with in-process
+stubs, an in-memory history store, an in-process event bus and eager reward scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import grpc
+
+from seedasr.v1 import internal_pb2, internal_pb2_grpc, recognizer_pb2, recognizer_pb2_grpc
+from services.context.server import ContextService
+from services.decoder.server import DecoderService
+from services.encoder.server import EncoderService
+from services.gateway.pipeline import Peers, TurnPipeline
+from services.gateway.server import RecognizerService
+from services.reward.bridge import RewardBridge, handle_event
+from services.reward.scoring import score_feedback
+from services.reward.server import RewardService
+from services.reward.store import LocalRewardStore
+from services.runtime import Registration, RunningServer, expose_over_nats, start_server, wait_for_signal
+from shared.bundle import default_bundle_dir
+from shared.bus import GrpcStub, LocalStub, NatsConnection, NatsStub
+from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, LocalBus
+from shared.history import MemoryHistoryStore, RedisHistoryStore
+from shared.recognition import AsrCore
+from shared.settings import Settings
+from shared.telemetry import setup_telemetry
+from shared.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+SERVICES = ("encoder", "context", "decoder", "gateway", "reward")
+DEFAULT_PORTS = {"encoder": 50061, "context": 50062, "decoder": 50063, "gateway": 50051, "reward": 50064}
+INTERNAL = internal_pb2.DESCRIPTOR.services_by_name
+RECOGNIZER = recognizer_pb2.DESCRIPTOR.services_by_name["Recognizer"]
+
+
+def core_for(settings: Settings) -> AsrCore:
+    return AsrCore(settings.model or None, settings.engine, settings.threads)
+
+
+def _reg_encoder(core: AsrCore) -> Registration:
+    return Registration(EncoderService(core), internal_pb2_grpc.add_EncoderServicer_to_server, INTERNAL["Encoder"])
+
+
+def _reg_decoder(core: AsrCore, settings: Settings) -> Registration:
+    return Registration(DecoderService(core, settings), internal_pb2_grpc.add_DecoderServicer_to_server, INTERNAL["Decoder"])
+
+
+def _reg_context(store: object, tok: Tokenizer, settings: Settings) -> Registration:
+    return Registration(ContextService(store, tok, settings.context_budget),  # type: ignore[arg-type]
+                        internal_pb2_grpc.add_ContextServicer_to_server, INTERNAL["Context"])
+
+
+def _reg_gateway(pipeline: TurnPipeline, settings: Settings) -> Registration:
+    return Registration(RecognizerService(pipeline, settings), recognizer_pb2_grpc.add_RecognizerServicer_to_server,
+                        RECOGNIZER)
+
+
+# ---- embedded ------------------------------------------------------------------------------------
+def build_embedded(settings: Settings, core: Optional[AsrCore] = None) -> tuple[list[Registration], TurnPipeline]:
+    core = core or core_for(settings)
+    store = MemoryHistoryStore(settings.history_max_turns, settings.history_ttl_s)
+    reward_store = LocalRewardStore(Path(settings.rl_store or "runs/rl_samples.jsonl"))
+    encoder, decoder = _reg_encoder(core), _reg_decoder(core, settings)
+    context = _reg_context(store, core.tok, settings)
+    bus = LocalBus()
+
+    def eager_reward(turn_id: str, corrected: str, keywords: list[str]) -> None:
+        score_feedback(reward_store, turn_id, corrected, keywords)
+
+    for subject in (TURNS_SUBJECT, FEEDBACK_SUBJECT):
+        bus.subscribe(subject, lambda _id, payload, s=subject: handle_event(s, payload, reward_store, eager_reward))
+    t = settings.deadline_s
+    peers = Peers(LocalStub(encoder.servicer, encoder.descriptor, t), LocalStub(context.servicer, context.descriptor, t),
+                  LocalStub(decoder.servicer, decoder.descriptor, t))
+    pipeline = TurnPipeline(peers, bus, settings)
+    reward = Registration(RewardService(reward_store), internal_pb2_grpc.add_RewardServicer_to_server, INTERNAL["Reward"])
+    return [_reg_gateway(pipeline, settings), encoder, context, decoder, reward], pipeline
+
+
+def serve_embedded(settings: Settings, port: Optional[int] = None) -> RunningServer:
+    setup_telemetry("seedasr-embedded", settings.trace_file, settings.log_level)
+    regs, _ = build_embedded(settings)
+    return start_server(settings, regs, port)
+
+
+# ---- mesh ----------------------------------------------------------------------------------------
+def _peers(settings: Settings, conn: Optional[NatsConnection]) -> Peers:
+    t = settings.deadline_s
+    if settings.transport == "nats":
+        assert conn is not None
+        return Peers(NatsStub(conn, INTERNAL["Encoder"], t), NatsStub(conn, INTERNAL["Context"], t),
+                     NatsStub(conn, INTERNAL["Decoder"], t))
+    opts = [("grpc.max_send_message_length", settings.max_message_mb << 20),
+            ("grpc.max_receive_message_length", settings.max_message_mb << 20)]
+
+    def stub(addr: str, cls: type) -> GrpcStub:
+        channel = grpc.insecure_channel(addr, options=opts)
+        return GrpcStub(channel, cls(channel), t)
+
+    return Peers(stub(settings.encoder_addr, internal_pb2_grpc.EncoderStub),
+                 stub(settings.context_addr, internal_pb2_grpc.ContextStub),
+                 stub(settings.decoder_addr, internal_pb2_grpc.DecoderStub))
+
+
+def start_service(name: str, settings: Settings, port: Optional[int] = None) -> RunningServer:
+    """Start one mesh service and return it running (tests call this; `seedasr serve NAME` waits)."""
+    if name not in SERVICES:
+        raise SystemExit(f"unknown service {name!r}; choose one of {', '.join(SERVICES)}")
+    setup_telemetry(f"seedasr-{name}", settings.trace_file, settings.log_level)
+    conn: Optional[NatsConnection] = None
+    needs_nats = settings.transport == "nats" or name in ("gateway", "reward")
+    if needs_nats:
+        conn = NatsConnection(settings.nats_url, f"seedasr-{name}")
+    if name in ("encoder", "decoder"):
+        core = core_for(settings)
+        regs = [_reg_encoder(core) if name == "encoder" else _reg_decoder(core, settings)]
+    elif name == "context":
+        store = RedisHistoryStore(settings.redis_url, settings.history_max_turns, settings.history_ttl_s)
+        store.ping()
+        bundle = Path(settings.model) if settings.model else default_bundle_dir()
+        regs = [_reg_context(store, Tokenizer(bundle / "tokenizer.model"), settings)]
+    elif name == "gateway":
+        assert conn is not None
+        regs = [_reg_gateway(TurnPipeline(_peers(settings, conn), JetStreamBus(conn), settings), settings)]
+    else:
+        assert conn is not None
+        regs, bridge = _reward(settings, conn)
+    running = start_server(settings, regs, DEFAULT_PORTS[name] if port is None else port)
+    if name == "reward":
+        running.before_stop.append(bridge.stop)
+    if conn is not None:
+        if settings.transport == "nats" and name in ("encoder", "context", "decoder"):
+            expose_over_nats(running, conn, regs, settings.workers)
+        running.on_stop.append(conn.close)
+    return running
+
+
+def _reward(settings: Settings, conn: NatsConnection) -> tuple[list[Registration], "RewardBridge"]:
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+
+    from services.reward.store import RedisRewardStore
+    from services.reward.tasks import score_feedback_task
+
+    CeleryInstrumentor().instrument()
+    store = RedisRewardStore(settings.redis_url)
+
+    def enqueue(turn_id: str, corrected: str, keywords: list[str]) -> None:
+        score_feedback_task.apply_async(args=(turn_id, corrected, keywords))
+
+    bridge = RewardBridge(conn, store, enqueue)
+    bridge.start()
+    reg = Registration(RewardService(store), internal_pb2_grpc.add_RewardServicer_to_server, INTERNAL["Reward"])
+    return [reg], bridge
+
+
+def serve_service(name: str, settings: Settings, port: Optional[int] = None) -> None:
+    running = start_service(name, settings, port)
+    wait_for_signal(running, settings.grace_s)

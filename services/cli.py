@@ -1,0 +1,155 @@
+"""`seedasr`: serve, transcribe, demo, worker.
+
+    seedasr serve [--port N]             embedded all-in-one server (every servicer, one process)
+    seedasr serve SERVICE                one mesh service (encoder|context|decoder|gateway|reward)
+    seedasr transcribe FILE...           print text
+    seedasr transcribe --manifest IN.jsonl --output OUT.jsonl [--model DIR] [--no-context]
+    seedasr demo                         the bundled sample dialogue through the embedded gRPC server
+    seedasr worker                       the Celery reward worker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+from shared.settings import load_settings
+
+EXIT_BAD_INPUT, EXIT_PARTIAL = 2, 3
+
+
+def _embedded_recognizer(model: Optional[str]) -> Any:
+    from services.app import build_embedded
+    from shared.bundle import BundleError
+
+    settings = load_settings(**({"model": model} if model else {}))
+    try:
+        regs, _ = build_embedded(settings)
+    except BundleError as exc:
+        raise SystemExit(f"seedasr: {exc}") from None
+    return regs[0].servicer
+
+
+def _recognize_file(recognizer: Any, path: str, history: list[str], hotwords: list[str], prompt: str,
+                    no_context: bool) -> Any:
+    from seedasr.v1 import common_pb2, recognizer_pb2
+    from shared.bus import CallContext
+
+    with open(path, "rb") as f:
+        content = f.read()
+    req = recognizer_pb2.RecognizeRequest(
+        audio=common_pb2.Audio(content=content),
+        config=common_pb2.RecognitionConfig(disable_context=no_context),
+        context=common_pb2.RequestContext(history=history, hotwords=hotwords, prompt=prompt),
+    )
+    return recognizer.Recognize(req, CallContext(None))
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from shared.bus import BusError
+
+    if not args.manifest and not args.files:
+        print("seedasr transcribe: give audio files or --manifest IN.jsonl --output OUT.jsonl", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.manifest and not args.output:
+        print("seedasr transcribe: --manifest needs --output", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    recognizer = _embedded_recognizer(args.model)
+    failures = 0
+    if not args.manifest:
+        for path in args.files:
+            try:
+                resp = _recognize_file(recognizer, path, [], args.hotword or [], "", args.no_context)
+                print(f"{path}\t{resp.alternatives[0].text if resp.alternatives else ''}")
+            except (BusError, OSError) as exc:
+                failures += 1
+                print(f"seedasr: {path}: {getattr(exc, 'details', lambda: str(exc))()}", file=sys.stderr)
+        return EXIT_PARTIAL if failures else 0
+    try:
+        lines = Path(args.manifest).read_text().splitlines()
+    except OSError as exc:
+        print(f"seedasr: cannot read {args.manifest}: {exc.strerror}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from tqdm import tqdm
+
+    with open(args.output, "w") as out:
+        for n, line in enumerate(tqdm(lines, desc="transcribe", disable=not sys.stderr.isatty()), 1):
+            if not line.strip():
+                continue
+            row: dict[str, Any] = {}
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict) or not isinstance(row.get("audio"), str):
+                    raise ValueError("each line needs an \"audio\" path")
+                resp = _recognize_file(recognizer, row["audio"], list(row.get("history") or []),
+                                       list(row.get("hotwords") or []), str(row.get("prompt") or ""), args.no_context)
+                result = {"id": row.get("id", str(n)), "audio": row["audio"],
+                          "text": resp.alternatives[0].text if resp.alternatives else "",
+                          "alternatives": [{"text": a.text, "score": round(a.score, 4)} for a in resp.alternatives]}
+            except (BusError, OSError, ValueError) as exc:
+                failures += 1
+                msg = exc.details() if isinstance(exc, BusError) else str(exc)
+                print(f"seedasr: {args.manifest}:{n}: {msg}", file=sys.stderr)
+                result = {"id": row.get("id", str(n)), "audio": row.get("audio"), "text": "", "alternatives": [],
+                          "error": msg}
+            out.write(json.dumps(result) + "\n")
+    return EXIT_PARTIAL if failures else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from services.runtime import wait_for_signal
+
+    settings = load_settings()
+    if args.service:
+        from services.app import serve_service
+
+        serve_service(args.service, settings, args.port)
+        return 0
+    from services.app import serve_embedded
+
+    running = serve_embedded(settings, args.port if args.port is not None else settings.port)
+    print(f"seedasr: embedded server listening on {settings.host}:{running.port}", flush=True)
+    wait_for_signal(running, settings.grace_s)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from services.reward.tasks import app
+
+    app.worker_main(["worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency), "--pool", "solo"])
+    return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="seedasr", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run the embedded server, or one mesh service")
+    s.add_argument("service", nargs="?", choices=["encoder", "context", "decoder", "gateway", "reward"])
+    s.add_argument("--port", type=int, default=None)
+    s.set_defaults(fn=cmd_serve)
+    t = sub.add_parser("transcribe", help="recognise files or a JSONL manifest")
+    t.add_argument("files", nargs="*")
+    t.add_argument("--manifest")
+    t.add_argument("--output")
+    t.add_argument("--model", help="bundle directory (default: bundles/default or $SEEDASR_MODEL)")
+    t.add_argument("--no-context", action="store_true", help="ignore history and hotwords")
+    t.add_argument("--hotword", action="append", help="hotword for FILE mode (repeatable)")
+    t.set_defaults(fn=cmd_transcribe)
+    d = sub.add_parser("demo", help="recognise the bundled sample dialogue with context")
+    d.add_argument("--model")
+    d.set_defaults(fn=lambda a: __import__("services.demo", fromlist=["run"]).run(a.model))
+    w = sub.add_parser("worker", help="run the Celery reward worker")
+    w.add_argument("--concurrency", type=int, default=1)
+    w.set_defaults(fn=cmd_worker)
+    args = ap.parse_args(argv)
+    if getattr(args, "model", None):
+        os.environ["SEEDASR_MODEL"] = args.model
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Decoder service: speech embeddings + context tokens -> n-best by joint beam search (MoE LM)."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+
+from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
+from services.convert import beam_config, tensor_from_pb
+from shared.recognition import AsrCore
+from shared.settings import Settings
+
+
+class DecoderService(internal_pb2_grpc.DecoderServicer):
+    def __init__(self, core: AsrCore, settings: Settings) -> None:
+        self.core, self.settings = core, settings
+        self.width = core.model.cfg.lm.d_model
+        self.vocab = core.tok.vocab_size
+
+    def Decode(self, request: internal_pb2.DecodeRequest, context: grpc.ServicerContext) -> internal_pb2.DecodeResponse:
+        try:
+            speech = tensor_from_pb(request.speech)
+            cfg = beam_config(request.config, self.settings)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if speech.ndim != 2 or speech.shape[1] != self.width or speech.shape[0] == 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"speech must be (S>0, {self.width}), got {speech.shape}")
+        if any(not 0 <= i < self.vocab for i in request.context_ids):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"context_ids must be in [0, {self.vocab})")
+        start = time.perf_counter()
+        nbest = self.core.decode(speech, list(request.context_ids), cfg)
+        return internal_pb2.DecodeResponse(
+            alternatives=[common_pb2.Alternative(text=h.text, score=h.score) for h in nbest],
+            decode_ms=(time.perf_counter() - start) * 1000,
+        )

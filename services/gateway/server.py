@@ -1,0 +1,104 @@
+"""Gateway: the public seedasr.v1.Recognizer service."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterator, Optional
+
+import grpc
+
+from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
+from services.context.server import check_session_id
+from services.convert import beam_config
+from services.gateway.pipeline import TurnPipeline
+from services.gateway.streaming import StreamSession
+from shared.audio import AudioError, AudioLimits, decode_audio
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_FEEDBACK_CHARS = 4000
+
+
+class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
+    def __init__(self, pipeline: TurnPipeline, settings: Settings) -> None:
+        self.pipeline, self.settings = pipeline, settings
+        self.limits = AudioLimits(max_seconds=settings.max_audio_s,
+                                  max_bytes=settings.max_message_mb * 1024 * 1024)
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _validate_config(self, config: common_pb2.RecognitionConfig, context: Any) -> None:
+        if config.language and not config.language.lower().startswith("en"):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"language {config.language!r} is not supported; use 'en'")
+        try:
+            beam_config(config, self.settings)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    def _remaining(self, context: Any) -> Optional[float]:
+        remaining = context.time_remaining() if hasattr(context, "time_remaining") else None
+        return remaining if remaining and remaining < 1e6 else None
+
+    def recognize_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
+                          req_ctx: common_pb2.RequestContext, timings: common_pb2.StageTimings,
+                          context: Any) -> recognizer_pb2.RecognizeResponse:
+        try:
+            return self.pipeline.recognize(samples, session_id, config, req_ctx, timings, self._remaining(context))
+        except grpc.RpcError as err:  # a peer's status passes through unchanged
+            context.abort(err.code(), err.details())
+            raise  # unreachable: abort raises
+
+    # ---- RPCs ----------------------------------------------------------------------------------
+    def Recognize(self, request: recognizer_pb2.RecognizeRequest, context: Any) -> recognizer_pb2.RecognizeResponse:
+        check_session_id(request.session_id, context, required=False)
+        self._validate_config(request.config, context)
+        t = time.perf_counter()
+        try:
+            samples = decode_audio(request.audio.content, encoding=request.audio.encoding,
+                                   sample_rate=request.audio.sample_rate, channels=request.audio.channels or 1,
+                                   limits=self.limits)
+        except AudioError as exc:
+            context.abort(getattr(grpc.StatusCode, exc.status), str(exc))
+        timings = common_pb2.StageTimings(decode_audio_ms=(time.perf_counter() - t) * 1000)
+        return self.recognize_samples(samples, request.session_id, request.config, request.context, timings, context)
+
+    def StreamingRecognize(self, request_iterator: Iterator[recognizer_pb2.StreamingRecognizeRequest],
+                           context: Any) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("request") != "streaming_config":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
+        cfg = first.streaming_config
+        check_session_id(cfg.session_id, context, required=False)
+        self._validate_config(cfg.config, context)
+        try:
+            stream = StreamSession(self, cfg, context)
+        except AudioError as exc:
+            context.abort(getattr(grpc.StatusCode, exc.status), str(exc))
+        yield from stream.run(request_iterator)
+
+    def AppendTurn(self, request: recognizer_pb2.AppendTurnRequest, context: Any) -> recognizer_pb2.AppendTurnResponse:
+        return self._pass(self.pipeline.peers.context.AppendTurn, request, context)
+
+    def GetSession(self, request: recognizer_pb2.GetSessionRequest, context: Any) -> recognizer_pb2.GetSessionResponse:
+        return self._pass(self.pipeline.peers.context.GetSession, request, context)
+
+    def DeleteSession(self, request: recognizer_pb2.DeleteSessionRequest, context: Any) -> recognizer_pb2.DeleteSessionResponse:
+        return self._pass(self.pipeline.peers.context.DeleteSession, request, context)
+
+    def SubmitFeedback(self, request: recognizer_pb2.SubmitFeedbackRequest, context: Any) -> recognizer_pb2.SubmitFeedbackResponse:
+        if not request.turn_id or len(request.turn_id) > 64:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "turn_id must be the turn_id of a Recognize response")
+        if not request.corrected_text.strip() or len(request.corrected_text) > MAX_FEEDBACK_CHARS:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"corrected_text must be 1-{MAX_FEEDBACK_CHARS} characters")
+        try:
+            self.pipeline.submit_feedback(request.turn_id, request.corrected_text, list(request.keywords))
+        except Exception as exc:
+            log.warning("feedback for %s not stored: %s", request.turn_id, exc)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "feedback could not be stored; retry later")
+        return recognizer_pb2.SubmitFeedbackResponse(accepted=True)
+
+    def _pass(self, method: Any, request: Any, context: Any) -> Any:
+        try:
+            return method(request, timeout=self._remaining(context) or self.settings.deadline_s)
+        except grpc.RpcError as err:
+            context.abort(err.code(), err.details())

@@ -1,0 +1,141 @@
+"""StreamingRecognize: several turns in one stream.
+
+Raw PCM chunks arrive; silero-vad (its model ships in the wheel) watches for speech; a turn ends
+after `silence_ms` of silence following speech, or on the client's end_of_turn. While a turn is
+open, interim results (CTC greedy text from the encoder) are sent about once a second; each closed
+turn is recognised in full and appended to the session, so the next turn is decoded with it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Iterator, Optional
+
+import numpy as np
+
+from seedasr.v1 import common_pb2, internal_pb2, recognizer_pb2
+from shared.audio import RAW_ENCODINGS, AudioError, decode_audio
+
+if TYPE_CHECKING:
+    from services.gateway.server import RecognizerService
+
+VAD_CHUNK = 512  # samples at 16 kHz, what silero-vad expects
+INTERIM_EVERY_S = 1.0
+_vad_lock = threading.Lock()
+_vad_model: Any = None
+
+
+def vad_model() -> Any:
+    global _vad_model
+    with _vad_lock:
+        if _vad_model is None:
+            from silero_vad import load_silero_vad
+
+            _vad_model = load_silero_vad(onnx=True)
+        return _vad_model
+
+
+class StreamSession:
+    def __init__(self, service: "RecognizerService", cfg: recognizer_pb2.StreamingConfig, context: Any) -> None:
+        self.service, self.cfg, self.context = service, cfg, context
+        self.encoding = cfg.encoding or "pcm_s16le"
+        if self.encoding not in RAW_ENCODINGS:
+            raise AudioError(f"streaming encoding must be one of {sorted(RAW_ENCODINGS)}")
+        self.rate = cfg.sample_rate or 16_000
+        if not 8_000 <= self.rate <= 48_000:
+            raise AudioError(f"streaming sample_rate must be in [8000, 48000], got {self.rate}")
+        self.silence_ms = cfg.silence_ms or 600.0
+        self.vad: Optional[Any] = None
+        if self.silence_ms > 0:
+            from silero_vad import VADIterator
+
+            self.vad = VADIterator(vad_model(), threshold=0.5, sampling_rate=16_000,
+                                   min_silence_duration_ms=int(self.silence_ms), speech_pad_ms=100)
+        self.turn: list[np.ndarray] = []
+        self.pending = np.zeros(0, dtype=np.float32)
+        self.turn_index, self.total_s, self.turn_start_s = 0, 0.0, 0.0
+        self.heard_speech = False
+        self.last_interim = 0.0
+        self.max_turn_s = service.settings.max_audio_s
+
+    def run(self, requests: Iterator[recognizer_pb2.StreamingRecognizeRequest]) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        for req in requests:
+            kind = req.WhichOneof("request")
+            if kind == "audio_chunk":
+                yield from self._audio(req.audio_chunk)
+            elif kind == "end_of_turn":
+                yield from self._close_turn()
+            else:
+                self.context.abort(*_invalid("streaming_config may only be sent first"))
+        yield from self._close_turn()  # the client half-closed: finish what is open
+
+    def _audio(self, chunk: bytes) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        if not chunk:
+            return
+        try:
+            samples = decode_audio(chunk, encoding=self.encoding, sample_rate=self.rate)
+        except AudioError as exc:
+            self.context.abort(*_invalid(str(exc)))
+        self.turn.append(samples)
+        self.total_s += len(samples) / 16_000
+        if sum(len(s) for s in self.turn) / 16_000 > self.max_turn_s:
+            yield from self._close_turn()
+            return
+        ended = self._vad(samples)
+        if ended:
+            yield from self._close_turn()
+        elif self.cfg.interim_results and self.heard_speech and time.monotonic() - self.last_interim > INTERIM_EVERY_S:
+            self.last_interim = time.monotonic()
+            yield self._interim()
+
+    def _vad(self, samples: np.ndarray) -> bool:
+        if self.vad is None:
+            self.heard_speech = True
+            return False
+        self.pending = np.concatenate([self.pending, samples])
+        ended = False
+        while len(self.pending) >= VAD_CHUNK:
+            event = self.vad(self.pending[:VAD_CHUNK])
+            self.pending = self.pending[VAD_CHUNK:]
+            if event and "start" in event:
+                self.heard_speech = True
+            if event and "end" in event and self.heard_speech:
+                ended = True
+        return ended
+
+    def _interim(self) -> recognizer_pb2.StreamingRecognizeResponse:
+        audio = np.concatenate(self.turn)
+        pcm16 = (np.clip(audio[-16_000 * 30 :], -1, 1) * 32767).astype("<i2").tobytes()
+        try:
+            enc = self.service.pipeline.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16),
+                                                             timeout=self.service.settings.deadline_s)
+            text = enc.ctc_text
+        except Exception:  # interim results are best effort; the final result reports errors
+            text = ""
+        result = recognizer_pb2.RecognizeResponse(alternatives=[common_pb2.Alternative(text=text)])
+        return recognizer_pb2.StreamingRecognizeResponse(is_final=False, turn_index=self.turn_index, result=result,
+                                                         turn_start_s=self.turn_start_s, turn_end_s=self.total_s)
+
+    def _close_turn(self) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        audio = np.concatenate(self.turn) if self.turn else np.zeros(0, dtype=np.float32)
+        self.turn, self.pending = [], np.zeros(0, dtype=np.float32)
+        if self.vad is not None:
+            self.vad.reset_states()
+        had_speech, self.heard_speech = self.heard_speech, False
+        start = self.turn_start_s
+        self.turn_start_s = self.total_s
+        if len(audio) < 1_600 or not had_speech:  # under 0.1 s, or silence only: nothing to recognise
+            return
+        timings = common_pb2.StageTimings()
+        result = self.service.recognize_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context,
+                                                timings, self.context)
+        yield recognizer_pb2.StreamingRecognizeResponse(is_final=True, turn_index=self.turn_index, result=result,
+                                                        turn_start_s=start, turn_end_s=self.total_s)
+        self.turn_index += 1
+
+
+def _invalid(message: str) -> tuple[Any, str]:
+    import grpc
+
+    return grpc.StatusCode.INVALID_ARGUMENT, message

@@ -1,0 +1,32 @@
+"""Turn feedback into an RL sample: every n-best hypothesis scored against the correction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from shared.scoring import wer, weighted_wer
+
+
+class TurnNotYetStored(LookupError):
+    """The feedback arrived before its turn event was stored (events are asynchronous): retry."""
+
+
+def make_sample(turn: dict[str, Any], corrected: str, keywords: list[str]) -> dict[str, Any]:
+    digest = hashlib.sha1(json.dumps([corrected, keywords]).encode()).hexdigest()[:16]
+    hyps = [{"text": h["text"], "score": h["score"], "wer": wer(corrected, h["text"]),
+             "weighted_wer": weighted_wer(corrected, h["text"], keywords)} for h in turn["nbest"]]
+    return {"sample_id": f"{turn['turn_id']}:{digest}", "turn_id": turn["turn_id"], "reference": corrected,
+            "keywords": keywords, "context": turn.get("context", ""), "hypotheses": hyps,
+            "trace_id": turn.get("trace_id", ""), "created_unix": time.time()}
+
+
+def score_feedback(store: Any, turn_id: str, corrected: str, keywords: list[str]) -> dict[str, Any]:
+    turn = store.get_turn(turn_id)
+    if turn is None:
+        raise TurnNotYetStored(turn_id)
+    sample = make_sample(turn, corrected, keywords)
+    store.add_sample(sample)
+    return sample

@@ -1,0 +1,92 @@
+"""Model bundles: one folder with config.json, model.safetensors, tokenizer.model,
+encoder.onnx (optional), encoder.plan (optional, GPU) and MODEL_CARD.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from shared.model.asr import ASRConfig, SeedASR
+from shared.model.conformer import ConformerConfig
+from shared.model.converter import ConverterConfig
+from shared.model.moe_lm import LMConfig, MoeConfig
+from shared.tokenizer import Tokenizer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BUNDLE = REPO_ROOT / "bundles" / "default"
+
+
+class BundleError(RuntimeError):
+    pass
+
+
+def default_bundle_dir() -> Path:
+    return Path(os.environ.get("SEEDASR_MODEL", str(DEFAULT_BUNDLE)))
+
+
+def config_to_dict(cfg: ASRConfig) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+def config_from_dict(d: dict[str, Any]) -> ASRConfig:
+    lm = dict(d["lm"])
+    moe = lm.pop("moe", None)
+
+    def pick(cls: type, values: dict[str, Any]) -> Any:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    return ASRConfig(
+        encoder=pick(ConformerConfig, d["encoder"]),
+        converter=pick(ConverterConfig, d["converter"]),
+        lm=LMConfig(**{**{k: v for k, v in lm.items() if k in {f.name for f in dataclasses.fields(LMConfig)}},
+                       "moe": pick(MoeConfig, moe) if moe else None}),
+        encoder_layers=d.get("encoder_layers"),
+        ctc_weight=d.get("ctc_weight", 0.3),
+    )
+
+
+def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extra: dict[str, Any] | None = None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"config": config_to_dict(model.cfg), **(extra or {})}
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm.head.weight"}
+    if model.cfg.encoder_layers:  # drop layers above the probed one: they are never run
+        keep = model.cfg.encoder_layers
+        state = {k: v for k, v in state.items() if not _encoder_layer_above(k, keep)}
+    save_file(state, str(out / "model.safetensors"))
+    if tokenizer_file.resolve() != (out / "tokenizer.model").resolve():
+        (out / "tokenizer.model").write_bytes(tokenizer_file.read_bytes())
+    (out / "MODEL_CARD.md").write_text(card)
+
+
+def _encoder_layer_above(key: str, keep: int) -> bool:
+    parts = key.split(".")
+    return key.startswith("encoder.layers.") and int(parts[2]) >= keep
+
+
+def load_bundle(path: Path | str | None = None) -> tuple[SeedASR, Tokenizer, dict[str, Any]]:
+    """Load a bundle for inference (eval mode, no grad). Raises BundleError with a clear message."""
+    root = Path(path) if path else default_bundle_dir()
+    for name in ("config.json", "model.safetensors", "tokenizer.model"):
+        if not (root / name).is_file():
+            raise BundleError(f"model bundle {root} lacks {name}; run `make bundle` or point SEEDASR_MODEL at one")
+    meta = json.loads((root / "config.json").read_text())
+    cfg = config_from_dict(meta["config"])
+    if cfg.encoder_layers:
+        cfg.encoder.n_layers = cfg.encoder_layers
+    model = SeedASR.build(cfg)
+    state = load_file(str(root / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if m != "lm.head.weight"]
+    if missing or unexpected:
+        raise BundleError(f"bundle {root} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    model.eval()
+    return model, Tokenizer(root / "tokenizer.model"), meta

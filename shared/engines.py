@@ -1,0 +1,107 @@
+"""Encoder engines: the same contract over torch, ONNX Runtime (CPU default) and TensorRT (GPU).
+
+encode(feats (T, F) float32) -> EncoderOutput(speech (S, D_lm), ctc_logp (T/4, V+1)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from shared.model.asr import EncoderWithConverter, SeedASR
+
+
+@dataclass
+class EncoderOutput:
+    speech: np.ndarray  # (S, D_lm) float32
+    ctc_logp: np.ndarray  # (T', V+1) float32
+
+
+class EncoderEngine(Protocol):
+    name: str
+
+    def encode(self, feats: np.ndarray) -> EncoderOutput: ...
+
+
+class TorchEncoder:
+    name = "torch"
+
+    def __init__(self, model: SeedASR) -> None:
+        self.module = EncoderWithConverter(model).eval()
+
+    @torch.inference_mode()
+    def encode(self, feats: np.ndarray) -> EncoderOutput:
+        speech, lens, ctc = self.module(torch.from_numpy(feats)[None], torch.tensor([feats.shape[0]]))
+        return EncoderOutput(speech[0, : int(lens[0])].numpy(), ctc[0].numpy())
+
+
+class OnnxEncoder:
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def encode(self, feats: np.ndarray) -> EncoderOutput:
+        speech, lens, ctc = self.session.run(
+            None, {"feats": feats[None].astype(np.float32), "lengths": np.array([feats.shape[0]], dtype=np.int64)}
+        )
+        return EncoderOutput(speech[0, : int(lens[0])], ctc[0])
+
+
+class TensorRTEncoder:
+    """Runs a serialized TensorRT engine (built by training/export/tensorrt.py) on the GPU via torch."""
+
+    name = "tensorrt"
+
+    def __init__(self, path: Path) -> None:
+        import tensorrt as trt
+
+        self.trt = trt
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        self.context = self.engine.create_execution_context()
+
+    def encode(self, feats: np.ndarray) -> EncoderOutput:
+        inputs = {"feats": torch.from_numpy(feats)[None].cuda(), "lengths": torch.tensor([feats.shape[0]]).cuda()}
+        for name, tensor in inputs.items():
+            self.context.set_input_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        outputs = {}
+        for name in ("speech", "speech_lens", "ctc_logp"):
+            shape = tuple(self.context.get_tensor_shape(name))
+            dtype = torch.int64 if name == "speech_lens" else torch.float32
+            outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        stream = torch.cuda.current_stream()
+        self.context.execute_async_v3(stream.cuda_stream)
+        stream.synchronize()
+        n = int(outputs["speech_lens"][0])
+        return EncoderOutput(outputs["speech"][0, :n].cpu().numpy(), outputs["ctc_logp"][0].cpu().numpy())
+
+
+def make_encoder_engine(kind: str, model: SeedASR, bundle_dir: Path, threads: int = 0) -> EncoderEngine:
+    """kind: auto | torch | onnx | tensorrt. auto picks TensorRT on a GPU with a plan, else ONNX, else torch."""
+    plan, onnx_file = bundle_dir / "encoder.plan", bundle_dir / "encoder.onnx"
+    if kind == "auto":
+        if plan.exists() and torch.cuda.is_available():
+            kind = "tensorrt"
+        else:
+            kind = "onnx" if onnx_file.exists() else "torch"
+    if kind == "tensorrt":
+        return TensorRTEncoder(plan)
+    if kind == "onnx":
+        if not onnx_file.exists():
+            raise FileNotFoundError(f"{onnx_file} is missing; export it with `python -m training.export.onnx`")
+        return OnnxEncoder(onnx_file, threads)
+    if kind == "torch":
+        return TorchEncoder(model)
+    raise ValueError(f"unknown encoder engine {kind!r}; use auto, torch, onnx or tensorrt")

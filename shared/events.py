@@ -1,0 +1,80 @@
+"""Asynchronous events: finished turns and user feedback.
+
+JetStream in the mesh (durable, de-duplicated by message id); an in-process bus in the embedded
+server that hands each event to its handlers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable, Protocol
+
+from opentelemetry import trace
+
+from shared.bus import NatsConnection
+from shared.telemetry import inject_headers, tracer
+
+log = logging.getLogger(__name__)
+
+STREAM = "SEEDASR"
+TURNS_SUBJECT = "asr.turns"
+FEEDBACK_SUBJECT = "asr.feedback"
+SUBJECTS = ["asr.>"]
+
+Handler = Callable[[str, bytes], None]
+
+
+class EventBus(Protocol):
+    def publish(self, subject: str, payload: bytes, msg_id: str) -> None: ...
+
+
+class JetStreamBus:
+    """publish() returns once JetStream has stored the event (or raises): acknowledged means durable."""
+
+    def __init__(self, conn: NatsConnection, timeout: float = 5.0) -> None:
+        self.conn, self.timeout = conn, timeout
+        ensure_stream(conn)
+
+    def publish(self, subject: str, payload: bytes, msg_id: str) -> None:
+        with tracer().start_as_current_span(f"{subject} publish", kind=trace.SpanKind.PRODUCER,
+                                            attributes={"messaging.system": "nats", "messaging.destination": subject,
+                                                        "messaging.message_id": msg_id}):
+            headers = inject_headers({"Nats-Msg-Id": msg_id})
+            self.conn.run(self.conn.js.publish(subject, payload, headers=headers, timeout=self.timeout),
+                          timeout=self.timeout + 1)
+
+
+def ensure_stream(conn: NatsConnection) -> None:
+    from nats.js.api import StreamConfig
+    from nats.js.errors import NotFoundError
+
+    async def go() -> None:
+        try:
+            await conn.js.stream_info(STREAM)
+        except NotFoundError:
+            await conn.js.add_stream(StreamConfig(name=STREAM, subjects=SUBJECTS, duplicate_window=600.0,
+                                                  max_age=7 * 24 * 3600.0))
+
+    conn.run(go(), timeout=10)
+
+
+class LocalBus:
+    """Embedded mode: handlers run synchronously in publish(), so the work is done when it returns."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, list[Handler]] = {}
+        self.seen: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
+
+    def subscribe(self, subject: str, handler: Handler) -> None:
+        self.handlers.setdefault(subject, []).append(handler)
+
+    def publish(self, subject: str, payload: bytes, msg_id: str) -> None:
+        with self.lock:
+            if (subject, msg_id) in self.seen:  # same de-duplication contract as JetStream
+                return
+            self.seen.add((subject, msg_id))
+        with tracer().start_as_current_span(f"{subject} publish", kind=trace.SpanKind.PRODUCER):
+            for handler in self.handlers.get(subject, []):
+                handler(msg_id, payload)

@@ -1,0 +1,72 @@
+"""Log-mel filterbank features, computed in numpy so the ONNX encoder path needs no torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FbankConfig:
+    sample_rate: int = 16_000
+    n_fft: int = 512
+    win_length: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms
+    n_mels: int = 80
+    f_min: float = 20.0
+    f_max: float = 7_600.0
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log1p(hz / 700.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * np.expm1(mel / 1127.0)
+
+
+@lru_cache(maxsize=4)
+def mel_filters(cfg: FbankConfig) -> np.ndarray:
+    """Triangular filters, shape (n_mels, n_fft // 2 + 1)."""
+    bins = np.linspace(0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(cfg.f_min)), _hz_to_mel(np.array(cfg.f_max)), cfg.n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None] - lower) / (centre - lower)
+    falling = (upper - bins[None]) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _window(cfg: FbankConfig) -> np.ndarray:
+    win = np.hanning(cfg.win_length + 2)[1:-1].astype(np.float32)
+    pad = cfg.n_fft - cfg.win_length
+    return np.pad(win, (pad // 2, pad - pad // 2))
+
+
+def num_frames(num_samples: int, cfg: FbankConfig = FbankConfig()) -> int:
+    return max(1, 1 + (num_samples - cfg.win_length) // cfg.hop_length) if num_samples >= cfg.win_length else 1
+
+
+def fbank(samples: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
+    """Samples (N,) float32 at cfg.sample_rate -> log-mel features (T, n_mels) float32."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.shape[0] < cfg.win_length:
+        samples = np.pad(samples, (0, cfg.win_length - samples.shape[0]))
+    samples = np.append(samples[0], samples[1:] - 0.97 * samples[:-1])  # pre-emphasis
+    t = num_frames(samples.shape[0], cfg)
+    pad = (cfg.n_fft - cfg.win_length) // 2
+    padded = np.pad(samples, (pad, cfg.n_fft))
+    idx = np.arange(cfg.n_fft)[None, :] + cfg.hop_length * np.arange(t)[:, None]
+    frames = padded[idx] * _window(cfg)[None, :]
+    power = np.abs(np.fft.rfft(frames, n=cfg.n_fft, axis=1)) ** 2
+    mel = power.astype(np.float32) @ mel_filters(cfg).T
+    return np.log(mel + 1e-6).astype(np.float32)
+
+
+def normalize(feats: np.ndarray) -> np.ndarray:
+    """Per-utterance mean/variance normalisation, (T, F) -> (T, F)."""
+    mean = feats.mean(axis=0, keepdims=True)
+    std = feats.std(axis=0, keepdims=True) + 1e-5
+    return ((feats - mean) / std).astype(np.float32)

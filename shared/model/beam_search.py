@@ -1,0 +1,150 @@
+"""Joint beam search over context-conditioned and context-free scores.
+
+Streams: the context-free prefix (instruction + speech) and, when context is given, the
+context-conditioned prefix (instruction + context + speech). Both run as one LM batch of
+(streams * beams) rows with a shared KV cache, left-padded to the same prefix length.
+At each step a token's score is
+    alpha * log P(y | x, c) + (1 - alpha) * log P(y | x)
+restricted to the `prune_k` tokens the context-free stream ranks highest, so context can only
+choose among what was plausibly said. alpha = 0 runs the context-free stream alone; alpha = 1
+runs the context stream alone without pruning (plain context decoding). Greedy is beam_size 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from shared.model.moe_lm import KVCache, MoeLM, reorder_cache
+
+
+@dataclass
+class BeamConfig:
+    beam_size: int = 4
+    nbest: int = 4
+    max_tokens: int = 160
+    alpha: float = 0.5  # weight of the context-conditioned score
+    prune_k: int = 8  # candidates kept from the context-free ranking (>= beam_size)
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]
+    score: float  # joint log score of tokens + </s>
+
+
+# Scores the next token of every live hypothesis: (parents (N,), last tokens (N,)) -> log-probs (S, N, V).
+StepFn = Callable[[Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
+
+
+def _joint(logp: torch.Tensor, alpha: float, prune_k: int) -> torch.Tensor:
+    """logp (S, N, V) -> joint scores (N, V). Stream 0 is context-free, stream 1 context-conditioned."""
+    if logp.shape[0] == 1:
+        return logp[0]
+    free, ctx = logp[0], logp[1]
+    keep = free.topk(min(prune_k, free.shape[-1]), dim=-1).indices
+    allowed = torch.zeros_like(free, dtype=torch.bool).scatter_(-1, keep, True)
+    return (alpha * ctx + (1 - alpha) * free).masked_fill(~allowed, float("-inf"))
+
+
+def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float) -> list[Hypothesis]:
+    """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first."""
+    live_tokens: list[list[int]] = [[]]
+    live_scores = torch.zeros(1)
+    finished: list[Hypothesis] = []
+    parents: Optional[torch.Tensor] = None
+    last: Optional[torch.Tensor] = None
+    for t in range(cfg.max_tokens + 1):
+        scores = _joint(step(parents, last), alpha, cfg.prune_k)  # (N, V)
+        if t == cfg.max_tokens:  # out of budget: force the end of every live hypothesis
+            forced = torch.full_like(scores, float("-inf"))
+            forced[:, eos_id] = 0.0
+            scores = forced
+        total = (live_scores[:, None] + scores).flatten()
+        vocab = scores.shape[-1]
+        top = total.topk(min(2 * cfg.beam_size, int(torch.isfinite(total).sum()))).indices
+        next_tokens, next_scores, next_parents = [], [], []
+        for flat in top.tolist():
+            parent, token = divmod(flat, vocab)
+            if token == eos_id:
+                finished.append(Hypothesis(live_tokens[parent], float(total[flat])))
+            elif len(next_tokens) < cfg.beam_size:
+                next_tokens.append(live_tokens[parent] + [token])
+                next_scores.append(float(total[flat]))
+                next_parents.append(parent)
+        finished.sort(key=lambda h: -h.score)
+        done = len(finished) >= cfg.nbest and (not next_scores or max(next_scores) < finished[cfg.nbest - 1].score)
+        if done or not next_tokens:
+            break
+        live_tokens, live_scores = next_tokens, torch.tensor(next_scores)
+        parents = torch.tensor(next_parents)
+        last = torch.tensor([tk[-1] for tk in next_tokens])
+    return finished[: cfg.nbest]
+
+
+class CachedStep:
+    """Batched scorer with a KV cache: rows are stream-major (stream s, beam b) -> s * N + b."""
+
+    def __init__(self, lm: MoeLM, prefixes: list[torch.Tensor]) -> None:
+        self.lm = lm
+        length = max(p.shape[0] for p in prefixes)
+        embeds = torch.stack([F.pad(p, (0, 0, length - p.shape[0], 0)) for p in prefixes])  # left pad
+        self.valid = torch.stack([torch.arange(length) >= length - p.shape[0] for p in prefixes])
+        self.streams = len(prefixes)
+        logits, self.cache, _ = lm(embeds, self.valid)
+        self.first = logits[:, -1].log_softmax(-1)[:, None]  # (S, 1, V)
+        self.n = 1
+
+    def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
+        if parents is None or last is None:
+            return self.first
+        s, n_new = self.streams, parents.shape[0]
+        rows = (torch.arange(s)[:, None] * self.n + parents[None, :]).flatten()
+        self.cache = reorder_cache(self.cache, rows)
+        self.valid = torch.cat([self.valid.index_select(0, rows), torch.ones(s * n_new, 1, dtype=torch.bool)], 1)
+        tokens = last.repeat(s)[:, None]  # (S*N, 1)
+        logits, self.cache, _ = self.lm(self.lm.embed(tokens), self.valid, cache=self.cache)
+        self.n = n_new
+        return logits[:, -1].log_softmax(-1).view(s, n_new, -1)
+
+
+class UncachedStep:
+    """Reference scorer: every hypothesis of every stream re-run from scratch, one at a time."""
+
+    def __init__(self, lm: MoeLM, prefixes: list[torch.Tensor]) -> None:
+        self.lm, self.prefixes = lm, prefixes
+        self.hyps: list[list[int]] = [[]]
+
+    def _score(self, prefix: torch.Tensor, tokens: list[int]) -> torch.Tensor:
+        seq = torch.cat([prefix, self.lm.embed(torch.tensor(tokens, dtype=torch.long))])[None]
+        logits, _, _ = self.lm(seq, torch.ones(1, seq.shape[1], dtype=torch.bool))
+        return logits[0, -1].log_softmax(-1)
+
+    def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
+        if parents is not None and last is not None:
+            self.hyps = [self.hyps[p] + [int(tk)] for p, tk in zip(parents.tolist(), last.tolist())]
+        return torch.stack([torch.stack([self._score(p, h) for h in self.hyps]) for p in self.prefixes])
+
+
+@torch.inference_mode()
+def joint_beam_search(
+    lm: MoeLM,
+    free_prefix: torch.Tensor,
+    ctx_prefix: Optional[torch.Tensor],
+    eos_id: int,
+    cfg: BeamConfig,
+    cached: bool = True,
+) -> list[Hypothesis]:
+    """free_prefix / ctx_prefix: (L, D) prompt embeddings ending right before the transcript."""
+    alpha = cfg.alpha if ctx_prefix is not None else 0.0
+    if alpha <= 0.0 or ctx_prefix is None:
+        prefixes = [free_prefix]
+    elif alpha >= 1.0:
+        prefixes, alpha = [ctx_prefix], 0.0  # the single stream is then scored as is
+    else:
+        prefixes = [free_prefix, ctx_prefix]
+    step: StepFn = CachedStep(lm, prefixes) if cached else UncachedStep(lm, prefixes)
+    return search(step, eos_id, cfg, alpha)

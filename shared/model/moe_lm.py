@@ -1,0 +1,181 @@
+"""Decoder-only LM whose feed-forward blocks are top-k routed Mixture-of-Experts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared.model.conformer import rotary
+
+
+@dataclass
+class MoeConfig:
+    n_experts: int = 4
+    top_k: int = 2
+    aux_loss_weight: float = 0.01
+
+
+@dataclass
+class LMConfig:
+    vocab_size: int = 2000
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 4
+    ff_hidden: int = 768
+    dropout: float = 0.1
+    rope_base: float = 10_000.0
+    moe: Optional[MoeConfig] = field(default_factory=MoeConfig)
+
+
+# One (key, value) pair per layer, each (B, H, T_past, Dh).
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def load_balancing_loss(router_logits: list[torch.Tensor], n_experts: int, top_k: int) -> torch.Tensor:
+    """Switch-style auxiliary loss: n_experts * sum_i f_i * P_i, averaged over layers.
+
+    router_logits: per layer (N_tokens, n_experts). f_i is the share of routing slots sent to
+    expert i, P_i the mean router probability of expert i. Equals 1.0 for perfectly uniform routing.
+    """
+    if not router_logits:
+        return torch.zeros(())
+    losses = []
+    for logits in router_logits:
+        probs = logits.float().softmax(-1)
+        chosen = probs.topk(top_k, dim=-1).indices
+        share = F.one_hot(chosen, n_experts).float().sum(1).mean(0) / top_k
+        losses.append(n_experts * (share * probs.mean(0)).sum())
+    return torch.stack(losses).mean()
+
+
+class Expert(nn.Module):
+    def __init__(self, d: int, hidden: int) -> None:
+        super().__init__()
+        self.gate = nn.Linear(d, hidden, bias=False)
+        self.up = nn.Linear(d, hidden, bias=False)
+        self.down = nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+class MoeFeedForward(nn.Module):
+    """Routes every token to its top-k experts; returns (output (B, T, D), router logits (B*T, E))."""
+
+    def __init__(self, d: int, hidden: int, moe: MoeConfig) -> None:
+        super().__init__()
+        self.moe = moe
+        self.router = nn.Linear(d, moe.n_experts, bias=False)
+        self.experts = nn.ModuleList(Expert(d, hidden) for _ in range(moe.n_experts))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = x.reshape(-1, x.shape[-1])
+        logits = self.router(flat)
+        weights, chosen = logits.topk(self.moe.top_k, dim=-1)
+        weights = weights.softmax(-1)
+        out = torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            rows, slot = torch.where(chosen == e)
+            if rows.numel():
+                out.index_add_(0, rows, expert(flat[rows]) * weights[rows, slot, None])
+        return out.view_as(x), logits
+
+
+class DenseFeedForward(nn.Module):
+    def __init__(self, d: int, hidden: int) -> None:
+        super().__init__()
+        self.ff = Expert(d, hidden)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.ff(x), None
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: LMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.attn_norm = nn.RMSNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.ff_norm = nn.RMSNorm(cfg.d_model)
+        self.ff: nn.Module = (
+            MoeFeedForward(cfg.d_model, cfg.ff_hidden, cfg.moe) if cfg.moe else DenseFeedForward(cfg.d_model, cfg.ff_hidden)
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        past: Optional[tuple[torch.Tensor, torch.Tensor]],
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
+        """x (B, T, D); positions (B, T); mask (B, 1, T, T_past + T) True where attending is allowed."""
+        b, t, d = x.shape
+        h = self.cfg.n_heads
+        q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        q, k = rotary(q, positions, self.cfg.rope_base), rotary(k, positions, self.cfg.rope_base)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.cfg.dropout if self.training else 0.0)
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
+        ff, router_logits = self.ff(self.ff_norm(x))
+        return x + self.drop(ff), (k, v), router_logits
+
+
+class MoeLM(nn.Module):
+    def __init__(self, cfg: LMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.RMSNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head.weight = self.embed.weight  # tied: fewer parameters for a small model
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def forward(
+        self,
+        embeds: torch.Tensor,
+        key_valid: torch.Tensor,
+        positions: Optional[torch.Tensor] = None,
+        cache: Optional[KVCache] = None,
+    ) -> tuple[torch.Tensor, KVCache, list[torch.Tensor]]:
+        """embeds (B, T, D); key_valid (B, T_past + T) marks real (non-pad) keys.
+
+        Returns logits (B, T, V), the updated cache and router logits per MoE layer.
+        """
+        b, t, _ = embeds.shape
+        past_len = cache[0][0].shape[2] if cache else 0
+        if positions is None:
+            positions = (key_valid.long().cumsum(-1) - 1).clamp(min=0)[:, past_len:]
+        causal = torch.ones(t, past_len + t, dtype=torch.bool, device=embeds.device).tril(past_len)
+        mask = causal[None, None] & key_valid[:, None, None, :]
+        # A fully padded query row would give NaN; let it see itself (its output is ignored).
+        keys = torch.arange(past_len + t, device=embeds.device)
+        mask = mask | (keys[None, :] == (keys[past_len:])[:, None])[None, None]
+        x = embeds
+        new_cache: KVCache = []
+        routers: list[torch.Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x, kv, router = layer(x, positions, mask, cache[i] if cache else None)
+            new_cache.append(kv)
+            if router is not None:
+                routers.append(router)
+        return self.head(self.norm(x)), new_cache, routers
+
+
+def reorder_cache(cache: KVCache, index: torch.Tensor) -> KVCache:
+    """Select beams: every (B, H, T, Dh) tensor -> (len(index), H, T, Dh)."""
+    return [(k.index_select(0, index), v.index_select(0, index)) for k, v in cache]

@@ -1,0 +1,136 @@
+"""Recognition steps shared by the services and the embedded server: encode, decode, segment,
+word timing. Services wrap these in servicers; no transport code lives here."""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from shared.bundle import default_bundle_dir, load_bundle
+from shared.engines import EncoderEngine, EncoderOutput, make_encoder_engine
+from shared.features import fbank, normalize
+from shared.model.beam_search import BeamConfig, joint_beam_search
+
+FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
+
+
+@dataclass
+class Word:
+    word: str
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class NBestEntry:
+    text: str
+    score: float
+
+
+class AsrCore:
+    """A loaded bundle: the encoder engine for `encode`, the LM for `decode`."""
+
+    def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0) -> None:
+        self.bundle_dir = Path(bundle_dir) if bundle_dir else default_bundle_dir()
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.tok, self.meta = load_bundle(self.bundle_dir)
+        self.engine: EncoderEngine = make_encoder_engine(engine, self.model, self.bundle_dir, threads)
+        self.lock = threading.Lock()  # torch intra-op threads already use the cores; serialize decodes
+
+    # ---- encoder side --------------------------------------------------------------------------
+    def encode(self, samples: np.ndarray) -> tuple[EncoderOutput, str, list[Word]]:
+        """16 kHz float32 (N,) -> speech embeddings, CTC greedy text and its word timings."""
+        out = self.engine.encode(normalize(fbank(samples)))
+        text, words = self.ctc_greedy(out.ctc_logp)
+        return out, text, words
+
+    def ctc_greedy(self, ctc_logp: np.ndarray) -> tuple[str, list[Word]]:
+        blank = ctc_logp.shape[-1] - 1
+        best = ctc_logp.argmax(-1)
+        pieces: list[tuple[int, int]] = []  # (token, frame)
+        prev = -1
+        for t, tokid in enumerate(best.tolist()):
+            if tokid != prev and tokid != blank:
+                pieces.append((tokid, t))
+            prev = tokid
+        words: list[Word] = []
+        for tokid, t in pieces:
+            piece = self.tok.id_to_piece(tokid)
+            if tokid in self.tok.special_ids or piece.startswith("<0x"):
+                continue
+            if piece.startswith("\u2581") or not words:
+                words.append(Word(piece.lstrip("\u2581"), t * FRAME_S, (t + 1) * FRAME_S))
+            else:
+                words[-1].word += piece
+                words[-1].end_s = (t + 1) * FRAME_S
+        words = [w for w in words if w.word]
+        return " ".join(w.word for w in words), words
+
+    # ---- decoder side --------------------------------------------------------------------------
+    def decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig) -> list[NBestEntry]:
+        """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free."""
+        with self.lock, torch.inference_mode():
+            sp = torch.from_numpy(np.array(speech, dtype=np.float32))  # a writable copy
+            free = self.model.prefix_embeds(self.tok, sp, None)
+            ctx = self.model.prefix_embeds(self.tok, sp, list(context_ids)) if context_ids else None
+            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg)
+        return [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
+
+
+def align_words(text: str, anchors: list[Word], duration_s: float) -> list[Word]:
+    """Word timings for `text`: words matching the CTC greedy words take their times, the rest are
+    spread evenly between their matched neighbours."""
+    words = text.split()
+    if not words:
+        return []
+    times: list[Optional[tuple[float, float]]] = [None] * len(words)
+    matcher = difflib.SequenceMatcher(a=[w.word for w in anchors], b=words, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            a = anchors[block.a + k]
+            times[block.b + k] = (a.start_s, a.end_s)
+    out: list[Word] = []
+    i = 0
+    while i < len(words):
+        if times[i] is not None:
+            start, end = times[i]  # type: ignore[misc]
+            out.append(Word(words[i], start, end))
+            i += 1
+            continue
+        j = i
+        while j < len(words) and times[j] is None:
+            j += 1
+        left = out[-1].end_s if out else 0.0
+        right = times[j][0] if j < len(words) else duration_s  # type: ignore[index]
+        step = max(right - left, 0.0) / (j - i)
+        for k in range(i, j):
+            out.append(Word(words[k], left + (k - i) * step, left + (k - i + 1) * step))
+        i = j
+    return out
+
+
+def segment_audio(samples: np.ndarray, max_s: float, rate: int = 16_000) -> list[tuple[int, int]]:
+    """Windows of at most max_s seconds, each cut at the quietest 100 ms in its last third, so a
+    cut lands in a pause rather than inside a word. Short audio is one window."""
+    n = len(samples)
+    limit = int(max_s * rate)
+    if n <= limit:
+        return [(0, n)]
+    hop = rate // 100  # 10 ms energy frames
+    energy = np.convolve(samples.astype(np.float64) ** 2, np.ones(hop * 10) / (hop * 10), mode="same")[::hop]
+    windows, start = [], 0
+    while n - start > limit:
+        lo, hi = start + limit * 2 // 3, start + limit
+        cut_frame = lo // hop + int(np.argmin(energy[lo // hop : hi // hop]))
+        cut = max(cut_frame * hop, start + hop)
+        windows.append((start, cut))
+        start = cut
+    windows.append((start, n))
+    return windows

@@ -1,0 +1,71 @@
+"""Typed settings from environment variables, validated at start-up (fail fast, clear message)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEEDASR_", extra="ignore")
+
+    # model
+    model: str = Field("", description="bundle directory; empty = bundles/default")
+    engine: Literal["auto", "torch", "onnx", "tensorrt"] = "auto"
+    threads: int = Field(0, ge=0, description="intra-op threads for torch/ONNX Runtime; 0 = library default")
+
+    # serving
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535)
+    workers: int = Field(8, ge=1)
+    grace_s: float = Field(5.0, ge=0)
+    deadline_s: float = Field(30.0, gt=0, description="deadline of every outgoing call")
+    max_message_mb: int = Field(32, ge=1)
+
+    # mesh wiring
+    transport: Literal["nats", "grpc"] = "nats"
+    encoder_addr: str = "127.0.0.1:50061"
+    context_addr: str = "127.0.0.1:50062"
+    decoder_addr: str = "127.0.0.1:50063"
+    nats_url: str = Field("nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    nats_chunk_kb: int = Field(512, ge=16, description="window size for payloads above NATS max_payload")
+
+    # recognition defaults
+    max_audio_s: float = Field(600.0, gt=0)
+    beam_size: int = Field(4, ge=1, le=32)
+    nbest: int = Field(4, ge=1, le=32)
+    context_weight: float = Field(0.5, ge=0, le=1)
+    context_budget: int = Field(96, ge=0)
+    segment_s: float = Field(20.0, gt=1, description="long audio is decoded in windows of at most this length")
+
+    # sessions
+    history_max_turns: int = Field(20, ge=1)
+    history_ttl_s: int = Field(24 * 3600, ge=1)
+
+    # reward side
+    rl_store: str = Field("", description="redis (mesh) or a JSONL path (embedded); empty = by mode")
+    celery_broker: str = ""
+    trace_file: str = Field("", description="also write spans as JSON lines here (tests, debugging)")
+    log_level: str = "INFO"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.celery_broker or self.redis_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; on a bad value print which variable is wrong and exit with status 2."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            env = name if name.isupper() else f"SEEDASR_{name.upper()}"
+            lines.append(f"  {env}: {err['msg']} (got {err.get('input')!r})")
+        print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None

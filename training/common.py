@@ -1,0 +1,168 @@
+"""Pieces every training stage shares: manifests, a feature cache, batching, SpecAugment,
+checkpoints that resume, loss logs and plots."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from shared.audio import read_audio_file
+from shared.features import fbank, normalize
+
+torch.set_num_threads(2)
+
+
+def read_manifest(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+class FeatureCache:
+    """All utterances' normalised fbank features in one float16 array, built once per manifest."""
+
+    def __init__(self, manifest: str | Path, max_seconds: float = 20.0) -> None:
+        manifest = Path(manifest)
+        self.rows = [r for r in read_manifest(manifest) if r.get("duration", 0) <= max_seconds]
+        cache = manifest.with_suffix(".feats.npy")
+        index = manifest.with_suffix(".feats.json")
+        if cache.exists() and index.exists() and json.loads(index.read_text())["n"] == len(self.rows):
+            self.data = np.load(cache, mmap_mode="r")
+            self.offsets = json.loads(index.read_text())["offsets"]
+            return
+        chunks, offsets, pos = [], [], 0
+        for row in tqdm(self.rows, desc=f"fbank {manifest.parent.name}"):
+            feats = normalize(fbank(read_audio_file(row["audio"]))).astype(np.float16)
+            chunks.append(feats)
+            offsets.append((pos, pos + len(feats)))
+            pos += len(feats)
+        self.data = np.concatenate(chunks)
+        self.offsets = offsets
+        np.save(cache, self.data)
+        index.write_text(json.dumps({"n": len(self.rows), "offsets": offsets}))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def feats(self, i: int) -> np.ndarray:
+        a, b = self.offsets[i]
+        return np.asarray(self.data[a:b], dtype=np.float32)
+
+
+def spec_augment(x: torch.Tensor, rng: random.Random, n_time: int = 2, n_freq: int = 2) -> torch.Tensor:
+    """x (T, F): zero a few time spans (<= 5% each) and frequency bands (<= 12 bins)."""
+    x = x.clone()
+    t, f = x.shape
+    for _ in range(n_freq):
+        w = rng.randint(0, 12)
+        s = rng.randint(0, max(0, f - w))
+        x[:, s : s + w] = 0
+    for _ in range(n_time):
+        w = rng.randint(0, max(1, t // 20))
+        s = rng.randint(0, max(0, t - w))
+        x[s : s + w] = 0
+    return x
+
+
+@dataclass
+class FeatBatch:
+    feats: torch.Tensor  # (B, T, F)
+    lengths: torch.Tensor  # (B,)
+    rows: list[dict[str, Any]]
+
+
+def feature_batches(cache: FeatureCache, max_frames: int, rng: random.Random, augment: bool) -> Iterator[FeatBatch]:
+    """One epoch of length-bucketed batches holding at most `max_frames` padded frames."""
+    order = sorted(range(len(cache)), key=lambda i: cache.offsets[i][1] - cache.offsets[i][0] + rng.random() * 50)
+    batches, cur, longest = [], [], 0
+    for i in order:
+        n = cache.offsets[i][1] - cache.offsets[i][0]
+        if cur and max(longest, n) * (len(cur) + 1) > max_frames:
+            batches.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, n)
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    for idx in batches:
+        feats = [torch.from_numpy(cache.feats(i)) for i in idx]
+        if augment:
+            feats = [spec_augment(f, rng) for f in feats]
+        lengths = torch.tensor([len(f) for f in feats])
+        padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+        yield FeatBatch(padded, lengths, [cache.rows[i] for i in idx])
+
+
+class Checkpointer:
+    """Saves model + optimizer + step every few minutes, and resumes from the last one."""
+
+    def __init__(self, path: Path, every_s: float = 120.0) -> None:
+        self.path, self.every_s, self.last = path, every_s, time.time()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def load(self, model: torch.nn.Module, opt: torch.optim.Optimizer | None) -> dict[str, Any]:
+        if not self.path.exists():
+            return {"step": 0, "log": []}
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        if opt is not None and "opt" in state:
+            opt.load_state_dict(state["opt"])
+        print(f"resumed {self.path} at step {state['step']}")
+        return state
+
+    def maybe_save(self, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int, log: list,
+                   elapsed: float, force: bool = False) -> None:
+        if force or time.time() - self.last > self.every_s:
+            tmp = self.path.with_suffix(".tmp")
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log, "elapsed": elapsed}
+            torch.save(state, tmp)
+            tmp.replace(self.path)
+            self.last = time.time()
+
+
+def lr_at(step: int, progress: float, peak: float, warmup: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay over the stage's time budget."""
+    scale = min(1.0, (step + 1) / warmup)
+    return peak * scale * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(1.0, progress))))
+
+
+class TimeBudget:
+    """A stage's wall-clock budget that survives restarts (elapsed time is kept in the checkpoint)."""
+
+    def __init__(self, minutes: float, elapsed: float = 0.0) -> None:
+        self.total, self.start, self.before = minutes * 60, time.time(), elapsed
+
+    @property
+    def elapsed(self) -> float:
+        return self.before + time.time() - self.start
+
+    @property
+    def progress(self) -> float:
+        return self.elapsed / self.total
+
+    def left(self) -> bool:
+        return self.elapsed < self.total
+
+
+def plot_losses(logs: dict[str, list[tuple[int, float]]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(logs), figsize=(4 * len(logs), 3))
+    for ax, (name, points) in zip(np.atleast_1d(axes), logs.items()):
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out)

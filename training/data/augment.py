@@ -1,0 +1,97 @@
+"""Waveform augmentation so a few synthetic voices cover many speakers and rooms.
+
+Speed perturbation and vocal-tract-length-like formant warping (resampling then restoring the
+duration), additive white/pink/babble-like noise at random SNR, synthetic reverberation and a
+telephone band. Feature-level SpecAugment lives in training/common.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
+
+RATE = 16_000
+
+
+def speed(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Play faster/slower (pitch and tempo together), like Kaldi's speed perturbation."""
+    up = 100
+    down = int(round(100 * factor))
+    return resample_poly(samples, up, down).astype(np.float32)
+
+
+def formant_shift(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Scale the spectral envelope (a vocal-tract-length change) while keeping the duration.
+
+    Resample by `factor` (shifting every frequency), then time-stretch back with a phase-free
+    overlap-add of windows, which keeps the shifted spectrum but restores the original tempo.
+    """
+    shifted = speed(samples, factor)
+    win, hop_out = 512, 128
+    hop_in = max(1, int(round(hop_out * len(shifted) / max(len(samples), 1))))
+    window = np.hanning(win).astype(np.float32)
+    n_frames = max(1, (len(samples) - win) // hop_out + 1)
+    out = np.zeros(n_frames * hop_out + win, dtype=np.float32)
+    norm = np.zeros_like(out)
+    padded = np.pad(shifted, (0, win + hop_in * n_frames))
+    for i in range(n_frames):
+        seg = padded[i * hop_in : i * hop_in + win] * window
+        out[i * hop_out : i * hop_out + win] += seg
+        norm[i * hop_out : i * hop_out + win] += window
+    return (out / np.maximum(norm, 1e-3))[: len(samples)].astype(np.float32)
+
+
+def noise(n: int, rng: np.random.Generator, color: str) -> np.ndarray:
+    white = rng.standard_normal(n).astype(np.float32)
+    if color == "white":
+        return white
+    spectrum = np.fft.rfft(white)
+    freqs = np.maximum(np.arange(len(spectrum)), 1)
+    exponent = {"pink": 0.5, "brown": 1.0}[color]
+    return np.fft.irfft(spectrum / freqs**exponent, n).astype(np.float32)
+
+
+def add_noise(samples: np.ndarray, rng: np.random.Generator, snr_db: float, color: str = "pink") -> np.ndarray:
+    nz = noise(len(samples), rng, color)
+    sig_pow = float(np.mean(samples**2)) + 1e-9
+    nz_pow = float(np.mean(nz**2)) + 1e-9
+    return (samples + nz * np.sqrt(sig_pow / (nz_pow * 10 ** (snr_db / 10)))).astype(np.float32)
+
+
+def reverb(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with an exponentially decaying noise impulse response (RT60 0.2-0.8 s)."""
+    rt60 = rng.uniform(0.2, 0.8)
+    n = int(rt60 * RATE)
+    t = np.arange(n) / RATE
+    ir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    ir[0] = 1.0
+    wet = fftconvolve(samples, ir / np.sqrt(np.sum(ir**2)))[: len(samples)]
+    return (0.6 * samples + 0.4 * wet).astype(np.float32)
+
+
+def telephone(samples: np.ndarray) -> np.ndarray:
+    sos = butter(4, [300, 3400], btype="bandpass", fs=RATE, output="sos")
+    narrow = resample_poly(sosfilt(sos, samples), 1, 2)
+    return resample_poly(narrow, 2, 1).astype(np.float32)
+
+
+def augment(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    """Random chain of augmentations; about one utterance in five stays clean."""
+    tags = []
+    if rng.random() < 0.6:
+        f = float(rng.choice([0.9, 0.95, 1.05, 1.1]))
+        samples, tags = speed(samples, f), tags + [f"speed{f}"]
+    if rng.random() < 0.5:
+        f = float(rng.uniform(0.85, 1.18))
+        samples, tags = formant_shift(samples, f), tags + [f"vtlp{f:.2f}"]
+    if rng.random() < 0.25:
+        samples, tags = reverb(samples, rng), tags + ["reverb"]
+    if rng.random() < 0.1:
+        samples, tags = telephone(samples), tags + ["telephone"]
+    if rng.random() < 0.5:
+        snr = float(rng.uniform(5, 30))
+        color = str(rng.choice(["white", "pink", "brown"]))
+        samples, tags = add_noise(samples, rng, snr, color), tags + [f"{color}{snr:.0f}dB"]
+    peak = float(np.max(np.abs(samples))) + 1e-6
+    gain = rng.uniform(0.2, 0.95) / peak
+    return (samples * gain).astype(np.float32), tags

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Dev sets: held-out sentences in the reserved voices (evaluation only) and held-out espeak accents.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+export PYTHONPATH=.
+make_set() { local out=$1; shift; [ -f "data/$out/manifest.jsonl" ] || "$PY" -m training.data.synth --out "data/$out" --split dev --count 200 "$@"; }
+make_set dev_flite_slt --seed 101 --voices flite:slt
+make_set dev_festival_slt --seed 102 --voices festival:cmu_us_slt_arctic_hts
+make_set dev_festival_ked --seed 103 --voices festival:ked_diphone
+make_set dev_espeak_heldout --seed 104 --voices espeak:en-us-nyc,espeak:en-gb-x-gbcwmd+m3,espeak:en-us-nyc+f2,espeak:en-gb-x-gbcwmd+f4
+make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
+[ -f data/context_eval/manifest.jsonl ] || "$PY" -m training.data.context_eval --out data/context_eval --count 150
+[ -f data/long_slt/manifest.jsonl ] || "$PY" -m training.data.long_form --out data/long_slt --minutes 4.5

@@ -1,0 +1,152 @@
+"""Synthesise (audio, text) manifests with espeak-ng and flite, with augmentation.
+
+    python -m training.data.synth --out data/train --hours 8 --split train
+    python -m training.data.synth --out data/dev --split dev      # reserved voices, held-out accents
+
+Training never uses flite `slt` or any festival voice: `TRAIN_VOICES` cannot name them, and
+`check_training_voice` refuses them at run time as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from shared.audio import TARGET_RATE, decode_audio
+from training.data.augment import augment
+from training.data.text import sentence_stream
+
+ESPEAK_TRAIN_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-rp"]
+ESPEAK_HELDOUT_ACCENTS = ["en-us-nyc", "en-gb-x-gbcwmd"]
+ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5",
+                   "+klatt", "+klatt2", "+croak", "+whisper"]
+FLITE_TRAIN_VOICES = ["kal", "kal16", "awb", "rms"]
+RESERVED = {"flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"}
+
+
+def check_training_voice(voice: str) -> None:
+    if voice in RESERVED or voice.startswith("festival:"):
+        raise ValueError(f"voice {voice} is reserved for evaluation and must never be trained on")
+
+
+@dataclass
+class Job:
+    uid: str
+    text: str
+    entity: str
+    voice: str  # "espeak:en-gb+f2", "flite:kal", "festival:ked_diphone"
+    rate: int  # espeak words per minute
+    pitch: int  # espeak 0..99
+    seed: int
+    out_dir: str
+    augment: bool
+    noise_snr: float | None = None
+
+
+def tts(voice: str, text: str, rate: int, pitch: int) -> np.ndarray:
+    engine, name = voice.split(":", 1)
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        if engine == "espeak":
+            cmd = ["espeak-ng", "-v", name, "-s", str(rate), "-p", str(pitch), "-w", tmp.name, text]
+        elif engine == "flite":
+            cmd = ["flite", "-voice", name, "-t", text, "-o", tmp.name]
+        elif engine == "festival":
+            cmd = ["text2wave", "-eval", f"(voice_{name})", "-o", tmp.name]
+        else:
+            raise ValueError(f"unknown engine {engine}")
+        subprocess.run(cmd, input=text.encode() if engine == "festival" else None, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        return decode_audio(Path(tmp.name).read_bytes())
+
+
+def run_job(job: Job) -> dict | None:
+    try:
+        samples = tts(job.voice, job.text, job.rate, job.pitch)
+    except (subprocess.SubprocessError, ValueError):
+        return None
+    rng = np.random.default_rng(job.seed)
+    tags: list[str] = []
+    if job.augment:
+        samples, tags = augment(samples, rng)
+    elif job.noise_snr is not None:
+        from training.data.augment import add_noise
+
+        samples = add_noise(samples, rng, job.noise_snr, color="pink")
+        tags = [f"pink{job.noise_snr:g}dB"]
+    path = Path(job.out_dir) / "wav" / f"{job.uid}.wav"
+    sf.write(path, samples, TARGET_RATE, subtype="PCM_16")
+    row = {"id": job.uid, "audio": str(path), "text": job.text, "voice": job.voice,
+           "duration": round(len(samples) / TARGET_RATE, 3), "aug": tags}
+    if job.entity:
+        row["entities"] = [job.entity]
+    return row
+
+
+def train_voice(rng: random.Random) -> str:
+    if rng.random() < 0.7:
+        voice = "espeak:" + rng.choice(ESPEAK_TRAIN_ACCENTS) + rng.choice(ESPEAK_VARIANTS)
+    else:
+        voice = "flite:" + rng.choice(FLITE_TRAIN_VOICES)
+    check_training_voice(voice)
+    return voice
+
+
+def make_jobs(split: str, out_dir: str, count: int, seed: int, voices: list[str] | None, noise_snr: float | None) -> list[Job]:
+    rng = random.Random(seed)
+    stream = sentence_stream(seed, dev=split != "train")
+    jobs = []
+    for i in range(count):
+        text, entity = next(stream)
+        voice = voices[i % len(voices)] if voices else train_voice(rng)
+        if split == "train":
+            check_training_voice(voice)
+        jobs.append(Job(f"{Path(out_dir).name}-{i:06d}", text, entity, voice, rng.randint(120, 210),
+                        rng.randint(25, 80), seed * 1_000_003 + i, out_dir, augment=split == "train",
+                        noise_snr=noise_snr))
+    return jobs
+
+
+def synthesise(jobs: list[Job], manifest: Path, workers: int) -> None:
+    Path(jobs[0].out_dir, "wav").mkdir(parents=True, exist_ok=True)
+    done = set()
+    if manifest.exists():  # resume: keep what is there, make only what is missing
+        done = {json.loads(line)["id"] for line in manifest.read_text().splitlines() if line.strip()}
+    todo = [j for j in jobs if j.uid not in done]
+    hours = 0.0
+    with Pool(workers) as pool, manifest.open("a") as out:
+        for row in tqdm(pool.imap(run_job, todo, chunksize=8), total=len(todo), desc=manifest.name):
+            if row:
+                hours += row["duration"] / 3600
+                out.write(json.dumps(row) + "\n")
+                out.flush()
+    print(f"{manifest}: +{len(todo)} utterances, +{hours:.2f} h")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--split", choices=["train", "dev"], default="train")
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--voices", default="", help="comma-separated engine:voice list (default: training voices)")
+    ap.add_argument("--noise-snr", type=float, default=None, help="add pink noise at this SNR (dev sets)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    voices = [v for v in args.voices.split(",") if v] or None
+    jobs = make_jobs(args.split, args.out, args.count, args.seed, voices, args.noise_snr)
+    synthesise(jobs, Path(args.out) / "manifest.jsonl", args.workers)
+
+
+if __name__ == "__main__":
+    main()

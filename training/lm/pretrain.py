@@ -1,0 +1,101 @@
+"""Text pretraining of the MoE LM, in the prompt format, so the frozen LM already reads context.
+
+    python -m training.lm.pretrain            (uses training/recipe.py; resumes from its checkpoint)
+
+Steps: build a text corpus from the train split (never dev sentences), train the SentencePiece
+tokenizer on it, then train the LM on `<s> instruction [<ctx> context </ctx>] <speech> </speech> text </s>`
+with an empty speech span. Half the examples carry a dialogue context that names an entity the
+sentence then says; some carry only distractors.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from shared.context import assemble_context
+from shared.model.asr import INSTRUCTION_PLAIN, INSTRUCTION_WITH_CONTEXT, SeedASR
+from shared.tokenizer import Tokenizer, train_tokenizer
+from training.common import Checkpointer, TimeBudget, lr_at
+from training.data.contexts import dialogue_context
+from training.data.text import EntityFaker, entity_sentence, sentence_stream
+from training.recipe import Recipe, model_config
+
+CONTEXT_BUDGET = 96
+
+
+def build_corpus(path: Path, n: int, seed: int = 7) -> list[str]:
+    if path.exists():
+        return path.read_text().splitlines()
+    stream = sentence_stream(seed, dev=False)
+    lines = [next(stream)[0] for _ in tqdm(range(n), desc="corpus")]
+    lines += [INSTRUCTION_PLAIN, INSTRUCTION_WITH_CONTEXT] * 50
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return lines
+
+
+def text_examples(tok: Tokenizer, corpus: list[str], rng: random.Random, ents: EntityFaker, n: int):
+    """n (context ids | None, target ids) pairs in the three flavours described above."""
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.5:
+            sent, entity, _ = entity_sentence(ents, rng)
+            ctx = dialogue_context(rng, ents, entity, rng.randint(0, 4))
+        elif r < 0.6:
+            sent = rng.choice(corpus)
+            ctx = dialogue_context(rng, ents, None, rng.randint(1, 4))
+        else:
+            sent, ctx = rng.choice(corpus), None
+        ids = assemble_context(tok, ctx, CONTEXT_BUDGET).token_ids if ctx else None
+        out.append((ids, tok.encode(sent)[:60]))
+    return out
+
+
+def main() -> None:
+    recipe = Recipe.from_env()
+    work = recipe.work_dir
+    corpus = build_corpus(work / "corpus.txt", recipe.lm_sentences)
+    tok_file = work / "tokenizer.model"
+    tok = Tokenizer(tok_file) if tok_file.exists() else train_tokenizer(corpus, work / "tokenizer", recipe.vocab_size)
+    cfg = model_config(tok.vocab_size)
+    model = SeedASR.build(cfg)
+    lm = model.lm
+    opt = torch.optim.AdamW(lm.parameters(), lr=recipe.lm.peak_lr, weight_decay=0.01)
+    ckpt = Checkpointer(work / "lm.pt")
+    state = ckpt.load(lm, opt)
+    step, log = state["step"], state["log"]
+    rng, ents = random.Random(step), EntityFaker(1000 + step)
+    budget = TimeBudget(recipe.lm.minutes, state.get("elapsed", 0.0))
+    bar = tqdm(desc="lm", initial=step)
+    lm.train()
+    while budget.left():
+        batch = model.build_batch(tok, None, None, *zip(*text_examples(tok, corpus, rng, ents, 32)))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, budget.progress, recipe.lm.peak_lr, 200)
+        ce, aux = model.lm_loss(batch)
+        loss = ce + cfg.lm.moe.aux_loss_weight * aux if cfg.lm.moe else ce
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            log.append((step, float(ce)))
+            bar.set_postfix(ce=f"{float(ce):.3f}", aux=f"{float(aux):.3f}")
+        bar.update(1)
+        ckpt.maybe_save(lm, opt, step, log, budget.elapsed)
+    ckpt.maybe_save(lm, opt, step, log, budget.elapsed, force=True)
+    torch.save({"lm": lm.state_dict(), "vocab_size": tok.vocab_size}, work / "lm_final.pt")
+    (work / "lm_stats.json").write_text(json.dumps({"steps": step, "final_ce": log[-1][1] if log else None,
+                                                    "minutes": recipe.lm.minutes}))
+    print(f"lm: {step} steps, ce {log[-1][1] if log else float('nan'):.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The default recipe: model sizes and per-stage budgets for this 2-core CPU.
+
+Scaling up is a matter of a bigger `model_config()` and larger budgets, not code changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from shared.model.asr import ASRConfig
+from shared.model.conformer import ConformerConfig
+from shared.model.converter import ConverterConfig
+from shared.model.moe_lm import LMConfig, MoeConfig
+
+
+@dataclass
+class StageBudget:
+    minutes: float
+    peak_lr: float
+    max_frames: int = 12_000  # padded fbank frames per batch
+
+
+@dataclass
+class Recipe:
+    work_dir: Path = Path("runs/default")
+    train_manifest: Path = Path("data/train/manifest.jsonl")
+    vocab_size: int = 1000
+    lm_sentences: int = 120_000
+    lm: StageBudget = field(default_factory=lambda: StageBudget(15, 2e-3))
+    ssl1: StageBudget = field(default_factory=lambda: StageBudget(8, 1e-3))
+    ssl2: StageBudget = field(default_factory=lambda: StageBudget(5, 1e-3))
+    sft: StageBudget = field(default_factory=lambda: StageBudget(45, 1.5e-3))
+    context_sft: StageBudget = field(default_factory=lambda: StageBudget(20, 5e-4))
+    kmeans_clusters: int = 200
+
+    @classmethod
+    def from_env(cls) -> "Recipe":
+        """SEEDASR_RECIPE=path.json overrides fields (budgets as {"minutes": .., "peak_lr": ..})."""
+        r = cls()
+        path = os.environ.get("SEEDASR_RECIPE")
+        if path:
+            for k, v in json.loads(Path(path).read_text()).items():
+                cur = getattr(r, k)
+                setattr(r, k, StageBudget(**v) if isinstance(cur, StageBudget) else type(cur)(v))
+        return r
+
+    def dump(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+def model_config(vocab_size: int) -> ASRConfig:
+    enc = ConformerConfig(d_model=144, n_heads=4, n_layers=6, conv_kernel=15, subsample_channels=64)
+    return ASRConfig(
+        encoder=enc,
+        converter=ConverterConfig(d_in=enc.d_model, d_out=256, splice=2),
+        lm=LMConfig(vocab_size=vocab_size, d_model=256, n_layers=4, n_heads=4, ff_hidden=512,
+                    moe=MoeConfig(n_experts=4, top_k=2)),
+        ctc_weight=0.3,
+    )

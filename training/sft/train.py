@@ -1,0 +1,122 @@
+"""SFT and context SFT of the AcLLM.
+
+    python -m training.sft.train --stage sft           # encoder + converter (+ CTC) train, LM frozen
+    python -m training.sft.train --stage context_sft   # from SFT: (context, speech, text) triples mixed
+                                                       # with plain SFT data; the LM trains at a low rate
+
+Both stages use the one prompt format of shared/model/asr.py, so context SFT needs no format change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+
+import torch
+from tqdm import tqdm
+
+from shared.context import assemble_context
+from shared.model.asr import SeedASR
+from shared.tokenizer import Tokenizer
+from training.common import Checkpointer, FeatureCache, TimeBudget, feature_batches, lr_at
+from training.data.contexts import dialogue_context
+from training.data.text import EntityFaker
+from training.recipe import Recipe, model_config
+
+CONTEXT_BUDGET = 96
+
+
+def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
+    work = recipe.work_dir
+    cfg = model_config(tok.vocab_size)
+    probe_file = work / "probe.json"
+    if probe_file.exists():
+        cfg.encoder_layers = int(json.loads(probe_file.read_text())["best_layer"])
+    model = SeedASR.build(cfg)
+    if stage == "sft":
+        model.lm.load_state_dict(torch.load(work / "lm_final.pt", map_location="cpu")["lm"])
+        ssl = work / "ssl2_final.pt"
+        if ssl.exists():
+            model.encoder.load_state_dict(torch.load(ssl, map_location="cpu"))
+    else:
+        model.load_state_dict(torch.load(work / "sft_final.pt", map_location="cpu"))
+    return model
+
+
+def contexts_for(rows: list[dict], tok: Tokenizer, rng: random.Random, ents: EntityFaker, stage: str) -> list:
+    """Context SFT: entity rows get their entity in context (60%) or distractors only (20%)."""
+    out: list = []
+    for row in rows:
+        if stage == "sft":
+            out.append(None)
+            continue
+        entity = (row.get("entities") or [None])[0]
+        r = rng.random()
+        if entity and r < 0.6:
+            ctx = dialogue_context(rng, ents, entity, rng.randint(0, 4))
+        elif r < 0.8:
+            ctx = dialogue_context(rng, ents, None, rng.randint(1, 4))
+        else:
+            ctx = None
+        out.append(assemble_context(tok, ctx, CONTEXT_BUDGET).token_ids if ctx else None)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=["sft", "context_sft"], required=True)
+    args = ap.parse_args()
+    recipe = Recipe.from_env()
+    work, stage = recipe.work_dir, args.stage
+    budget_cfg = recipe.sft if stage == "sft" else recipe.context_sft
+    tok = Tokenizer(work / "tokenizer.model")
+    model = build_model(recipe, tok, stage)
+    lm_params = list(model.lm.parameters())
+    for p in lm_params:
+        p.requires_grad = stage == "context_sft"
+    other = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
+    groups = [{"params": other, "lr_scale": 1.0}]
+    if stage == "context_sft":
+        groups.append({"params": lm_params, "lr_scale": 0.2})
+    opt = torch.optim.AdamW(groups, lr=budget_cfg.peak_lr, weight_decay=0.01)
+    ckpt = Checkpointer(work / f"{stage}.pt")
+    state = ckpt.load(model, opt)
+    step, log = state["step"], state["log"]
+    budget = TimeBudget(budget_cfg.minutes, state.get("elapsed", 0.0))
+    cache = FeatureCache(recipe.train_manifest)
+    rng, ents = random.Random(step + 11), EntityFaker(500 + step)
+    bar = tqdm(desc=stage, initial=step)
+    model.train()
+    model.lm.train(stage == "context_sft")  # a frozen LM runs without dropout
+    while budget.left():
+        for batch in feature_batches(cache, budget_cfg.max_frames, rng, augment=True):
+            if not budget.left():
+                break
+            targets = [tok.encode(r["text"])[:80] for r in batch.rows]
+            enc, speech, speech_lens, enc_lens = model.encode(batch.feats, batch.lengths)
+            lm_batch = model.build_batch(tok, speech, speech_lens, contexts_for(batch.rows, tok, rng, ents, stage), targets)
+            ce, aux = model.lm_loss(lm_batch)
+            ctc = model.ctc_loss(enc, enc_lens, targets) if model.ctc is not None else torch.zeros(())
+            loss = ce + model.cfg.ctc_weight * ctc
+            if stage == "context_sft" and model.cfg.lm.moe:
+                loss = loss + model.cfg.lm.moe.aux_loss_weight * aux
+            for g in opt.param_groups:
+                g["lr"] = g["lr_scale"] * lr_at(step, budget.progress, budget_cfg.peak_lr, 150)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 5.0)
+            opt.step()
+            step += 1
+            log.append((step, float(ce), float(ctc)))
+            bar.update(1)
+            bar.set_postfix(ce=f"{float(ce):.3f}", ctc=f"{float(ctc):.3f}")
+            ckpt.maybe_save(model, opt, step, log, budget.elapsed)
+    ckpt.maybe_save(model, opt, step, log, budget.elapsed, force=True)
+    torch.save(model.state_dict(), work / f"{stage}_final.pt")
+    (work / f"{stage}_stats.json").write_text(json.dumps({"steps": step, "minutes": budget_cfg.minutes,
+                                                          "final_ce": log[-1][1] if log else None}))
+
+
+if __name__ == "__main__":
+    main()
