@@ -3,6 +3,7 @@ word timing. Services wrap these in servicers; no transport code lives here."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import threading
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ class AsrCore:
     # ---- decoder side --------------------------------------------------------------------------
     def decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig) -> list[NBestEntry]:
         """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free."""
+        # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
+        cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, 10 + len(speech)))
         with self.lock, torch.inference_mode():
             sp = torch.from_numpy(np.array(speech, dtype=np.float32))  # a writable copy
             free = self.model.prefix_embeds(self.tok, sp, None)

@@ -30,9 +30,9 @@ class Recipe:
     vocab_size: int = 1000
     lm_sentences: int = 120_000
     lm: StageBudget = field(default_factory=lambda: StageBudget(15, 2e-3))
-    ssl1: StageBudget = field(default_factory=lambda: StageBudget(8, 1e-3))
-    ssl2: StageBudget = field(default_factory=lambda: StageBudget(5, 1e-3))
-    sft: StageBudget = field(default_factory=lambda: StageBudget(45, 1.5e-3))
+    ssl1: StageBudget = field(default_factory=lambda: StageBudget(10, 1e-3))
+    ssl2: StageBudget = field(default_factory=lambda: StageBudget(6, 1e-3))
+    sft: StageBudget = field(default_factory=lambda: StageBudget(60, 1.5e-3))
     context_sft: StageBudget = field(default_factory=lambda: StageBudget(20, 5e-4))
     kmeans_clusters: int = 200
 

@@ -1,0 +1,76 @@
+"""Shared fixtures: the committed tiny bundle, settings, and the real Redis/NATS from the machine."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_BUNDLE = ROOT / "bundles" / "tiny"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SEEDASR_MODEL", str(TINY_BUNDLE))
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16_000, channels: int = 1, subtype: str = "PCM_16",
+              fmt: str = "WAV") -> bytes:
+    buf = io.BytesIO()
+    data = samples if channels == 1 else np.stack([samples] * channels, axis=1)
+    sf.write(buf, data, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def tone(seconds: float = 1.0, rate: int = 16_000, freq: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle() -> Path:
+    if not (TINY_BUNDLE / "encoder.onnx").exists():
+        from training.tiny_bundle import build_tiny_bundle
+
+        build_tiny_bundle(TINY_BUNDLE)
+    return TINY_BUNDLE
+
+
+@pytest.fixture
+def settings(tiny_bundle: Path, tmp_path: Path):
+    from shared.settings import load_settings
+
+    return load_settings(model=str(tiny_bundle), rl_store=str(tmp_path / "rl.jsonl"), deadline_s=20.0,
+                         beam_size=3, nbest=3)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _reachable("127.0.0.1", 6379):
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (.ci/run starts it)")
+    return "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    if not _reachable("127.0.0.1", 4222):
+        pytest.fail("NATS is not running on 127.0.0.1:4222 (.ci/run starts it)")
+    return "nats://127.0.0.1:4222"

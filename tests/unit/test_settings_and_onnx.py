@@ -1,0 +1,40 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from shared.bundle import load_bundle
+from shared.engines import OnnxEncoder, TorchEncoder
+from tests.conftest import ROOT
+
+
+def test_bad_setting_fails_fast_with_its_name() -> None:
+    proc = subprocess.run([sys.executable, "-c", "from shared.settings import load_settings; load_settings()"],
+                          cwd=ROOT, env={"SEEDASR_BEAM_SIZE": "lots", "PATH": "/usr/bin"}, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "SEEDASR_BEAM_SIZE" in proc.stderr
+
+
+@pytest.mark.parametrize("frames", [37, 300, 1234])
+def test_onnx_encoder_matches_torch(tiny_bundle, frames: int) -> None:
+    model, _, _ = load_bundle(tiny_bundle)
+    feats = np.random.default_rng(frames).standard_normal((frames, model.cfg.encoder.n_mels)).astype(np.float32)
+    a = TorchEncoder(model).encode(feats)
+    b = OnnxEncoder(tiny_bundle / "encoder.onnx").encode(feats)
+    assert a.speech.shape == b.speech.shape
+    np.testing.assert_allclose(a.speech, b.speech, atol=1e-4)
+    np.testing.assert_allclose(a.ctc_logp, b.ctc_logp, atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="TensorRT parity needs an NVIDIA GPU")
+def test_tensorrt_encoder_matches_torch(tiny_bundle, tmp_path) -> None:
+    from shared.engines import TensorRTEncoder
+    from training.export.tensorrt_build import build_engine
+
+    plan = build_engine(tiny_bundle / "encoder.onnx", tmp_path / "encoder.plan", fp16=False)
+    model, _, _ = load_bundle(tiny_bundle)
+    feats = np.random.default_rng(0).standard_normal((300, model.cfg.encoder.n_mels)).astype(np.float32)
+    np.testing.assert_allclose(TorchEncoder(model).encode(feats).speech, TensorRTEncoder(plan).encode(feats).speech,
+                               atol=1e-3)
