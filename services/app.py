@@ -154,7 +154,7 @@ def _reward(settings: Settings, conn: NatsConnection) -> tuple[list[Registration
     def enqueue(turn_id: str, corrected: str, keywords: list[str]) -> None:
         score_feedback_task.apply_async(args=(turn_id, corrected, keywords))
 
-    bridge = RewardBridge(conn, store, enqueue)
+    bridge = RewardBridge(conn, store, enqueue, settings.bridge_durable, settings.bridge_deliver)
     bridge.start()
     reg = Registration(RewardService(store), internal_pb2_grpc.add_RewardServicer_to_server, INTERNAL["Reward"])
     return [reg], bridge

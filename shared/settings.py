@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # reward side
     rl_store: str = Field("", description="redis (mesh) or a JSONL path (embedded); empty = by mode")
     celery_broker: str = ""
+    bridge_durable: str = "reward-bridge"
+    bridge_deliver: Literal["all", "new"] = Field("all", description="where a new bridge consumer starts in the stream")
     trace_file: str = Field("", description="also write spans as JSON lines here (tests, debugging)")
     log_level: str = "INFO"
 

@@ -36,8 +36,8 @@ def handle_event(subject: str, payload: bytes, store: Any, enqueue: Enqueue) -> 
 
 class RewardBridge:
     def __init__(self, conn: NatsConnection, store: Any, enqueue: Enqueue, durable: str = "reward-bridge",
-                 max_deliver: int = 10, ack_wait_s: float = 30.0) -> None:
-        self.conn, self.store, self.enqueue = conn, store, enqueue
+                 deliver: str = "all", max_deliver: int = 10, ack_wait_s: float = 30.0) -> None:
+        self.conn, self.store, self.enqueue, self.deliver = conn, store, enqueue, deliver
         self.durable, self.max_deliver, self.ack_wait_s = durable, max_deliver, ack_wait_s
         self.task: Optional[asyncio.Future] = None
         self.stopping = False
@@ -56,11 +56,13 @@ class RewardBridge:
 
     async def _run(self) -> None:
         from nats.errors import TimeoutError as NatsTimeout
-        from nats.js.api import AckPolicy, ConsumerConfig
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+        policy = DeliverPolicy.NEW if self.deliver == "new" else DeliverPolicy.ALL
         sub = await self.conn.js.pull_subscribe(
             "asr.>", durable=self.durable, stream=STREAM,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=self.max_deliver, ack_wait=self.ack_wait_s),
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=self.max_deliver, ack_wait=self.ack_wait_s,
+                                  deliver_policy=policy),
         )
         loop = asyncio.get_running_loop()
         while not self.stopping:
