@@ -12,7 +12,7 @@ import json
 import random
 from pathlib import Path
 
-from training.data.contexts import dialogue_context
+from training.data.contexts import dialogue_context_with_entities
 from training.data.synth import Job, run_job
 from training.data.text import PLAIN, EntityFaker, entity_sentence, fill, is_dev
 
@@ -31,18 +31,19 @@ def main() -> None:
         distractor = i % 3 == 2
         if distractor:
             text, entity = fill(rng.choice(PLAIN), rng), ""
-            ctx = dialogue_context(rng, ents, None, rng.randint(2, 4))
+            ctx, mentions = dialogue_context_with_entities(rng, ents, None, rng.randint(2, 4))
         else:
             text, entity, _ = entity_sentence(ents, rng)
             while not is_dev(text):  # sentence never seen in training either
                 text, entity, _ = entity_sentence(ents, rng)
-            ctx = dialogue_context(rng, ents, entity, rng.randint(1, 3))
+            ctx, mentions = dialogue_context_with_entities(rng, ents, entity, rng.randint(1, 3))
         job = Job(f"ctx-{i:04d}", text, entity, args.voice, 175, 50, i, str(args.out), augment=False)
         row = run_job(job)
         if row is None:
             continue
         row.update({"history": list(ctx.turns), "hotwords": list(ctx.hotwords), "prompt": ctx.prompt,
-                    "keywords": [entity] if entity else [], "distractor": distractor})
+                    "keywords": [entity] if entity else [], "distractor": distractor,
+                    "context_entities": [m for m in mentions if m != entity]})
         rows.append(row)
     (args.out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"{len(rows)} context rows in {args.out}")

@@ -28,6 +28,12 @@ PROMPTS = ["a voice assistant on a phone", "an in car assistant", "a smart speak
 
 def dialogue_context(rng: random.Random, ents: EntityFaker, entity: str | None, n_distractors: int) -> ContextInput:
     """Context holding `entity` (when given) among `n_distractors` other entities."""
+    return dialogue_context_with_entities(rng, ents, entity, n_distractors)[0]
+
+
+def dialogue_context_with_entities(rng: random.Random, ents: EntityFaker, entity: str | None,
+                                   n_distractors: int) -> tuple[ContextInput, list[str]]:
+    """The context and every entity it mentions (for insertion metrics)."""
     mentions = [ents.person() if rng.random() < 0.5 else rng.choice([ents.city(), ents.company(), ents.product()])
                 for _ in range(n_distractors)]
     if entity:
@@ -42,4 +48,4 @@ def dialogue_context(rng: random.Random, ents: EntityFaker, entity: str | None, 
             turns.append(rng.choice(ASSISTANT_TURNS if where < 0.7 else USER_TURNS).format(e=m))
         if rng.random() < 0.3:
             turns.append(rng.choice(ASSISTANT_TURNS).format(e=ents.city()))
-    return ContextInput(turns=turns, hotwords=hotwords, prompt=rng.choice(PROMPTS))
+    return ContextInput(turns=turns, hotwords=hotwords, prompt=rng.choice(PROMPTS)), mentions

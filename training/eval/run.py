@@ -1,0 +1,235 @@
+"""Evaluation: WER per dev set side by side with PocketSphinx (same audio, one run), CPU time and
+RTF of each; context keyword recall / distractor insertions with an alpha sweep; long-form WER.
+
+    python -m training.eval.run --sets data/dev_* [--model DIR] [--limit N] [--card bundles/default/EVAL.md]
+
+Everything is recognised through the embedded Recognizer servicer: the code path users get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import jiwer
+import numpy as np
+import soundfile as sf
+
+from shared.scoring import wer
+from shared.text import normalize_text
+
+
+@dataclass
+class SetResult:
+    name: str
+    hours: float
+    refs: list[str] = field(default_factory=list)
+    ours: list[str] = field(default_factory=list)
+    peer: list[str] = field(default_factory=list)
+    our_cpu: float = 0.0
+    our_wall: float = 0.0
+    peer_cpu: float = 0.0
+
+    def wer(self, hyps: list[str]) -> float:
+        refs = [normalize_text(r) for r in self.refs]
+        return float(jiwer.wer(refs, [normalize_text(h) or "<empty>" for h in hyps]))
+
+
+class Ours:
+    def __init__(self, model: Optional[str], alpha: Optional[float] = None) -> None:
+        from services.app import build_embedded
+        from shared.settings import load_settings
+
+        overrides: dict[str, Any] = {"rl_store": "/tmp/seedasr-eval-rl.jsonl"}
+        if model:
+            overrides["model"] = model
+        self.settings = load_settings(**overrides)
+        regs, _ = build_embedded(self.settings)
+        self.recognizer = regs[0].servicer
+
+    def __call__(self, audio: str, history: list[str] = (), hotwords: list[str] = (), prompt: str = "",
+                 alpha: Optional[float] = None, no_context: bool = False) -> str:
+        from seedasr.v1 import common_pb2, recognizer_pb2
+        from shared.bus import CallContext
+
+        cfg = common_pb2.RecognitionConfig(disable_context=no_context)
+        if alpha is not None:
+            cfg.context_weight = alpha
+        req = recognizer_pb2.RecognizeRequest(
+            audio=common_pb2.Audio(content=Path(audio).read_bytes()), config=cfg,
+            context=common_pb2.RequestContext(history=list(history), hotwords=list(hotwords), prompt=prompt))
+        resp = self.recognizer.Recognize(req, CallContext(None))
+        return resp.alternatives[0].text if resp.alternatives else ""
+
+
+class PocketSphinx:
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder
+
+        self.decoder = Decoder(samprate=16000, loglevel="FATAL")
+
+    def __call__(self, audio: str) -> str:
+        x, rate = sf.read(audio, dtype="int16")
+        assert rate == 16000
+        self.decoder.start_utt()
+        self.decoder.process_raw(x.tobytes(), full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return hyp.hypstr if hyp else ""
+
+
+def read_rows(manifest: Path, limit: int) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    return rows[:limit] if limit else rows
+
+
+def eval_set(name: str, rows: list[dict[str, Any]], ours: Ours, peer: Optional[PocketSphinx]) -> SetResult:
+    res = SetResult(name, sum(r["duration"] for r in rows) / 3600)
+    for r in rows:
+        res.refs.append(r["text"])
+        c, w = time.process_time(), time.perf_counter()
+        res.ours.append(ours(r["audio"], no_context=True))
+        res.our_cpu += time.process_time() - c
+        res.our_wall += time.perf_counter() - w
+        if peer:
+            c = time.process_time()
+            res.peer.append(peer(r["audio"]))
+            res.peer_cpu += time.process_time() - c
+    return res
+
+
+def keyword_hit(keyword: str, hyp: str) -> bool:
+    return f" {normalize_text(keyword)} " in f" {normalize_text(hyp)} "
+
+
+def eval_context(rows: list[dict[str, Any]], ours: Ours, alphas: list[float], peer: Optional[PocketSphinx]) -> list[dict]:
+    """Keyword recall on keyword rows, insertion rate of context entities on distractor rows."""
+    table = []
+    settings: list[tuple[str, Optional[float], bool]] = [("no context", None, True)]
+    settings += [(f"alpha={a:g}", a, False) for a in alphas]
+    for label, alpha, no_ctx in settings:
+        hits = keys = inserted = distractors = 0
+        errs = []
+        for r in rows:
+            hyp = ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx)
+            errs.append(wer(r["text"], hyp))
+            if r.get("distractor"):
+                distractors += 1
+                entities = [e for e in r.get("context_entities", [])] or _history_entities(r)
+                inserted += any(keyword_hit(e, hyp) and not keyword_hit(e, r["text"]) for e in entities)
+            else:
+                for k in r.get("keywords", []):
+                    keys += 1
+                    hits += keyword_hit(k, hyp)
+        table.append({"setting": label, "keyword_recall": hits / max(keys, 1),
+                      "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
+    if peer:
+        hits = keys = 0
+        for r in rows:
+            if not r.get("distractor"):
+                hyp = peer(r["audio"])
+                for k in r.get("keywords", []):
+                    keys += 1
+                    hits += keyword_hit(k, hyp)
+        table.append({"setting": "PocketSphinx", "keyword_recall": hits / max(keys, 1),
+                      "distractor_insertions": float("nan"), "wer": float("nan")})
+    return table
+
+
+def _history_entities(row: dict[str, Any]) -> list[str]:
+    """Distractor entities: the hotwords plus the words of history turns not in the utterance."""
+    ents = list(row.get("hotwords", []))
+    ref = set(normalize_text(row["text"]).split())
+    for turn in row.get("history", []):
+        ents += [w for w in normalize_text(turn).split() if w not in ref and len(w) > 3]
+    return ents
+
+
+def eval_long(row: dict[str, Any], ours: Ours) -> dict[str, float]:
+    whole = ours(row["audio"], no_context=True)
+    x, rate = sf.read(row["audio"], dtype="float32")
+    per = []
+    tmp = Path("/tmp/seedasr-long-seg.wav")
+    for seg in row["segments"]:
+        sf.write(tmp, x[int(seg["start"] * rate) : int(seg["end"] * rate)], rate, subtype="PCM_16")
+        per.append(ours(str(tmp), no_context=True))
+    return {"minutes": row["duration"] / 60, "wer_whole": wer(row["text"], whole),
+            "wer_sentence_by_sentence": wer(row["text"], " ".join(per))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", nargs="+", default=[str(p) for p in sorted(Path("data").glob("dev_*"))])
+    ap.add_argument("--model")
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--context", default="data/context_eval")
+    ap.add_argument("--long", default="data/long_slt")
+    ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
+    ap.add_argument("--card", type=Path, help="write the tables as markdown here")
+    args = ap.parse_args()
+    ours = Ours(args.model)
+    peer = None if args.no_peer else PocketSphinx()
+    lines = ["| set | hours | WER ours | WER PocketSphinx | RTF ours (wall) | CPU-s/audio-s ours | CPU-s/audio-s PocketSphinx |",
+             "|---|---|---|---|---|---|---|"]
+    for s in args.sets:
+        manifest = Path(s) / "manifest.jsonl"
+        if not manifest.exists():
+            continue
+        res = eval_set(Path(s).name, read_rows(manifest, args.limit), ours, peer)
+        secs = res.hours * 3600
+        lines.append(f"| {res.name} | {res.hours:.2f} | {res.wer(res.ours):.1%} | "
+                     f"{res.wer(res.peer):.1%} | {res.our_wall / secs:.3f} | {res.our_cpu / secs:.3f} | "
+                     f"{res.peer_cpu / secs:.3f} |" if peer else
+                     f"| {res.name} | {res.hours:.2f} | {res.wer(res.ours):.1%} | - | {res.our_wall / secs:.3f} | "
+                     f"{res.our_cpu / secs:.3f} | - |")
+        print(lines[-1], flush=True)
+    out = ["## WER per dev set (same audio, one run)", "", *lines, ""]
+    ctx_manifest = Path(args.context) / "manifest.jsonl"
+    if ctx_manifest.exists():
+        alphas = [float(a) for a in args.alphas.split(",")]
+        table = eval_context(read_rows(ctx_manifest, args.limit), ours, alphas, peer)
+        out += ["## Context: keyword recall and distractor insertions (reserved voice flite slt)", "",
+                "| setting | keyword recall | distractor insertions | WER |", "|---|---|---|---|"]
+        out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
+                for t in table]
+        out.append("")
+        _plot_alpha(table, (args.card.parent if args.card else Path("runs")) / "alpha_sweep.png")
+    long_manifest = Path(args.long) / "manifest.jsonl"
+    if long_manifest.exists():
+        lf = eval_long(read_rows(long_manifest, 0)[0], ours)
+        out += ["## Long-form", "", f"{lf['minutes']:.1f} min recording: WER whole {lf['wer_whole']:.1%}, "
+                f"same sentences one by one {lf['wer_sentence_by_sentence']:.1%}", ""]
+    text = "\n".join(out)
+    print(text)
+    if args.card:
+        args.card.write_text("# Evaluation\n\n`python -m training.eval.run` output.\n\n" + text)
+
+
+def _plot_alpha(table: list[dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(float(t["setting"].split("=")[1]), t["keyword_recall"], t["distractor_insertions"])
+           for t in table if t["setting"].startswith("alpha=")]
+    if not pts:
+        return
+    a, r, i = zip(*pts)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(a, r, "o-", label="keyword recall")
+    ax.plot(a, i, "s-", label="distractor insertions")
+    ax.set_xlabel("alpha (context weight)")
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+
+
+if __name__ == "__main__":
+    main()
