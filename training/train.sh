@@ -17,4 +17,5 @@ stage ssl2_final.pt -m training.ssl.luise --iteration 2
 stage probe.json -m training.ssl.luise --probe
 stage sft_final.pt -m training.sft.train --stage sft
 stage context_sft_final.pt -m training.sft.train --stage context_sft
+stage rl_final.pt -m training.rl.train
 "$PY" -m training.export.make_bundle --work "$WORK" --out bundles/default

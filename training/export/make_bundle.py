@@ -17,7 +17,7 @@ from shared.tokenizer import Tokenizer
 from training.export.onnx_export import export_onnx, parity
 from training.recipe import Recipe, model_config
 
-STAGES = ["lm", "ssl1", "ssl2", "sft", "context_sft"]
+STAGES = ["lm", "ssl1", "ssl2", "sft", "context_sft", "rl"]
 
 
 def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
@@ -37,7 +37,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         f" of {recipe and model_config(1).encoder.n_layers} (probe: {probe.get('ctc_loss_by_layer', 'n/a')})",
         f"- converter: splice {model.cfg.converter.splice}, linear {model.cfg.converter.d_in * model.cfg.converter.splice}"
         f" -> {model.cfg.converter.d_out}",
-        "- context SFT: LM unfrozen at 0.2x the encoder's learning rate (SFT kept it frozen)",
+        "- context SFT: LM unfrozen at 0.2x the encoder's learning rate (SFT kept it frozen);"
+        " RL: MWER on 4-best lists scored by keyword-weighted WER, whole model",
         "",
         "## Data",
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
@@ -50,7 +51,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "| stage | steps | minutes budget | final loss |",
         "|---|---|---|---|",
     ]
-    budgets = {"lm": recipe.lm, "ssl1": recipe.ssl1, "ssl2": recipe.ssl2, "sft": recipe.sft, "context_sft": recipe.context_sft}
+    budgets = {"lm": recipe.lm, "ssl1": recipe.ssl1, "ssl2": recipe.ssl2, "sft": recipe.sft,
+               "context_sft": recipe.context_sft, "rl": recipe.rl}
     for s, st in stats.items():
         final = st.get("final_ce", st.get("final_loss"))
         lines.append(f"| {s} | {st.get('steps')} | {budgets[s].minutes} | {final if final is None else round(final, 3)} |")
@@ -70,7 +72,7 @@ def main() -> None:
     if probe.exists():
         cfg.encoder_layers = int(json.loads(probe.read_text())["best_layer"])
     model = SeedASR.build(cfg)
-    stage = "context_sft" if (args.work / "context_sft_final.pt").exists() else "sft"
+    stage = next(s for s in ("rl", "context_sft", "sft") if (args.work / f"{s}_final.pt").exists())
     model.load_state_dict(torch.load(args.work / f"{stage}_final.pt", map_location="cpu"))
     model.eval()
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
