@@ -11,7 +11,7 @@ import pytest
 
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc, recognizer_pb2, recognizer_pb2_grpc
 from tests.conftest import ROOT, free_port
-from tests.procs import Proc, wait_for, wait_serving
+from services.localmesh import SERVICE_NAMES, start_mesh, wait_for
 
 pytestmark = pytest.mark.e2e
 SAMPLE = ROOT / "samples" / "dialogue" / "user-2.wav"
@@ -25,13 +25,9 @@ def mesh(tmp_path_factory, tiny_bundle, nats_url, redis_url):
            "SEEDASR_TRACE_FILE": str(trace_file), "SEEDASR_BEAM_SIZE": "3", "SEEDASR_NBEST": "3",
            "SEEDASR_BRIDGE_DURABLE": f"e2e-{uuid.uuid4().hex[:8]}", "SEEDASR_BRIDGE_DELIVER": "new",
            "SEEDASR_THREADS": "1"}
-    ports = {name: free_port() for name in ("encoder", "context", "decoder", "gateway", "reward")}
-    procs = {name: Proc(name, ["-m", "services.cli", "serve", name, "--port", str(port)], env, logs)
-             for name, port in ports.items()}
-    procs["worker"] = Proc("worker", ["-m", "services.cli", "worker"], env, logs)
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    procs = start_mesh(env, logs, ports)
     try:
-        for name, port in ports.items():
-            wait_serving(port, procs[name])
         yield {"ports": ports, "procs": procs, "trace_file": trace_file}
     finally:
         for p in procs.values():

@@ -1,4 +1,7 @@
-"""Start project processes for integration and e2e tests, and stop them for sure."""
+"""Run the mesh as local processes (tests, benchmarks, a developer's machine), and stop it for sure.
+
+    python -m services.localmesh      # every service + the Celery worker until Ctrl-C
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVICE_NAMES = ("encoder", "context", "decoder", "gateway", "reward")
 
 
 class Proc:
@@ -66,3 +70,39 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):  # ty
             return value
         time.sleep(interval)
     raise TimeoutError(f"timed out waiting for {what}")
+
+
+def start_mesh(env: dict[str, str], log_dir: Path, ports: dict[str, int]) -> dict[str, Proc]:
+    """Every service on its port plus the Celery worker; returns once all report SERVING."""
+    procs = {name: Proc(name, ["-m", "services.cli", "serve", name, "--port", str(port)], env, log_dir)
+             for name, port in ports.items()}
+    procs["worker"] = Proc("worker", ["-m", "services.cli", "worker"], env, log_dir)
+    try:
+        for name, port in ports.items():
+            wait_serving(port, procs[name])
+    except Exception:
+        for p in procs.values():
+            p.kill()
+        raise
+    return procs
+
+
+def main() -> None:
+    import tempfile
+
+    from services.app import DEFAULT_PORTS
+
+    log_dir = Path(tempfile.mkdtemp(prefix="seedasr-mesh-"))
+    procs = start_mesh({}, log_dir, {n: DEFAULT_PORTS[n] for n in SERVICE_NAMES})
+    print(f"mesh up: gateway on 127.0.0.1:{DEFAULT_PORTS['gateway']}; logs in {log_dir}; Ctrl-C stops it", flush=True)
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs.values():
+            p.terminate() if p.p and p.p.poll() is None else None
+
+
+if __name__ == "__main__":
+    main()

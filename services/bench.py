@@ -1,0 +1,96 @@
+"""Latency benchmark: Recognize through the mesh (separate processes over NATS) vs the embedded
+server, on the same audio, measured side by side in one run. Prints medians, p95, ratios, per-stage
+timings and the real-time factor.
+
+    python -m services.bench [--model DIR] [--runs 20] [--audio FILE ...]
+Needs Redis and NATS running (as the tests do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
+from services.localmesh import ROOT, SERVICE_NAMES, start_mesh
+
+DEFAULT_AUDIO = [ROOT / "samples" / "dialogue" / "user-1.wav", ROOT / "samples" / "dialogue" / "user-2.wav"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure(port: int, audios: list[bytes], runs: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {k: [] for k in ("latency_ms", "encode_ms", "context_ms", "decode_ms", "rtf")}
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = recognizer_pb2_grpc.RecognizerStub(ch)
+        for i in range(runs + 2):
+            audio = audios[i % len(audios)]
+            req = recognizer_pb2.RecognizeRequest(session_id="bench", audio=common_pb2.Audio(content=audio),
+                                                  context=common_pb2.RequestContext(hotwords=["kilbride street"]))
+            t = time.perf_counter()
+            resp = stub.Recognize(req, timeout=120)
+            ms = (time.perf_counter() - t) * 1000
+            if i < 2:
+                continue  # warm-up
+            out["latency_ms"].append(ms)
+            out["encode_ms"].append(resp.timings.encode_ms)
+            out["context_ms"].append(resp.timings.context_ms)
+            out["decode_ms"].append(resp.timings.decode_ms)
+            out["rtf"].append(ms / 1000 / resp.audio_seconds)
+    return out
+
+
+def p(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--audio", nargs="*", type=Path, default=DEFAULT_AUDIO)
+    args = ap.parse_args()
+    audios = [a.read_bytes() for a in args.audio]
+    env = {"SEEDASR_MODEL": args.model} if args.model else {}
+    from services.app import serve_embedded
+    from shared.settings import load_settings
+
+    ports = {n: _free_port() for n in SERVICE_NAMES}
+    procs = start_mesh({**env, "SEEDASR_BRIDGE_DELIVER": "new"}, Path(tempfile.mkdtemp(prefix="bench-")), ports)
+    settings = load_settings(**({"model": args.model} if args.model else {}))
+    embedded = serve_embedded(settings, port=_free_port())
+    try:
+        # interleave the two so background load hits both alike
+        mesh_runs: dict[str, list[float]] = {}
+        emb_runs: dict[str, list[float]] = {}
+        for _ in range(2):
+            for target, acc in ((ports["gateway"], mesh_runs), (embedded.port, emb_runs)):
+                for k, v in measure(target, audios, args.runs // 2).items():
+                    acc.setdefault(k, []).extend(v)
+    finally:
+        embedded.stop(0.5)
+        for proc in procs.values():
+            proc.kill()
+    print(f"Recognize latency, {len(mesh_runs['latency_ms'])} calls each, audio {', '.join(a.name for a in args.audio)}")
+    print(f"{'':10} {'p50 ms':>8} {'p95 ms':>8} {'RTF p50':>8} {'encode':>8} {'context':>8} {'decode':>8}")
+    for name, r in (("mesh", mesh_runs), ("embedded", emb_runs)):
+        print(f"{name:10} {p(r['latency_ms'], 50):8.1f} {p(r['latency_ms'], 95):8.1f} {p(r['rtf'], 50):8.3f} "
+              f"{statistics.median(r['encode_ms']):8.1f} {statistics.median(r['context_ms']):8.1f} "
+              f"{statistics.median(r['decode_ms']):8.1f}")
+    print(f"mesh / embedded p50 ratio: {p(mesh_runs['latency_ms'], 50) / p(emb_runs['latency_ms'], 50):.2f}")
+
+
+if __name__ == "__main__":
+    main()
