@@ -8,6 +8,7 @@ stubs, an in-memory history store, an in-process event bus and eager reward scor
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -74,8 +75,11 @@ def build_embedded(settings: Settings, core: Optional[AsrCore] = None) -> tuple[
     def eager_reward(turn_id: str, corrected: str, keywords: list[str]) -> None:
         score_feedback(reward_store, turn_id, corrected, keywords)
 
+    def deliver(subject: str) -> Callable[[str, bytes], None]:
+        return lambda _msg_id, payload: handle_event(subject, payload, reward_store, eager_reward)
+
     for subject in (TURNS_SUBJECT, FEEDBACK_SUBJECT):
-        bus.subscribe(subject, lambda _id, payload, s=subject: handle_event(s, payload, reward_store, eager_reward))
+        bus.subscribe(subject, deliver(subject))
     t = settings.deadline_s
     peers = Peers(LocalStub(encoder.servicer, encoder.descriptor, t), LocalStub(context.servicer, context.descriptor, t),
                   LocalStub(decoder.servicer, decoder.descriptor, t))
@@ -142,7 +146,7 @@ def start_service(name: str, settings: Settings, port: Optional[int] = None) -> 
     return running
 
 
-def _reward(settings: Settings, conn: NatsConnection) -> tuple[list[Registration], "RewardBridge"]:
+def _reward(settings: Settings, conn: NatsConnection) -> tuple[list[Registration], RewardBridge]:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
     from services.reward.store import RedisRewardStore

@@ -49,6 +49,11 @@ def _recognize_file(recognizer: Any, path: str, history: list[str], hotwords: li
     return recognizer.Recognize(req, CallContext(None))
 
 
+def _error_message(exc: Exception) -> str:
+    details = getattr(exc, "details", None)
+    return str(details()) if callable(details) else str(exc)
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from shared.bus import BusError
 
@@ -67,7 +72,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 print(f"{path}\t{resp.alternatives[0].text if resp.alternatives else ''}")
             except (BusError, OSError) as exc:
                 failures += 1
-                print(f"seedasr: {path}: {getattr(exc, 'details', lambda: str(exc))()}", file=sys.stderr)
+                print(f"seedasr: {path}: {_error_message(exc)}", file=sys.stderr)
         return EXIT_PARTIAL if failures else 0
     try:
         lines = Path(args.manifest).read_text().splitlines()
@@ -92,7 +97,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                           "alternatives": [{"text": a.text, "score": round(a.score, 4)} for a in resp.alternatives]}
             except (BusError, OSError, ValueError) as exc:
                 failures += 1
-                msg = exc.details() if isinstance(exc, BusError) else str(exc)
+                msg = _error_message(exc)
                 print(f"seedasr: {args.manifest}:{n}: {msg}", file=sys.stderr)
                 result = {"id": row.get("id", str(n)), "audio": row.get("audio"), "text": "", "alternatives": [],
                           "error": msg}

@@ -13,8 +13,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
 import grpc
 from google.protobuf import message_factory
@@ -176,13 +177,13 @@ class NatsStub:
                                f"{name} request is {len(payload)} bytes; NATS max_payload is {self.conn.max_payload}")
             with tracer().start_as_current_span(f"{self.service.full_name}/{name}", kind=trace.SpanKind.CLIENT,
                                                 attributes={"rpc.system": "nats", "messaging.destination": subject}):
-                headers = inject_headers({"Grpc-Timeout": f"{timeout:.3f}"})
+                headers = dict(inject_headers({"Grpc-Timeout": f"{timeout:.3f}"}))
                 try:
                     msg = self.conn.run(self.conn.nc.request(subject, payload, timeout=timeout, headers=headers),
                                         timeout=timeout + 1)
                 except nats.errors.NoRespondersError:
                     raise BusError(grpc.StatusCode.UNAVAILABLE, f"no {self.service.name} service is listening on NATS") from None
-                except (nats.errors.TimeoutError, TimeoutError, asyncio.TimeoutError):
+                except (nats.errors.TimeoutError, TimeoutError):
                     raise BusError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{name} took longer than {timeout:.1f} s") from None
                 except nats.errors.Error as exc:
                     raise BusError(grpc.StatusCode.UNAVAILABLE, f"NATS error calling {name}: {exc}") from None

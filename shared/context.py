@@ -8,8 +8,8 @@ token budget is spent, then laid out oldest to newest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from shared.text import normalize_text
 from shared.tokenizer import Tokenizer

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from opentelemetry import trace
 
@@ -40,7 +41,7 @@ class JetStreamBus:
         with tracer().start_as_current_span(f"{subject} publish", kind=trace.SpanKind.PRODUCER,
                                             attributes={"messaging.system": "nats", "messaging.destination": subject,
                                                         "messaging.message_id": msg_id}):
-            headers = inject_headers({"Nats-Msg-Id": msg_id})
+            headers = dict(inject_headers({"Nats-Msg-Id": msg_id}))
             self.conn.run(self.conn.js.publish(subject, payload, headers=headers, timeout=self.timeout),
                           timeout=self.timeout + 1)
 

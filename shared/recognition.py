@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Mapping, MutableMapping, Optional
+from collections.abc import Mapping, MutableMapping
+from typing import Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace

@@ -38,7 +38,7 @@ class Recipe:
     kmeans_clusters: int = 200
 
     @classmethod
-    def from_env(cls) -> "Recipe":
+    def from_env(cls) -> Recipe:
         """SEEDASR_RECIPE=path.json overrides fields (budgets as {"minutes": .., "peak_lr": ..})."""
         r = cls()
         path = os.environ.get("SEEDASR_RECIPE")

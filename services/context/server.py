@@ -33,7 +33,9 @@ class ContextService(internal_pb2_grpc.ContextServicer):
     def __init__(self, store: HistoryStore, tok: Tokenizer, budget: int) -> None:
         self.store, self.tok, self.budget = store, tok, budget
 
-    def Assemble(self, request: internal_pb2.AssembleRequest, context: grpc.ServicerContext) -> internal_pb2.AssembleResponse:
+    def Assemble(
+        self, request: internal_pb2.AssembleRequest, context: grpc.ServicerContext
+    ) -> internal_pb2.AssembleResponse:
         check_session_id(request.session_id, context, required=False)
         stored = (self.store.get(request.session_id) or []) if request.session_id else []
         ctx = ContextInput(
@@ -45,7 +47,9 @@ class ContextService(internal_pb2_grpc.ContextServicer):
         return internal_pb2.AssembleResponse(token_ids=assembled.token_ids, text=assembled.text,
                                              turns_used=assembled.turns_used)
 
-    def AppendTurn(self, request: recognizer_pb2.AppendTurnRequest, context: grpc.ServicerContext) -> recognizer_pb2.AppendTurnResponse:
+    def AppendTurn(
+        self, request: recognizer_pb2.AppendTurnRequest, context: grpc.ServicerContext
+    ) -> recognizer_pb2.AppendTurnResponse:
         check_session_id(request.session_id, context)
         turn = request.turn
         if turn.role not in ("user", "assistant"):
@@ -57,14 +61,19 @@ class ContextService(internal_pb2_grpc.ContextServicer):
                                                        "created_unix": turn.created_unix or time.time()})
         return recognizer_pb2.AppendTurnResponse(turn_id=turn_id, turns=count)
 
-    def GetSession(self, request: recognizer_pb2.GetSessionRequest, context: grpc.ServicerContext) -> recognizer_pb2.GetSessionResponse:
+    def GetSession(
+        self, request: recognizer_pb2.GetSessionRequest, context: grpc.ServicerContext
+    ) -> recognizer_pb2.GetSessionResponse:
         check_session_id(request.session_id, context)
         turns = self.store.get(request.session_id)
         if turns is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r} (never created or expired)")
+            return recognizer_pb2.GetSessionResponse()  # unreachable: abort raises
         return recognizer_pb2.GetSessionResponse(session_id=request.session_id, turns=[turn_to_pb(t) for t in turns])
 
-    def DeleteSession(self, request: recognizer_pb2.DeleteSessionRequest, context: grpc.ServicerContext) -> recognizer_pb2.DeleteSessionResponse:
+    def DeleteSession(
+        self, request: recognizer_pb2.DeleteSessionRequest, context: grpc.ServicerContext
+    ) -> recognizer_pb2.DeleteSessionResponse:
         check_session_id(request.session_id, context)
         if not self.store.delete(request.session_id):
             context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any, Optional
 
 import grpc
 
@@ -67,6 +68,7 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("request") != "streaming_config":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
+            return
         cfg = first.streaming_config
         check_session_id(cfg.session_id, context, required=False)
         self._validate_config(cfg.config, context)
@@ -82,10 +84,14 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
     def GetSession(self, request: recognizer_pb2.GetSessionRequest, context: Any) -> recognizer_pb2.GetSessionResponse:
         return self._pass(self.pipeline.peers.context.GetSession, request, context)
 
-    def DeleteSession(self, request: recognizer_pb2.DeleteSessionRequest, context: Any) -> recognizer_pb2.DeleteSessionResponse:
+    def DeleteSession(
+        self, request: recognizer_pb2.DeleteSessionRequest, context: Any
+    ) -> recognizer_pb2.DeleteSessionResponse:
         return self._pass(self.pipeline.peers.context.DeleteSession, request, context)
 
-    def SubmitFeedback(self, request: recognizer_pb2.SubmitFeedbackRequest, context: Any) -> recognizer_pb2.SubmitFeedbackResponse:
+    def SubmitFeedback(
+        self, request: recognizer_pb2.SubmitFeedbackRequest, context: Any
+    ) -> recognizer_pb2.SubmitFeedbackResponse:
         if not request.turn_id or len(request.turn_id) > 64:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "turn_id must be the turn_id of a Recognize response")
         if not request.corrected_text.strip() or len(request.corrected_text) > MAX_FEEDBACK_CHARS:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def vad_model() -> Any:
 
 
 class StreamSession:
-    def __init__(self, service: "RecognizerService", cfg: recognizer_pb2.StreamingConfig, context: Any) -> None:
+    def __init__(self, service: RecognizerService, cfg: recognizer_pb2.StreamingConfig, context: Any) -> None:
         self.service, self.cfg, self.context = service, cfg, context
         self.encoding = cfg.encoding or "pcm_s16le"
         if self.encoding not in RAW_ENCODINGS:
@@ -59,7 +60,9 @@ class StreamSession:
         self.last_interim = 0.0
         self.max_turn_s = service.settings.max_audio_s
 
-    def run(self, requests: Iterator[recognizer_pb2.StreamingRecognizeRequest]) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+    def run(
+        self, requests: Iterator[recognizer_pb2.StreamingRecognizeRequest]
+    ) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
         for req in requests:
             kind = req.WhichOneof("request")
             if kind == "audio_chunk":

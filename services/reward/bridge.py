@@ -9,9 +9,11 @@ feedback events become Celery tasks. A message is acked only after its work is s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -39,7 +41,7 @@ class RewardBridge:
                  deliver: str = "all", max_deliver: int = 10, ack_wait_s: float = 30.0) -> None:
         self.conn, self.store, self.enqueue, self.deliver = conn, store, enqueue, deliver
         self.durable, self.max_deliver, self.ack_wait_s = durable, max_deliver, ack_wait_s
-        self.task: Optional[asyncio.Future] = None
+        self.task: Optional[concurrent.futures.Future[None]] = None
         self.stopping = False
 
     def start(self) -> None:
@@ -68,7 +70,7 @@ class RewardBridge:
         while not self.stopping:
             try:
                 msgs = await sub.fetch(16, timeout=1.0)
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 continue
             except Exception as exc:  # NATS restarting: keep trying, nothing was acked
                 log.warning("fetch failed: %s", exc)

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from shared.scoring import wer, weighted_wer
+from shared.scoring import weighted_wer, wer
 
 
 class TurnNotYetStored(LookupError):

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 TURN_KEY = "seedasr:turn:"
 SAMPLE_KEY = "seedasr:rl:sample"
@@ -51,7 +52,7 @@ class RedisRewardStore:
 
     def get_sample(self, turn_id: str) -> Optional[dict[str, Any]]:
         for sid in self.r.lrange(SAMPLE_LOG, 0, -1)[::-1]:
-            if sid.decode().startswith(turn_id + ":"):
+            if (sid.decode() if isinstance(sid, bytes) else sid).startswith(turn_id + ":"):
                 raw = self.r.hget(SAMPLE_KEY, sid)
                 return json.loads(raw) if raw else None
         return None
@@ -65,7 +66,7 @@ class RedisRewardStore:
 
 class LocalRewardStore:
     def __init__(self, path: Path) -> None:
-        self.path, self.turns, self.lock = path, {}, threading.Lock()
+        self.path, self.lock = path, threading.Lock()
         self.turns: dict[str, dict[str, Any]] = {}
 
     def put_turn(self, turn: dict[str, Any]) -> None:

@@ -7,8 +7,9 @@ Text-only pretraining leaves the speech span empty, so the frozen LM already kno
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,7 @@ class SeedASR(nn.Module):
         self.cfg, self.encoder, self.converter, self.lm, self.ctc = cfg, encoder, converter, lm, ctc
 
     @classmethod
-    def build(cls, cfg: ASRConfig) -> "SeedASR":
+    def build(cls, cfg: ASRConfig) -> SeedASR:
         ctc = nn.Linear(cfg.encoder.d_model, cfg.lm.vocab_size + 1) if cfg.ctc_weight > 0 else None
         return cls(cfg, ConformerEncoder(cfg.encoder), Converter(cfg.converter), MoeLM(cfg.lm), ctc)
 

@@ -12,13 +12,14 @@ runs the context stream alone without pruning (plain context decoding). Greedy i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from shared.model.moe_lm import KVCache, MoeLM, reorder_cache
+from shared.model.moe_lm import MoeLM, reorder_cache
 
 
 @dataclass
@@ -66,7 +67,9 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float) -> list[Hyp
         total = (live_scores[:, None] + scores).flatten()
         vocab = scores.shape[-1]
         top = total.topk(min(2 * cfg.beam_size, int(torch.isfinite(total).sum()))).indices
-        next_tokens, next_scores, next_parents = [], [], []
+        next_tokens: list[list[int]] = []
+        next_scores: list[float] = []
+        next_parents: list[int] = []
         for flat in top.tolist():
             parent, token = divmod(flat, vocab)
             if token == eos_id:

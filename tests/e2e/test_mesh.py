@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc, recognizer_pb2, recognizer_pb2_grpc
-from tests.conftest import ROOT, free_port
 from services.localmesh import SERVICE_NAMES, start_mesh, wait_for
+from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 SAMPLE = ROOT / "samples" / "dialogue" / "user-2.wav"

@@ -6,11 +6,11 @@ import uuid
 
 import pytest
 
+from services.localmesh import Proc, wait_for, wait_serving
 from services.reward.store import RedisRewardStore
 from shared.bus import NatsConnection
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus
 from tests.conftest import free_port
-from services.localmesh import Proc, wait_for, wait_serving
 
 pytestmark = pytest.mark.integration
 

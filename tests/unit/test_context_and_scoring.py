@@ -4,7 +4,7 @@ import pytest
 
 from shared.context import ContextInput, assemble_context
 from shared.history import MemoryHistoryStore
-from shared.scoring import wer, weighted_wer
+from shared.scoring import weighted_wer, wer
 from shared.text import normalize_text
 from shared.tokenizer import Tokenizer
 

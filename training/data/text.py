@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from faker import Faker
 from wordfreq import top_n_list

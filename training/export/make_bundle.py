@@ -21,20 +21,22 @@ STAGES = ["lm", "ssl1", "ssl2", "sft", "context_sft", "rl"]
 
 
 def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
-    stats = {s: json.loads((work / f"{s}_stats.json").read_text()) for s in STAGES if (work / f"{s}_stats.json").exists()}
+    stats = {s: json.loads((work / f"{s}_stats.json").read_text())
+             for s in STAGES if (work / f"{s}_stats.json").exists()}
     probe = json.loads((work / "probe.json").read_text()) if (work / "probe.json").exists() else {}
     n_params = sum(p.numel() for p in model.parameters())
     n_lm = sum(p.numel() for p in model.lm.parameters())
+    moe = model.cfg.lm.moe
+    experts = f"{moe.n_experts} experts, top-{moe.top_k}" if moe else "dense"
     lines = [
         "# Seed-ASR Mesh default bundle",
         "",
         f"Weights from stage `{stage}` of `make train` (training/train.sh, recipe training/recipe.py).",
         "",
         "## Model",
-        f"- parameters: {n_params / 1e6:.2f} M in all, LM {n_lm / 1e6:.2f} M (MoE: "
-        f"{model.cfg.lm.moe.n_experts if model.cfg.lm.moe else 0} experts, top-{model.cfg.lm.moe.top_k if model.cfg.lm.moe else 0})",
+        f"- parameters: {n_params / 1e6:.2f} M in all, LM {n_lm / 1e6:.2f} M (MoE: {experts})",
         f"- LUISE conformer: d={model.cfg.encoder.d_model}, kept layers {model.cfg.encoder_layers or model.cfg.encoder.n_layers}"
-        f" of {recipe and model_config(1).encoder.n_layers} (probe: {probe.get('ctc_loss_by_layer', 'n/a')})",
+        f" of {model_config(1).encoder.n_layers} (probe CTC loss by layer: {probe.get('ctc_loss_by_layer', 'n/a')})",
         f"- converter: splice {model.cfg.converter.splice}, linear {model.cfg.converter.d_in * model.cfg.converter.splice}"
         f" -> {model.cfg.converter.d_out}",
         "- context SFT: LM unfrozen at 0.2x the encoder's learning rate (SFT kept it frozen);"
