@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 VENV := .venv/.installed
 
-.PHONY: setup proto demo test lint bundle train eval bench clean-data
+.PHONY: setup proto demo test lint tiny-bundle train eval bench
 
 setup: $(VENV)
 
@@ -17,19 +17,21 @@ demo: setup
 	$(PY) -m services.cli demo
 
 test: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy shared services
 	$(PY) -m pytest -q
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m mypy shared services
 
-bundle: setup
+tiny-bundle: setup
 	$(PY) -m training.tiny_bundle --out bundles/tiny
 
 train: setup
 	bash training/train.sh
 
 eval: setup
-	$(PY) -m training.eval.run --sets data/dev_* --peer pocketsphinx
+	$(PY) -m training.eval.run --card bundles/default/EVAL.md
 
 bench: setup
 	$(PY) -m services.bench

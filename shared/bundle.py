@@ -76,7 +76,7 @@ def load_bundle(path: Path | str | None = None) -> tuple[SeedASR, Tokenizer, dic
     root = Path(path) if path else default_bundle_dir()
     for name in ("config.json", "model.safetensors", "tokenizer.model"):
         if not (root / name).is_file():
-            raise BundleError(f"model bundle {root} lacks {name}; run `make bundle` or point SEEDASR_MODEL at one")
+            raise BundleError(f"model bundle {root} lacks {name}; run `make train` or point SEEDASR_MODEL at one")
     meta = json.loads((root / "config.json").read_text())
     cfg = config_from_dict(meta["config"])
     if cfg.encoder_layers:

@@ -162,3 +162,18 @@ def test_streaming_rejects_a_missing_config(stub) -> None:
     with pytest.raises(grpc.RpcError) as err:
         list(stub.StreamingRecognize(iter([recognizer_pb2.StreamingRecognizeRequest(audio_chunk=b"\x00\x00")]), timeout=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_oversized_message_is_resource_exhausted(settings) -> None:
+    from services.app import serve_embedded
+
+    small = settings.model_copy(update={"max_message_mb": 1})
+    running = serve_embedded(small, port=free_port())
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            with pytest.raises(grpc.RpcError) as err:
+                recognize(recognizer_pb2_grpc.RecognizerStub(ch), b"\x00" * (2 << 20))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert recognize(recognizer_pb2_grpc.RecognizerStub(ch), wav_bytes(tone(0.3))).turn_id
+    finally:
+        running.stop(0.1)

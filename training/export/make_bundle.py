@@ -58,8 +58,23 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
     for s, st in stats.items():
         final = st.get("final_ce", st.get("final_loss"))
         lines.append(f"| {s} | {st.get('steps')} | {budgets[s].minutes} | {final if final is None else round(final, 3)} |")
-    lines += ["", "## Evaluation", "", "See EVAL.md beside this card (written by `make eval`).", ""]
+    lines += ["", "Loss curves: loss_curves.png beside this card.", "",
+              "## Evaluation", "", "See EVAL.md beside this card (written by `make eval`).", ""]
     return "\n".join(lines)
+
+
+def plot_stage_losses(work: Path, out: Path) -> None:
+    """loss_curves.png from the logs kept in each stage's checkpoint (first loss column)."""
+    from training.common import plot_losses
+
+    logs = {}
+    for s in STAGES:
+        ckpt = work / f"{s}.pt"
+        if ckpt.exists():
+            log = torch.load(ckpt, map_location="cpu", weights_only=False).get("log", [])
+            logs[s] = [(row[0], row[1]) for row in log]
+    if logs:
+        plot_losses(logs, out)
 
 
 def main() -> None:
@@ -80,6 +95,7 @@ def main() -> None:
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
                 {"name": "seedasr-mesh-default", "stage": stage})
     export_onnx(args.out)
+    plot_stage_losses(args.work, args.out / "loss_curves.png")
     print(f"bundle {args.out}: ONNX parity max abs diff {parity(args.out):.2e}")
 
 
