@@ -33,8 +33,8 @@ class Recipe:
     ssl1: StageBudget = field(default_factory=lambda: StageBudget(10, 1e-3))
     ssl2: StageBudget = field(default_factory=lambda: StageBudget(6, 1e-3))
     sft: StageBudget = field(default_factory=lambda: StageBudget(60, 1.5e-3))
-    context_sft: StageBudget = field(default_factory=lambda: StageBudget(20, 5e-4))
-    rl: StageBudget = field(default_factory=lambda: StageBudget(8, 5e-5))
+    context_sft: StageBudget = field(default_factory=lambda: StageBudget(15, 5e-4))
+    rl: StageBudget = field(default_factory=lambda: StageBudget(5, 5e-5))
     kmeans_clusters: int = 200
 
     @classmethod

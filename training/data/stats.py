@@ -1,0 +1,29 @@
+"""Hours, utterances, voices and vocabulary of manifests.
+
+    python -m training.data.stats data/train/manifest.jsonl data/dev_*/manifest.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+
+def manifest_stats(path: Path) -> dict:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    words = Counter(w for r in rows for w in r["text"].split())
+    voices = Counter(r.get("voice", "?").split("+")[0] for r in rows)
+    return {"manifest": str(path), "utterances": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 2),
+            "vocabulary": len(words), "running_words": sum(words.values()), "voices": len(voices),
+            "augmented_share": round(sum(1 for r in rows if r.get("aug")) / max(len(rows), 1), 2)}
+
+
+def main() -> None:
+    for arg in sys.argv[1:]:
+        print(json.dumps(manifest_stats(Path(arg))))
+
+
+if __name__ == "__main__":
+    main()
