@@ -8,6 +8,7 @@ stubs, an in-memory history store, an in-process event bus and eager reward scor
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
@@ -64,10 +65,15 @@ def _reg_gateway(pipeline: TurnPipeline, settings: Settings) -> Registration:
 
 
 # ---- embedded ------------------------------------------------------------------------------------
+def default_rl_store() -> Path:
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "seedasr" / "rl_samples.jsonl"
+
+
 def build_embedded(settings: Settings, core: Optional[AsrCore] = None) -> tuple[list[Registration], TurnPipeline]:
     core = core or core_for(settings)
     store = MemoryHistoryStore(settings.history_max_turns, settings.history_ttl_s)
-    reward_store = LocalRewardStore(Path(settings.rl_store or "runs/rl_samples.jsonl"))
+    reward_store = LocalRewardStore(Path(settings.rl_store) if settings.rl_store else default_rl_store())
     encoder, decoder = _reg_encoder(core), _reg_decoder(core, settings)
     context = _reg_context(store, core.tok, settings)
     bus = LocalBus()

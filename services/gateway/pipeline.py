@@ -47,7 +47,12 @@ class TurnPipeline:
     ) -> recognizer_pb2.RecognizeResponse:
         """Raises grpc.RpcError (from a peer) for the servicer to pass on."""
         t0 = time.perf_counter()
-        timeout = min(deadline_s or self.settings.deadline_s, self.settings.deadline_s)
+        deadline_at = t0 + min(deadline_s or self.settings.deadline_s, self.settings.deadline_s)
+
+        def left() -> float:
+            """What is left of the caller's deadline: every peer call gets that as its own deadline."""
+            return max(0.05, deadline_at - time.perf_counter())
+
         use_context = not config.disable_context
         windows = segment_audio(samples, self.settings.segment_s)
         pieces: list[list[common_pb2.Alternative]] = []
@@ -66,17 +71,17 @@ class TurnPipeline:
                 t = time.perf_counter()
                 assembled = self.peers.context.Assemble(
                     internal_pb2.AssembleRequest(session_id=session_id if use_context else "", context=req_ctx),
-                    timeout=timeout,
+                    timeout=left(),
                 )
                 timings.context_ms += (time.perf_counter() - t) * 1000
                 ctx_ids, context_text = list(assembled.token_ids), context_text or assembled.text
             pcm16 = (np.clip(samples[start:end], -1, 1) * 32767).astype("<i2").tobytes()
             t = time.perf_counter()
-            encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=timeout)
+            encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=left())
             timings.encode_ms += (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             decoded = self.peers.decoder.Decode(
-                internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config), timeout=timeout
+                internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config), timeout=left()
             )
             timings.decode_ms += (time.perf_counter() - t) * 1000
             alts = list(decoded.alternatives)
@@ -97,7 +102,7 @@ class TurnPipeline:
                 recognizer_pb2.AppendTurnRequest(
                     session_id=session_id, turn=common_pb2.Turn(role="user", text=alternatives[0].text, turn_id=turn_id)
                 ),
-                timeout=timeout,
+                timeout=left(),
             )
         trace_id = current_trace_id()
         self.publish_turn(turn_id, session_id, alternatives, context_text, trace_id, len(samples) / 16_000)

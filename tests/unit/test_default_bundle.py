@@ -1,0 +1,55 @@
+"""The shipped default bundle: complete, small enough, ONNX matches torch, and it recognises the
+bundled sample dialogue (the one test here that uses the real model)."""
+
+import json
+
+import numpy as np
+
+from shared.bundle import DEFAULT_BUNDLE, load_bundle
+from shared.engines import OnnxEncoder, TorchEncoder
+from shared.scoring import wer
+from tests.conftest import ROOT
+
+MAX_BUNDLE_MB = 50
+
+
+MAX_SAMPLE_WER = 0.5
+
+
+def test_bundle_is_complete_and_small() -> None:
+    for name in ("config.json", "model.safetensors", "tokenizer.model", "encoder.onnx", "MODEL_CARD.md"):
+        assert (DEFAULT_BUNDLE / name).is_file(), name
+    size = sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir()) / 1e6
+    assert size <= MAX_BUNDLE_MB, f"bundle is {size:.1f} MB"
+    card = (DEFAULT_BUNDLE / "MODEL_CARD.md").read_text()
+    for section in ("## Model", "## Data", "## Training time per stage", "## Evaluation"):
+        assert section in card
+    assert "slt" in card and "festival" in card  # the reserved voices are named as never trained on
+
+
+def test_default_onnx_matches_torch() -> None:
+    model, _, _ = load_bundle(DEFAULT_BUNDLE)
+    feats = np.random.default_rng(1).standard_normal((400, model.cfg.encoder.n_mels)).astype(np.float32)
+    a, b = TorchEncoder(model).encode(feats), OnnxEncoder(DEFAULT_BUNDLE / "encoder.onnx").encode(feats)
+    np.testing.assert_allclose(a.speech, b.speech, atol=2e-3)
+
+
+def test_default_model_recognises_the_sample_dialogue(settings) -> None:
+    from seedasr.v1 import common_pb2, recognizer_pb2
+    from services.app import build_embedded
+    from shared.bus import CallContext
+
+    regs, _ = build_embedded(settings.model_copy(update={"model": str(DEFAULT_BUNDLE)}))
+    dialogue = json.loads((ROOT / "samples" / "dialogue.json").read_text())
+    history: list[str] = []
+    errors = []
+    for step in dialogue["steps"]:
+        if step["role"] == "assistant":
+            history.append(step["text"])
+            continue
+        req = recognizer_pb2.RecognizeRequest(
+            audio=common_pb2.Audio(content=(ROOT / "samples" / step["audio"]).read_bytes()),
+            context=common_pb2.RequestContext(history=history, hotwords=step.get("hotwords", [])))
+        text = regs[0].servicer.Recognize(req, CallContext(60)).alternatives[0].text
+        errors.append(wer(step["reference"], text))
+    assert np.mean(errors) <= MAX_SAMPLE_WER, errors
