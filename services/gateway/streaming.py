@@ -9,7 +9,6 @@ turn is recognised in full and appended to the session, so the next turn is deco
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -57,7 +56,7 @@ class StreamSession:
         self.pending = np.zeros(0, dtype=np.float32)
         self.turn_index, self.total_s, self.turn_start_s = 0, 0.0, 0.0
         self.heard_speech = False
-        self.last_interim = 0.0
+        self.next_interim_s = INTERIM_EVERY_S
         self.max_turn_s = service.settings.max_audio_s
 
     def run(
@@ -88,8 +87,8 @@ class StreamSession:
         ended = self._vad(samples)
         if ended:
             yield from self._close_turn()
-        elif self.cfg.interim_results and self.heard_speech and time.monotonic() - self.last_interim > INTERIM_EVERY_S:
-            self.last_interim = time.monotonic()
+        elif self.cfg.interim_results and self.heard_speech and self.total_s - self.turn_start_s >= self.next_interim_s:
+            self.next_interim_s += INTERIM_EVERY_S  # one interim per second of turn audio, however fast it arrives
             yield self._interim()
 
     def _vad(self, samples: np.ndarray) -> bool:
@@ -127,7 +126,7 @@ class StreamSession:
             self.vad.reset_states()
         had_speech, self.heard_speech = self.heard_speech, False
         start = self.turn_start_s
-        self.turn_start_s = self.total_s
+        self.turn_start_s, self.next_interim_s = self.total_s, INTERIM_EVERY_S
         if len(audio) < 1_600 or not had_speech:  # under 0.1 s, or silence only: nothing to recognise
             return
         timings = common_pb2.StageTimings()

@@ -134,6 +134,9 @@ def test_streaming_several_turns_with_end_of_turn(stub) -> None:
 
     responses = list(stub.StreamingRecognize(requests(), timeout=60))
     finals = [r for r in responses if r.is_final]
+    interims = [r for r in responses if not r.is_final]
+    assert [r.turn_index for r in interims] == [0, 1]  # one per second of turn audio
+    assert responses.index(interims[1]) > responses.index(finals[0])
     assert [r.turn_index for r in finals] == [0, 1]
     assert all(r.result.turn_id for r in finals)
     assert finals[1].turn_start_s == pytest.approx(1.2, abs=0.01)
