@@ -15,6 +15,7 @@ from shared.bundle import save_bundle
 from shared.model.asr import SeedASR
 from shared.tokenizer import Tokenizer
 from training.export.onnx_export import export_onnx, parity
+from training.data.stats import manifest_stats
 from training.recipe import Recipe, model_config
 
 STAGES = ["lm", "ssl1", "ssl2", "sft", "context_sft", "rl"]
@@ -26,6 +27,7 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
     probe = json.loads((work / "probe.json").read_text()) if (work / "probe.json").exists() else {}
     n_params = sum(p.numel() for p in model.parameters())
     n_lm = sum(p.numel() for p in model.lm.parameters())
+    data = manifest_stats(recipe.train_manifest)
     moe = model.cfg.lm.moe
     experts = f"{moe.n_experts} experts, top-{moe.top_k}" if moe else "dense"
     lines = [
@@ -48,6 +50,9 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "(VTLP-like), reverberation, telephone-band and noise augmentation. Text: Faker entities in 16 locales,",
         "Debian fortunes, wordfreq words, assistant command templates; dev sentences held out by hash.",
         "Never trained on: flite slt, festival voices (reserved for evaluation).",
+        "",
+        f"Training set: {data['utterances']} utterances, {data['hours']} h, vocabulary {data['vocabulary']} words"
+        f" ({data['running_words']} running words), {data['voices']} base voices, {data['augmented_share']:.0%} augmented.",
         "",
         "## Training time per stage (2-core CPU)",
         "| stage | steps | minutes budget | final loss |",
