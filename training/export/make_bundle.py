@@ -14,8 +14,8 @@ import torch
 from shared.bundle import save_bundle
 from shared.model.asr import SeedASR
 from shared.tokenizer import Tokenizer
-from training.export.onnx_export import export_onnx, parity
 from training.data.stats import manifest_stats
+from training.export.onnx_export import export_onnx, parity
 from training.recipe import Recipe, model_config
 
 STAGES = ["lm", "ssl1", "ssl2", "sft", "context_sft", "rl"]
