@@ -32,9 +32,9 @@ class Recipe:
     lm: StageBudget = field(default_factory=lambda: StageBudget(15, 2e-3))
     ssl1: StageBudget = field(default_factory=lambda: StageBudget(10, 1e-3))
     ssl2: StageBudget = field(default_factory=lambda: StageBudget(6, 1e-3))
-    sft: StageBudget = field(default_factory=lambda: StageBudget(60, 1.5e-3))
-    context_sft: StageBudget = field(default_factory=lambda: StageBudget(15, 5e-4))
-    rl: StageBudget = field(default_factory=lambda: StageBudget(5, 5e-5))
+    sft: StageBudget = field(default_factory=lambda: StageBudget(35, 1.5e-3))
+    context_sft: StageBudget = field(default_factory=lambda: StageBudget(35, 1e-3))
+    rl: StageBudget = field(default_factory=lambda: StageBudget(4, 5e-5))
     kmeans_clusters: int = 200
 
     @classmethod

@@ -41,7 +41,7 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         f" of {model_config(1).encoder.n_layers} (probe CTC loss by layer: {probe.get('ctc_loss_by_layer', 'n/a')})",
         f"- converter: splice {model.cfg.converter.splice}, linear {model.cfg.converter.d_in * model.cfg.converter.splice}"
         f" -> {model.cfg.converter.d_out}",
-        "- context SFT: LM unfrozen at 0.2x the encoder's learning rate (SFT kept it frozen);"
+        "- SFT kept the LM frozen; context SFT unfroze it at the encoder's learning rate (training/sft/train.py);"
         " RL: MWER on 4-best lists scored by keyword-weighted WER, whole model",
         "",
         "## Data",

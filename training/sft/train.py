@@ -25,6 +25,7 @@ from training.data.text import EntityFaker
 from training.recipe import Recipe, model_config
 
 CONTEXT_BUDGET = 96
+LM_LR_SCALE = 1.0  # LM learning rate relative to the encoder's during context SFT
 
 
 def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
@@ -78,7 +79,9 @@ def main() -> None:
     other = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
     groups = [{"params": other, "lr_scale": 1.0}]
     if stage == "context_sft":
-        groups.append({"params": lm_params, "lr_scale": 0.2})
+        # The LM is unfrozen here: frozen, the small LM (which never saw a filled speech span in text
+        # pretraining) did not learn to attend to speech during SFT; see the model card.
+        groups.append({"params": lm_params, "lr_scale": LM_LR_SCALE})
     opt = torch.optim.AdamW(groups, lr=budget_cfg.peak_lr, weight_decay=0.01)
     ckpt = Checkpointer(work / f"{stage}.pt")
     state = ckpt.load(model, opt)
