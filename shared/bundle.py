@@ -56,7 +56,9 @@ def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extr
     out.mkdir(parents=True, exist_ok=True)
     meta = {"config": config_to_dict(model.cfg), **(extra or {})}
     (out / "config.json").write_text(json.dumps(meta, indent=2))
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k != "lm.head.weight"}
+    # float16 on disk halves the bundle; load_bundle copies into float32 parameters
+    state = {k: (v.half() if v.is_floating_point() else v).detach().contiguous()
+             for k, v in model.state_dict().items() if k != "lm.head.weight"}
     if model.cfg.encoder_layers:  # drop layers above the probed one: they are never run
         keep = model.cfg.encoder_layers
         state = {k: v for k, v in state.items() if not _encoder_layer_above(k, keep)}
