@@ -198,7 +198,7 @@ def main() -> None:
         out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
                 for t in table]
         out.append("")
-        _plot_alpha(table, Path("runs") / "alpha_sweep.png")
+        _plot_alpha(table, (args.card.parent if args.card else Path("runs")) / "alpha_sweep.png")
     long_manifest = Path(args.long) / "manifest.jsonl"
     if long_manifest.exists():
         lf = eval_long(read_rows(long_manifest, 0)[0], ours)
