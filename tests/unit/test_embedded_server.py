@@ -180,3 +180,15 @@ def test_oversized_message_is_resource_exhausted(settings) -> None:
             assert recognize(recognizer_pb2_grpc.RecognizerStub(ch), wav_bytes(tone(0.3))).turn_id
     finally:
         running.stop(0.1)
+
+
+def test_an_appended_assistant_turn_is_in_the_next_turns_context(server, stub) -> None:
+    running, _ = server
+    stub.AppendTurn(recognizer_pb2.AppendTurnRequest(
+        session_id="ctx-1", turn=common_pb2.Turn(role="assistant", text="I found Zorblatt Quux in your contacts")), timeout=5)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        ctx = internal_pb2_grpc.ContextStub(ch).Assemble(
+            internal_pb2.AssembleRequest(session_id="ctx-1", context=common_pb2.RequestContext(hotwords=["Kilbride"])),
+            timeout=5)
+    assert "zorblatt quux" in ctx.text and ctx.text.startswith("kilbride") and ctx.turns_used == 1
+    assert len(ctx.token_ids) > 5
