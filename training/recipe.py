@@ -15,6 +15,8 @@ from shared.model.conformer import ConformerConfig
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeConfig
 
+CONTEXT_BUDGET = 96  # context tokens per example, in every stage (the serving default is the same)
+
 
 @dataclass
 class StageBudget:

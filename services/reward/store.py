@@ -15,6 +15,18 @@ from typing import Any, Optional, Protocol
 TURN_KEY = "seedasr:turn:"
 SAMPLE_KEY = "seedasr:rl:sample"
 SAMPLE_LOG = "seedasr:rl:samples"
+LATEST_KEY = "seedasr:rl:latest:"  # turn id -> id of its newest sample
+
+# Store, log and index a sample in one step: a worker killed half-way must not leave a sample that
+# the idempotency check sees as done but the log never lists.
+_ADD_SAMPLE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('SET', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+"""
 
 
 class RewardStore(Protocol):
@@ -35,6 +47,7 @@ class RedisRewardStore:
 
         self.r = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, retry_on_timeout=True)
         self.ttl = turn_ttl_s
+        self._add = self.r.register_script(_ADD_SAMPLE)
 
     def put_turn(self, turn: dict[str, Any]) -> None:
         self.r.set(TURN_KEY + turn["turn_id"], json.dumps(turn), ex=self.ttl)
@@ -45,17 +58,13 @@ class RedisRewardStore:
 
     def add_sample(self, sample: dict[str, Any]) -> bool:
         """Idempotent by sample id: a redelivered task adds nothing. Returns True when new."""
-        added = self.r.hsetnx(SAMPLE_KEY, sample["sample_id"], json.dumps(sample))
-        if added:
-            self.r.rpush(SAMPLE_LOG, sample["sample_id"])
-        return bool(added)
+        keys = [SAMPLE_KEY, SAMPLE_LOG, LATEST_KEY + sample["turn_id"]]
+        return bool(self._add(keys=keys, args=[sample["sample_id"], json.dumps(sample)]))
 
     def get_sample(self, turn_id: str) -> Optional[dict[str, Any]]:
-        for sid in self.r.lrange(SAMPLE_LOG, 0, -1)[::-1]:
-            if (sid.decode() if isinstance(sid, bytes) else sid).startswith(turn_id + ":"):
-                raw = self.r.hget(SAMPLE_KEY, sid)
-                return json.loads(raw) if raw else None
-        return None
+        sid = self.r.get(LATEST_KEY + turn_id)
+        raw = self.r.hget(SAMPLE_KEY, sid) if sid else None
+        return json.loads(raw) if raw else None
 
     def samples(self) -> Iterator[dict[str, Any]]:
         for sid in self.r.lrange(SAMPLE_LOG, 0, -1):

@@ -23,9 +23,7 @@ from shared.tokenizer import Tokenizer, train_tokenizer
 from training.common import Checkpointer, TimeBudget, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker, entity_sentence, sentence_stream
-from training.recipe import Recipe, model_config
-
-CONTEXT_BUDGET = 96
+from training.recipe import CONTEXT_BUDGET, Recipe, model_config
 
 
 def build_corpus(path: Path, n: int, seed: int = 7) -> list[str]:

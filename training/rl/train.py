@@ -24,9 +24,9 @@ from shared.tokenizer import Tokenizer
 from training.common import Checkpointer, FeatureCache, TimeBudget, feature_batches, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
-from training.recipe import Recipe
+from training.recipe import CONTEXT_BUDGET, Recipe
 from training.rl.mwer import mwer_loss
-from training.sft.train import CONTEXT_BUDGET, build_model
+from training.sft.train import build_model
 
 CE_WEIGHT = 0.1
 

@@ -22,9 +22,8 @@ from shared.tokenizer import Tokenizer
 from training.common import Checkpointer, FeatureCache, TimeBudget, feature_batches, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
-from training.recipe import Recipe, model_config
+from training.recipe import CONTEXT_BUDGET, Recipe, model_config
 
-CONTEXT_BUDGET = 96
 LM_LR_SCALE = 1.0  # LM learning rate relative to the encoder's during context SFT
 
 
