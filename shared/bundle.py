@@ -48,7 +48,8 @@ def config_from_dict(d: dict[str, Any]) -> ASRConfig:
         lm=LMConfig(**{**{k: v for k, v in lm.items() if k in {f.name for f in dataclasses.fields(LMConfig)}},
                        "moe": pick(MoeConfig, moe) if moe else None}),
         encoder_layers=d.get("encoder_layers"),
-        ctc_weight=d.get("ctc_weight", 0.3),
+        ctc_weight=d.get("ctc_weight", 1.0),
+        ctc_blank=d.get("ctc_blank", 3),
     )
 
 

@@ -1,6 +1,6 @@
 """Encoder engines: the same contract over torch, ONNX Runtime (CPU default) and TensorRT (GPU).
 
-encode(feats (T, F) float32) -> EncoderOutput(speech (S, D_lm), ctc_logp (T/4, V+1)).
+encode(feats (T, F) float32) -> EncoderOutput(speech (S, D_lm), ctc_logp (S, V)).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from shared.model.asr import EncoderWithConverter, SeedASR
 @dataclass
 class EncoderOutput:
     speech: np.ndarray  # (S, D_lm) float32
-    ctc_logp: np.ndarray  # (T', V+1) float32
+    ctc_logp: np.ndarray  # (S, V) float32
 
 
 class EncoderEngine(Protocol):

@@ -18,8 +18,9 @@ from shared.bundle import default_bundle_dir, load_bundle
 from shared.engines import EncoderEngine, EncoderOutput, make_encoder_engine
 from shared.features import fbank, normalize
 from shared.model.beam_search import BeamConfig, joint_beam_search
+from shared.model.ctc_prefix import CTCPrefixScorer
 
-FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
+ENCODER_FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
 
 
 @dataclass
@@ -54,7 +55,9 @@ class AsrCore:
         return out, text, words
 
     def ctc_greedy(self, ctc_logp: np.ndarray) -> tuple[str, list[Word]]:
-        blank = ctc_logp.shape[-1] - 1
+        """ctc_logp (S, V) at the converter's rate -> greedy text and word timings."""
+        blank = self.model.ctc_blank
+        frame_s = ENCODER_FRAME_S * self.model.cfg.converter.splice
         best = ctc_logp.argmax(-1)
         pieces: list[tuple[int, int]] = []  # (token, frame)
         prev = -1
@@ -68,10 +71,10 @@ class AsrCore:
             if tokid in self.tok.special_ids or piece.startswith("<0x"):
                 continue
             if piece.startswith("\u2581") or not words:
-                words.append(Word(piece.lstrip("\u2581"), t * FRAME_S, (t + 1) * FRAME_S))
+                words.append(Word(piece.lstrip("\u2581"), t * frame_s, (t + 1) * frame_s))
             else:
                 words[-1].word += piece
-                words[-1].end_s = (t + 1) * FRAME_S
+                words[-1].end_s = (t + 1) * frame_s
         words = [w for w in words if w.word]
         return " ".join(w.word for w in words), words
 
@@ -84,7 +87,11 @@ class AsrCore:
             sp = torch.from_numpy(np.array(speech, dtype=np.float32))  # a writable copy
             free = self.model.prefix_embeds(self.tok, sp, None)
             ctx = self.model.prefix_embeds(self.tok, sp, list(context_ids)) if context_ids else None
-            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg)
+            ctc = None
+            if self.model.ctc is not None and cfg.ctc_weight > 0:
+                logp = self.model.ctc_logits(sp[None])[0].log_softmax(-1)  # (S, V), cheap next to the LM
+                ctc = CTCPrefixScorer(logp, self.model.ctc_blank, self.tok.eos_id)
+            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc)
         return [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
 
 

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     beam_size: int = Field(4, ge=1, le=32)
     nbest: int = Field(4, ge=1, le=32)
     context_weight: float = Field(0.5, ge=0, le=1)
+    # weight of the CTC head's prefix scores against the LM's in beam search (0 = LM only)
+    ctc_weight: float = Field(0.5, ge=0, le=1)
     context_budget: int = Field(96, ge=0)
     # long audio is decoded in windows of at most this length, cut in pauses; the shipped model
     # trained on utterances of 1-16 s (95% under 6 s), so windows stay near that

@@ -4,9 +4,11 @@ checkpoints that resume, loss logs and plots."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Iterator
+from multiprocessing import Pool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,34 @@ from tqdm import tqdm
 from shared.audio import read_audio_file
 from shared.features import fbank, normalize
 
-torch.set_num_threads(2)
+
+def train_device() -> torch.device:
+    """SEEDASR_TRAIN_DEVICE (default cpu; cuda on a GPU machine): where the training stages run."""
+    device = torch.device(os.environ.get("SEEDASR_TRAIN_DEVICE", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("SEEDASR_TRAIN_DEVICE=cuda but torch sees no CUDA device")
+    if device.type == "cpu":
+        torch.set_num_threads(2)  # this machine's two cores; more threads only thrash
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+DEVICE = train_device()
+
+
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict on the CPU, so stage outputs load anywhere."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _features_of(path: str) -> np.ndarray:
+    return normalize(fbank(read_audio_file(path))).astype(np.float16)
 
 
 class FeatureCache:
@@ -38,11 +63,13 @@ class FeatureCache:
             self.offsets = json.loads(index.read_text())["offsets"]
             return
         chunks, offsets, pos = [], [], 0
-        for row in tqdm(self.rows, desc=f"fbank {manifest.parent.name}"):
-            feats = normalize(fbank(read_audio_file(row["audio"]))).astype(np.float16)
-            chunks.append(feats)
-            offsets.append((pos, pos + len(feats)))
-            pos += len(feats)
+        paths = [row["audio"] for row in self.rows]
+        with Pool(os.cpu_count() or 1) as pool:
+            for feats in tqdm(pool.imap(_features_of, paths, chunksize=64), total=len(paths),
+                              desc=f"fbank {manifest.parent.name}"):
+                chunks.append(feats)
+                offsets.append((pos, pos + len(feats)))
+                pos += len(feats)
         self.data = np.concatenate(chunks)
         self.offsets = offsets
         np.save(cache, self.data)
@@ -76,6 +103,9 @@ class FeatBatch:
     feats: torch.Tensor  # (B, T, F)
     lengths: torch.Tensor  # (B,)
     rows: list[dict[str, Any]]
+
+    def to(self, device: torch.device) -> FeatBatch:
+        return FeatBatch(self.feats.to(device, non_blocking=True), self.lengths.to(device), self.rows)
 
 
 def feature_batches(cache: FeatureCache, max_frames: int, rng: random.Random, augment: bool) -> Iterator[FeatBatch]:
@@ -122,7 +152,7 @@ class Checkpointer:
                    elapsed: float, force: bool = False) -> None:
         if force or time.time() - self.last > self.every_s:
             tmp = self.path.with_suffix(".tmp")
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log, "elapsed": elapsed}
+            state = {"model": cpu_state(model), "opt": opt.state_dict(), "step": step, "log": log, "elapsed": elapsed}
             torch.save(state, tmp)
             tmp.replace(self.path)
             self.last = time.time()

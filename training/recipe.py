@@ -31,12 +31,13 @@ class Recipe:
     train_manifest: Path = Path("data/train/manifest.jsonl")
     vocab_size: int = 1000
     lm_sentences: int = 120_000
-    lm: StageBudget = field(default_factory=lambda: StageBudget(15, 2e-3))
-    ssl1: StageBudget = field(default_factory=lambda: StageBudget(10, 1e-3))
-    ssl2: StageBudget = field(default_factory=lambda: StageBudget(6, 1e-3))
-    sft: StageBudget = field(default_factory=lambda: StageBudget(35, 1.5e-3))
-    context_sft: StageBudget = field(default_factory=lambda: StageBudget(35, 1e-3))
-    rl: StageBudget = field(default_factory=lambda: StageBudget(4, 5e-5))
+    lm_batch: int = 32  # text examples per LM pretraining step
+    lm: StageBudget = field(default_factory=lambda: StageBudget(12, 2e-3))
+    ssl1: StageBudget = field(default_factory=lambda: StageBudget(6, 1e-3))
+    ssl2: StageBudget = field(default_factory=lambda: StageBudget(4, 1e-3))
+    sft: StageBudget = field(default_factory=lambda: StageBudget(55, 2e-3, 5000))
+    context_sft: StageBudget = field(default_factory=lambda: StageBudget(15, 8e-4, 5000))
+    rl: StageBudget = field(default_factory=lambda: StageBudget(3, 5e-5))
     kmeans_clusters: int = 200
 
     @classmethod
@@ -61,5 +62,5 @@ def model_config(vocab_size: int) -> ASRConfig:
         converter=ConverterConfig(d_in=enc.d_model, d_out=256, splice=2),
         lm=LMConfig(vocab_size=vocab_size, d_model=256, n_layers=4, n_heads=4, ff_hidden=512,
                     moe=MoeConfig(n_experts=4, top_k=2)),
-        ctc_weight=0.3,
+        ctc_weight=1.0,
     )

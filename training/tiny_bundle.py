@@ -31,7 +31,7 @@ def tiny_config(vocab_size: int) -> ASRConfig:
         converter=ConverterConfig(d_in=32, d_out=48, splice=2),
         lm=LMConfig(vocab_size=vocab_size, d_model=48, n_layers=2, n_heads=2, ff_hidden=64, dropout=0.0,
                     moe=MoeConfig(n_experts=4, top_k=2)),
-        ctc_weight=0.3,
+        ctc_weight=1.0,
     )
 
 

@@ -2,7 +2,11 @@
 
 Prompt layout (token ids unless noted), identical for text pretraining, SFT and context SFT:
     <s> instruction [<ctx> context </ctx>] <speech> [speech embeddings] </speech> text </s>
-Text-only pretraining leaves the speech span empty, so the frozen LM already knows the format.
+Text pretraining fills the speech span with pseudo-speech (noised, repeated, blank-padded token
+embeddings; training/lm/pretrain.py), so the LM has learned to read that span before it is frozen.
+The CTC head sits on the converter output and is tied to the LM's token embeddings: it pulls every
+speech position towards the embedding of the token spoken there (or of the blank), which is the
+input the frozen LM learned to read.
 """
 
 from __future__ import annotations
@@ -30,7 +34,23 @@ class ASRConfig:
     converter: ConverterConfig = field(default_factory=ConverterConfig)
     lm: LMConfig = field(default_factory=LMConfig)
     encoder_layers: Optional[int] = None  # LUISE layer kept after probing; None keeps all
-    ctc_weight: float = 0.3
+    ctc_weight: float = 1.0
+    ctc_blank: int = 3  # the tokenizer's <pad>: CTC blank and the pseudo-speech filler
+
+
+class TiedCTCHead(nn.Module):
+    """CTC logits of speech positions against the LM's unit-length token embeddings: (B, S, D) @ (V, D)^T * scale.
+
+    Unit length because LM embeddings are small (init std 0.02) while the converter output is
+    layer-normalised: raw dot products would start near zero and leave CTC stuck on its plateau.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(()))
+
+    def forward(self, speech: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        return speech @ F.normalize(embeddings, dim=-1).t() * self.log_scale.exp()
 
 
 @dataclass
@@ -44,19 +64,24 @@ class Batch:
 
 class SeedASR(nn.Module):
     def __init__(
-        self, cfg: ASRConfig, encoder: ConformerEncoder, converter: Converter, lm: MoeLM, ctc: Optional[nn.Linear]
+        self, cfg: ASRConfig, encoder: ConformerEncoder, converter: Converter, lm: MoeLM, ctc: Optional[TiedCTCHead]
     ) -> None:
         super().__init__()
         self.cfg, self.encoder, self.converter, self.lm, self.ctc = cfg, encoder, converter, lm, ctc
 
     @classmethod
     def build(cls, cfg: ASRConfig) -> SeedASR:
-        ctc = nn.Linear(cfg.encoder.d_model, cfg.lm.vocab_size + 1) if cfg.ctc_weight > 0 else None
+        ctc = TiedCTCHead() if cfg.ctc_weight > 0 else None
         return cls(cfg, ConformerEncoder(cfg.encoder), Converter(cfg.converter), MoeLM(cfg.lm), ctc)
 
     @property
     def ctc_blank(self) -> int:
-        return self.cfg.lm.vocab_size
+        return self.cfg.ctc_blank
+
+    def ctc_logits(self, speech: torch.Tensor) -> torch.Tensor:
+        """speech (B, S, D_lm) -> CTC logits (B, S, V) over the LM vocabulary (blank = cfg.ctc_blank)."""
+        assert self.ctc is not None
+        return self.ctc(speech, self.lm.embed.weight)
 
     def encode(
         self, feats: torch.Tensor, lengths: torch.Tensor
@@ -80,11 +105,11 @@ class SeedASR(nn.Module):
     def prefix_embeds(self, tok: Tokenizer, speech: Optional[torch.Tensor], context: Optional[Sequence[int]]) -> torch.Tensor:
         """One decoding prefix (L, D): prompt, context and speech (S, D), ready for generation."""
         before, after = self.prompt_ids(tok, context)
-        emb = self.lm.embed
-        parts = [emb(torch.tensor(before))]
+        emb, dev = self.lm.embed, self.lm.embed.weight.device
+        parts = [emb(torch.tensor(before, device=dev))]
         if speech is not None:
             parts.append(speech)
-        parts.append(emb(torch.tensor(after)))
+        parts.append(emb(torch.tensor(after, device=dev)))
         return torch.cat(parts)
 
     def build_batch(
@@ -96,18 +121,18 @@ class SeedASR(nn.Module):
         targets: Sequence[Sequence[int]],
     ) -> Batch:
         """Right-padded teacher-forcing batch; only target tokens (and </s>) carry labels."""
-        seqs, labels = [], []
+        seqs, labels, dev = [], [], self.lm.embed.weight.device
         for i, (ctx, tgt) in enumerate(zip(contexts, targets)):
             sp = speech[i, : int(speech_lens[i])] if speech is not None and speech_lens is not None else None
             prefix = self.prefix_embeds(tok, sp, ctx)
-            text = torch.tensor([*tgt, tok.eos_id])
+            text = torch.tensor([*tgt, tok.eos_id], device=dev)
             seqs.append(torch.cat([prefix, self.lm.embed(text[:-1])]))
-            lab = torch.full((seqs[-1].shape[0],), -100, dtype=torch.long)
+            lab = torch.full((seqs[-1].shape[0],), -100, dtype=torch.long, device=dev)
             lab[prefix.shape[0] - 1 :] = text
             labels.append(lab)
         length = max(s.shape[0] for s in seqs)
         embeds = torch.stack([F.pad(s, (0, 0, 0, length - s.shape[0])) for s in seqs])
-        valid = torch.stack([torch.arange(length) < s.shape[0] for s in seqs])
+        valid = torch.stack([torch.arange(length, device=dev) < s.shape[0] for s in seqs])
         lab_t = torch.stack([F.pad(lb, (0, length - lb.shape[0]), value=-100) for lb in labels])
         return Batch(embeds, valid, lab_t)
 
@@ -117,21 +142,21 @@ class SeedASR(nn.Module):
         logits, _, routers = self.lm(batch.embeds, batch.valid)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
         moe = self.cfg.lm.moe
-        aux = load_balancing_loss(routers, moe.n_experts, moe.top_k) if moe else torch.zeros(())
+        aux = load_balancing_loss(routers, moe.n_experts, moe.top_k) if moe else logits.new_zeros(())
         return ce, aux
 
-    def ctc_loss(self, enc: torch.Tensor, enc_lens: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Tensor:
-        assert self.ctc is not None
-        logp = self.ctc(enc).log_softmax(-1).transpose(0, 1)  # (T, B, V+1)
-        flat = torch.tensor([t for tgt in targets for t in tgt], dtype=torch.long)
-        tlens = torch.tensor([len(t) for t in targets], dtype=torch.long)
-        return F.ctc_loss(logp, flat, enc_lens, tlens, blank=self.ctc_blank, zero_infinity=True)
+    def ctc_loss(self, speech: torch.Tensor, speech_lens: torch.Tensor, targets: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Per-token CTC loss of the converter output (B, S, D_lm) against target ids."""
+        logp = self.ctc_logits(speech).log_softmax(-1).transpose(0, 1)  # (S, B, V)
+        flat = torch.tensor([t for tgt in targets for t in tgt], dtype=torch.long, device=speech.device)
+        tlens = torch.tensor([len(t) for t in targets], dtype=torch.long, device=speech.device)
+        return F.ctc_loss(logp, flat, speech_lens, tlens, blank=self.ctc_blank, zero_infinity=True)
 
 
 class EncoderWithConverter(nn.Module):
     """What the encoder service runs (and what is exported to ONNX / TensorRT).
 
-    feats (B, T, F), lengths (B,) -> speech (B, S, D_lm), speech_lens (B,), ctc_logp (B, T/4, V+1).
+    feats (B, T, F), lengths (B,) -> speech (B, S, D_lm), speech_lens (B,), ctc_logp (B, S, V).
     """
 
     def __init__(self, model: SeedASR) -> None:
@@ -139,9 +164,10 @@ class EncoderWithConverter(nn.Module):
         self.model = model
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        enc, speech, speech_lens, _ = self.model.encode(feats, lengths)
-        if self.model.ctc is None:
-            ctc = torch.zeros(enc.shape[0], enc.shape[1], 1)
+        _, speech, speech_lens, _ = self.model.encode(feats, lengths)
+        if self.model.ctc is None:  # all-blank CTC output: no interim text
+            blank = torch.full(speech.shape[:2], self.model.ctc_blank, device=speech.device)
+            ctc = F.one_hot(blank, self.model.cfg.lm.vocab_size).float().log()
         else:
-            ctc = self.model.ctc(enc).log_softmax(-1)
+            ctc = self.model.ctc_logits(speech).log_softmax(-1)
         return speech, speech_lens, ctc

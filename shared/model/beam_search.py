@@ -8,6 +8,9 @@ At each step a token's score is
 restricted to the `prune_k` tokens the context-free stream ranks highest, so context can only
 choose among what was plausibly said. alpha = 0 runs the context-free stream alone; alpha = 1
 runs the context stream alone without pruning (plain context decoding). Greedy is beam_size 1.
+
+With a CTC prefix scorer (shared/model/ctc_prefix.py) each of the `prune_k` best candidates (and
+</s>) also gets ctc_weight * (psi(h + c) - psi(h)), mixed with (1 - ctc_weight) * the LM score.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from shared.model.ctc_prefix import CTCPrefixScorer, PrefixState
 from shared.model.moe_lm import MoeLM, reorder_cache
 
 
@@ -29,6 +33,7 @@ class BeamConfig:
     max_tokens: int = 160
     alpha: float = 0.5  # weight of the context-conditioned score
     prune_k: int = 8  # candidates kept from the context-free ranking (>= beam_size)
+    ctc_weight: float = 0.5  # weight of CTC prefix scores when a CTC scorer is given
 
 
 @dataclass
@@ -51,15 +56,40 @@ def _joint(logp: torch.Tensor, alpha: float, prune_k: int) -> torch.Tensor:
     return (alpha * ctx + (1 - alpha) * free).masked_fill(~allowed, float("-inf"))
 
 
-def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float) -> list[Hypothesis]:
+CTCTables = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # psi, r_n, r_b, candidates
+
+
+def _with_ctc(
+    scores: torch.Tensor, ctc: CTCPrefixScorer, state: PrefixState, eos_id: int, cfg: BeamConfig
+) -> tuple[torch.Tensor, torch.Tensor, CTCTables]:
+    """LM scores (N, V) -> mixed LM + CTC scores (N, V), the candidate slot of every token and CTC tables."""
+    n, vocab = scores.shape
+    scores = scores.index_fill(1, torch.tensor([ctc.blank]), float("-inf"))  # the blank is never a token
+    cands = torch.cat([scores.topk(min(cfg.prune_k, vocab), dim=-1).indices, torch.full((n, 1), eos_id)], 1)
+    psi, r_n, r_b = ctc.score(state, cands)
+    neg_inf = torch.tensor(float("-inf"))
+    delta = psi - state.psi[:, None]
+    delta = torch.where(torch.isnan(delta), neg_inf, delta)  # -inf - -inf: the prefix was already impossible
+    lm = scores.gather(1, cands)
+    mixed = torch.where(lm == neg_inf, neg_inf, (1 - cfg.ctc_weight) * lm + cfg.ctc_weight * delta)
+    slot = torch.zeros(n, vocab, dtype=torch.long).scatter_(1, cands, torch.arange(cands.shape[1]).expand(n, -1))
+    return torch.full_like(scores, float("-inf")).scatter_(1, cands, mixed), slot, (psi, r_n, r_b, cands)
+
+
+def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None) -> list[Hypothesis]:
     """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first."""
     live_tokens: list[list[int]] = [[]]
     live_scores = torch.zeros(1)
     finished: list[Hypothesis] = []
     parents: Optional[torch.Tensor] = None
     last: Optional[torch.Tensor] = None
+    use_ctc = ctc is not None and cfg.ctc_weight > 0
+    ctc_state = ctc.initial() if ctc is not None else None
     for t in range(cfg.max_tokens + 1):
         scores = _joint(step(parents, last), alpha, cfg.prune_k)  # (N, V)
+        if use_ctc and t < cfg.max_tokens:
+            assert ctc is not None and ctc_state is not None
+            scores, slot, tables = _with_ctc(scores, ctc, ctc_state, eos_id, cfg)
         if t == cfg.max_tokens:  # out of budget: force the end of every live hypothesis
             forced = torch.full_like(scores, float("-inf"))
             forced[:, eos_id] = 0.0
@@ -85,6 +115,9 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float) -> list[Hyp
         live_tokens, live_scores = next_tokens, torch.tensor(next_scores)
         parents = torch.tensor(next_parents)
         last = torch.tensor([tk[-1] for tk in next_tokens])
+        if use_ctc:
+            psi, r_n, r_b, cands = tables
+            ctc_state = CTCPrefixScorer.select(psi, r_n, r_b, cands, parents, slot[parents, last])
     return finished[: cfg.nbest]
 
 
@@ -140,6 +173,7 @@ def joint_beam_search(
     eos_id: int,
     cfg: BeamConfig,
     cached: bool = True,
+    ctc: Optional[CTCPrefixScorer] = None,
 ) -> list[Hypothesis]:
     """free_prefix / ctx_prefix: (L, D) prompt embeddings ending right before the transcript."""
     alpha = cfg.alpha if ctx_prefix is not None else 0.0
@@ -150,4 +184,4 @@ def joint_beam_search(
     else:
         prefixes = [free_prefix, ctx_prefix]
     step: StepFn = CachedStep(lm, prefixes) if cached else UncachedStep(lm, prefixes)
-    return search(step, eos_id, cfg, alpha)
+    return search(step, eos_id, cfg, alpha, ctc)

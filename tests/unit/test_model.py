@@ -95,3 +95,36 @@ def test_pruning_keeps_only_tokens_the_context_free_pass_ranks_high() -> None:
     ctx = torch.log_softmax(torch.tensor([[[0.0, 0.0, 0.0, 0.0, 9.0]]]), -1)
     joint = _joint(torch.cat([free, ctx]), alpha=0.9, prune_k=2)
     assert torch.isinf(joint[0, 4]) and int(joint[0].argmax()) in (0, 1)
+
+
+def test_tied_ctc_head_scores_speech_against_lm_embeddings() -> None:
+    """A speech position equal to a token's (normalised) embedding scores that token highest."""
+    from shared.model.asr import ASRConfig, SeedASR
+    from shared.model.conformer import ConformerConfig
+    from shared.model.converter import ConverterConfig
+
+    torch.manual_seed(0)
+    cfg = ASRConfig(encoder=ConformerConfig(d_model=16, n_heads=2, n_layers=1, subsample_channels=4),
+                    converter=ConverterConfig(d_in=16, d_out=32, splice=2),
+                    lm=LMConfig(vocab_size=40, d_model=32, n_layers=1, n_heads=2, ff_hidden=32))
+    model = SeedASR.build(cfg)
+    emb = model.lm.embed.weight.detach()
+    speech = torch.nn.functional.layer_norm(emb[[7, 3, 21]], (32,))[None]  # (1, 3, D)
+    assert model.ctc_logits(speech).argmax(-1).tolist() == [[7, 3, 21]]
+    targets = [[7, 21]]
+    loss = model.ctc_loss(speech, torch.tensor([3]), targets)
+    loss.backward()
+    assert model.lm.embed.weight.grad is not None and float(loss) > 0
+
+
+def test_pseudo_speech_is_ctc_shaped_and_layer_normalised() -> None:
+    import random
+
+    from training.lm.pretrain import pseudo_speech
+
+    torch.manual_seed(0)
+    embed = torch.randn(60, 16) * 0.02
+    out = pseudo_speech([10, 11, 12, 13], embed, blank=3, first_normal=9, rng=random.Random(1))
+    assert out.shape[1] == 16 and 4 <= out.shape[0] <= 4 * 3 + 4 * 2 + 12
+    assert torch.allclose(out.mean(-1), torch.zeros(out.shape[0]), atol=1e-5)
+    assert torch.allclose(out.pow(2).mean(-1), torch.ones(out.shape[0]), atol=0.1)  # LayerNorm eps vs tiny embeddings

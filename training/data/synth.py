@@ -2,6 +2,11 @@
 
     python -m training.data.synth --out data/train --hours 8 --split train
     python -m training.data.synth --out data/dev --split dev      # reserved voices, held-out accents
+    python -m training.data.synth --out data/train --count 36000 --plan-only  # texts + voices only
+    python -m training.data.synth --out data/train --from-plan    # render data/train/jobs.jsonl
+
+Planning needs the text sources (Faker, wordfreq, fortunes); rendering needs only the TTS engines,
+so a plan made here can be rendered on a bigger machine.
 
 Training never uses flite `slt` or any festival voice: `TRAIN_VOICES` cannot name them, and
 `check_training_voice` refuses them at run time as well.
@@ -15,7 +20,7 @@ import os
 import random
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -94,7 +99,7 @@ def run_job(job: Job) -> dict | None:
 
 
 def train_voice(rng: random.Random) -> str:
-    if rng.random() < 0.7:
+    if rng.random() < 0.5:  # flite's voices are closer to the reserved ones; espeak adds accents
         voice = "espeak:" + rng.choice(ESPEAK_TRAIN_ACCENTS) + rng.choice(ESPEAK_VARIANTS)
     else:
         voice = "flite:" + rng.choice(FLITE_TRAIN_VOICES)
@@ -142,9 +147,23 @@ def main() -> None:
     ap.add_argument("--noise-snr", type=float, default=None, help="add pink noise at this SNR (dev sets)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--plan-only", action="store_true", help="write OUT/jobs.jsonl and stop")
+    ap.add_argument("--from-plan", action="store_true", help="render OUT/jobs.jsonl")
     args = ap.parse_args()
     voices = [v for v in args.voices.split(",") if v] or None
-    jobs = make_jobs(args.split, args.out, args.count, args.seed, voices, args.noise_snr)
+    plan = Path(args.out) / "jobs.jsonl"
+    if args.from_plan:
+        jobs = [Job(**json.loads(line)) for line in plan.read_text().splitlines() if line.strip()]
+        for job in jobs:
+            if job.augment:
+                check_training_voice(job.voice)
+    else:
+        jobs = make_jobs(args.split, args.out, args.count, args.seed, voices, args.noise_snr)
+    if args.plan_only:
+        plan.parent.mkdir(parents=True, exist_ok=True)
+        plan.write_text("".join(json.dumps(asdict(j)) + "\n" for j in jobs))
+        print(f"{plan}: {len(jobs)} jobs")
+        return
     synthesise(jobs, Path(args.out) / "manifest.jsonl", args.workers)
 
 

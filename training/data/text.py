@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from faker import Faker
-from wordfreq import top_n_list
 
 from shared.text import normalize_text
 
@@ -151,6 +150,8 @@ def sentence_stream(seed: int, dev: bool) -> Iterator[tuple[str, str]]:
     rng = random.Random(seed)
     ents = EntityFaker(seed)
     fortunes = [s for s in fortune_sentences() if is_dev(s) == dev]
+    from wordfreq import top_n_list  # only the sentence stream needs it (EntityFaker does not)
+
     words = [w for w in top_n_list("en", 8000) if w.isalpha() and w.isascii()]
     makers: list[tuple[float, Callable[[], tuple[str, str]]]] = [
         (0.35, lambda: (rng.choice(fortunes), "")),

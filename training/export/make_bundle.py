@@ -41,8 +41,11 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         f" of {model_config(1).encoder.n_layers} (probe CTC loss by layer: {probe.get('ctc_loss_by_layer', 'n/a')})",
         f"- converter: splice {model.cfg.converter.splice}, linear {model.cfg.converter.d_in * model.cfg.converter.splice}"
         f" -> {model.cfg.converter.d_out}",
-        "- SFT kept the LM frozen; context SFT unfroze it at the encoder's learning rate (training/sft/train.py);"
-        " RL: MWER on 4-best lists scored by keyword-weighted WER, whole model",
+        "- LM text pretraining filled the speech span with pseudo-speech (noised, CTC-like repeated token embeddings)"
+        " so the LM reads that span before it is frozen; SFT kept the LM frozen and trained encoder + converter with"
+        " the LM's cross-entropy plus a CTC head tied to the LM's token embeddings; context SFT tuned the LM too at"
+        " 0.5x the encoder's learning rate (training/sft/train.py); RL: MWER on 4-best lists scored by"
+        " keyword-weighted WER, whole model",
         "",
         "## Data",
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
@@ -78,6 +81,8 @@ def plot_stage_losses(work: Path, out: Path) -> None:
         if ckpt.exists():
             log = torch.load(ckpt, map_location="cpu", weights_only=False).get("log", [])
             logs[s] = [(row[0], row[1]) for row in log]
+            if log and len(log[0]) > 2:  # SFT stages also log the CTC loss
+                logs[f"{s} ctc"] = [(row[0], row[2]) for row in log]
     if logs:
         plot_losses(logs, out)
 

@@ -3,9 +3,13 @@
     python -m training.lm.pretrain            (uses training/recipe.py; resumes from its checkpoint)
 
 Steps: build a text corpus from the train split (never dev sentences), train the SentencePiece
-tokenizer on it, then train the LM on `<s> instruction [<ctx> context </ctx>] <speech> </speech> text </s>`
-with an empty speech span. Half the examples carry a dialogue context that names an entity the
-sentence then says; some carry only distractors.
+tokenizer on it, then train the LM on `<s> instruction [<ctx> context </ctx>] <speech> S </speech> text </s>`.
+S is pseudo-speech made from the sentence itself: its token embeddings repeated 1-3 times with
+blank (<pad>) embeddings between them, some tokens substituted or dropped, Gaussian noise added,
+then layer-normalised like the converter's output. The LM thus learns to read the speech span (and
+to fix its errors from language and context) before SFT freezes it; SFT's tied CTC head pulls the
+real converter output towards the same embeddings. Half the examples carry a dialogue context that
+names an entity the sentence then says; some carry only distractors.
 """
 
 from __future__ import annotations
@@ -20,10 +24,30 @@ from tqdm import tqdm
 from shared.context import assemble_context
 from shared.model.asr import INSTRUCTION_PLAIN, INSTRUCTION_WITH_CONTEXT, SeedASR
 from shared.tokenizer import Tokenizer, train_tokenizer
-from training.common import Checkpointer, TimeBudget, lr_at
+from training.common import DEVICE, Checkpointer, TimeBudget, cpu_state, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker, entity_sentence, sentence_stream
 from training.recipe import CONTEXT_BUDGET, Recipe, model_config
+
+REPEATS = (1, 1, 1, 2, 2, 3)  # positions per token: about 80 ms speech positions per BPE piece
+
+
+def pseudo_speech(ids: list[int], embed: torch.Tensor, blank: int, first_normal: int, rng: random.Random) -> torch.Tensor:
+    """Token ids -> (S, D) pseudo-speech: CTC-like repeats and blanks, substitutions, deletions, noise."""
+    sub_rate, del_rate = rng.uniform(0.0, 0.25), rng.uniform(0.0, 0.08)
+    vocab = embed.shape[0]
+    seq = [blank] * rng.randint(0, 6)
+    for t in ids:
+        if rng.random() < del_rate:
+            continue
+        if rng.random() < sub_rate:
+            t = rng.randrange(first_normal, vocab)
+        seq += [blank] * rng.choice((0, 0, 1, 1, 2)) + [t] * rng.choice(REPEATS)
+    seq += [blank] * rng.randint(1, 6)
+    x = embed[torch.tensor(seq, device=embed.device)]
+    rms = x.detach().pow(2).mean().sqrt()
+    x = x + torch.randn_like(x) * rms * rng.uniform(0.2, 1.0)
+    return torch.nn.functional.layer_norm(x, x.shape[-1:])
 
 
 def build_corpus(path: Path, n: int, seed: int = 7) -> list[str]:
@@ -62,7 +86,7 @@ def main() -> None:
     tok_file = work / "tokenizer.model"
     tok = Tokenizer(tok_file) if tok_file.exists() else train_tokenizer(corpus, work / "tokenizer", recipe.vocab_size)
     cfg = model_config(tok.vocab_size)
-    model = SeedASR.build(cfg)
+    model = SeedASR.build(cfg).to(DEVICE)
     lm = model.lm
     opt = torch.optim.AdamW(lm.parameters(), lr=recipe.lm.peak_lr, weight_decay=0.01)
     ckpt = Checkpointer(work / "lm.pt")
@@ -73,7 +97,12 @@ def main() -> None:
     bar = tqdm(desc="lm", initial=step)
     lm.train()
     while budget.left():
-        batch = model.build_batch(tok, None, None, *zip(*text_examples(tok, corpus, rng, ents, 32)))
+        contexts, targets = zip(*text_examples(tok, corpus, rng, ents, recipe.lm_batch))
+        first_normal = max(tok.special_ids) + 1
+        spans = [pseudo_speech(t, lm.embed.weight, cfg.ctc_blank, first_normal, rng) for t in targets]
+        lens = torch.tensor([len(sp) for sp in spans])
+        speech = torch.nn.utils.rnn.pad_sequence(spans, batch_first=True)
+        batch = model.build_batch(tok, speech, lens, contexts, targets)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, budget.progress, recipe.lm.peak_lr, 200)
         ce, aux = model.lm_loss(batch)
@@ -89,7 +118,7 @@ def main() -> None:
         bar.update(1)
         ckpt.maybe_save(lm, opt, step, log, budget.elapsed)
     ckpt.maybe_save(lm, opt, step, log, budget.elapsed, force=True)
-    torch.save({"lm": lm.state_dict(), "vocab_size": tok.vocab_size}, work / "lm_final.pt")
+    torch.save({"lm": cpu_state(lm), "vocab_size": tok.vocab_size}, work / "lm_final.pt")
     (work / "lm_stats.json").write_text(json.dumps({"steps": step, "final_ce": log[-1][1] if log else None,
                                                     "minutes": recipe.lm.minutes}))
     print(f"lm: {step} steps, ce {log[-1][1] if log else float('nan'):.3f}")

@@ -19,9 +19,10 @@ import torch
 from shared.context import assemble_context
 from shared.model.asr import SeedASR
 from shared.model.beam_search import BeamConfig, joint_beam_search
+from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.scoring import weighted_wer
 from shared.tokenizer import Tokenizer
-from training.common import Checkpointer, FeatureCache, TimeBudget, feature_batches, lr_at
+from training.common import Checkpointer, FeatureCache, TimeBudget, cpu_state, feature_batches, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
 from training.recipe import CONTEXT_BUDGET, Recipe
@@ -88,7 +89,10 @@ def main() -> None:
                     sp = speech[i, : int(speech_lens[i])]
                     free = model.prefix_embeds(tok, sp, None)
                     cpre = model.prefix_embeds(tok, sp, ctx) if ctx else None
-                    nb = [h.tokens for h in joint_beam_search(model.lm, free, cpre, tok.eos_id, beam)] or [[]]
+                    # the n-best the serving decoder would produce: LM (+ context) and CTC prefix scores
+                    ctc = CTCPrefixScorer(model.ctc_logits(sp[None])[0].log_softmax(-1), model.ctc_blank,
+                                          tok.eos_id) if model.ctc is not None else None
+                    nb = [h.tokens for h in joint_beam_search(model.lm, free, cpre, tok.eos_id, beam, ctc=ctc)] or [[]]
                     hyps.append(nb)
             errors = torch.full((len(rows), max(len(h) for h in hyps)), 0.0)
             for i, (r, nb) in enumerate(zip(rows, hyps)):
@@ -115,7 +119,7 @@ def main() -> None:
                   flush=True)
             ckpt.maybe_save(model, opt, step, log, budget.elapsed)
     ckpt.maybe_save(model, opt, step, log, budget.elapsed, force=True)
-    torch.save(model.state_dict(), work / "rl_final.pt")
+    torch.save(cpu_state(model), work / "rl_final.pt")
     (work / "rl_stats.json").write_text(json.dumps({"steps": step, "minutes": recipe.rl.minutes,
                                                     "final_loss": log[-1][1] if log else None}))
 

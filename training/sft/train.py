@@ -1,6 +1,6 @@
 """SFT and context SFT of the AcLLM.
 
-    python -m training.sft.train --stage sft           # encoder + converter (+ CTC) train, LM frozen
+    python -m training.sft.train --stage sft           # encoder + converter (+ tied CTC) train, LM frozen
     python -m training.sft.train --stage context_sft   # from SFT: (context, speech, text) triples mixed
                                                        # with plain SFT data; the LM trains at a low rate
 
@@ -19,12 +19,12 @@ from tqdm import tqdm
 from shared.context import assemble_context
 from shared.model.asr import SeedASR
 from shared.tokenizer import Tokenizer
-from training.common import Checkpointer, FeatureCache, TimeBudget, feature_batches, lr_at
+from training.common import DEVICE, Checkpointer, FeatureCache, TimeBudget, cpu_state, feature_batches, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
 from training.recipe import CONTEXT_BUDGET, Recipe, model_config
 
-LM_LR_SCALE = 1.0  # LM learning rate relative to the encoder's during context SFT
+LM_LR_SCALE = 0.5  # LM learning rate relative to the encoder's during context SFT
 
 
 def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
@@ -71,15 +71,14 @@ def main() -> None:
     work, stage = recipe.work_dir, args.stage
     budget_cfg = recipe.sft if stage == "sft" else recipe.context_sft
     tok = Tokenizer(work / "tokenizer.model")
-    model = build_model(recipe, tok, stage)
+    model = build_model(recipe, tok, stage).to(DEVICE)
     lm_params = list(model.lm.parameters())
     for p in lm_params:
         p.requires_grad = stage == "context_sft"
     other = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
     groups = [{"params": other, "lr_scale": 1.0}]
     if stage == "context_sft":
-        # The LM is unfrozen here: frozen, the small LM (which never saw a filled speech span in text
-        # pretraining) did not learn to attend to speech during SFT; see the model card.
+        # Context SFT tunes the LM too, at a lower rate, so it learns to trust context over doubtful speech.
         groups.append({"params": lm_params, "lr_scale": LM_LR_SCALE})
     opt = torch.optim.AdamW(groups, lr=budget_cfg.peak_lr, weight_decay=0.01)
     ckpt = Checkpointer(work / f"{stage}.pt")
@@ -95,16 +94,17 @@ def main() -> None:
         for batch in feature_batches(cache, budget_cfg.max_frames, rng, augment=True):
             if not budget.left():
                 break
+            batch = batch.to(DEVICE)
             targets = [tok.encode(r["text"])[:80] for r in batch.rows]
             enc, speech, speech_lens, enc_lens = model.encode(batch.feats, batch.lengths)
             lm_batch = model.build_batch(tok, speech, speech_lens, contexts_for(batch.rows, tok, rng, ents, stage), targets)
             ce, aux = model.lm_loss(lm_batch)
-            ctc = model.ctc_loss(enc, enc_lens, targets) if model.ctc is not None else torch.zeros(())
+            ctc = model.ctc_loss(speech, speech_lens, targets) if model.ctc is not None else ce.new_zeros(())
             loss = ce + model.cfg.ctc_weight * ctc
             if stage == "context_sft" and model.cfg.lm.moe:
                 loss = loss + model.cfg.lm.moe.aux_loss_weight * aux
             for g in opt.param_groups:
-                g["lr"] = g["lr_scale"] * lr_at(step, budget.progress, budget_cfg.peak_lr, 150)
+                g["lr"] = g["lr_scale"] * lr_at(step, budget.progress, budget_cfg.peak_lr, 300)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 5.0)
@@ -115,7 +115,7 @@ def main() -> None:
             bar.set_postfix(ce=f"{float(ce):.3f}", ctc=f"{float(ctc):.3f}")
             ckpt.maybe_save(model, opt, step, log, budget.elapsed)
     ckpt.maybe_save(model, opt, step, log, budget.elapsed, force=True)
-    torch.save(model.state_dict(), work / f"{stage}_final.pt")
+    torch.save(cpu_state(model), work / f"{stage}_final.pt")
     (work / f"{stage}_stats.json").write_text(json.dumps({"steps": step, "minutes": budget_cfg.minutes,
                                                           "final_ce": log[-1][1] if log else None}))
 

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from shared.model.conformer import ConformerEncoder
-from training.common import Checkpointer, FeatureCache, TimeBudget, feature_batches, lr_at
+from training.common import DEVICE, Checkpointer, FeatureCache, TimeBudget, cpu_state, feature_batches, lr_at
 from training.recipe import Recipe, model_config
 
 STACK = 4  # fbank frames per encoder frame
@@ -80,12 +80,12 @@ def fit_kmeans(encoder: ConformerEncoder, layer: int, cache: FeatureCache, k: in
         for i, batch in enumerate(feature_batches(cache, 8000, rng, augment=False)):
             if i >= n_batches:
                 break
-            hidden, lens = encoder(batch.feats, batch.lengths, n_layers=layer)
-            valid = torch.arange(hidden.shape[1])[None] < lens[:, None]
+            hidden, lens = encoder(batch.feats.to(DEVICE), batch.lengths.to(DEVICE), n_layers=layer)
+            valid = torch.arange(hidden.shape[1], device=DEVICE)[None] < lens[:, None]
             vecs.append(hidden[valid])
     x = torch.cat(vecs)
-    x = x[torch.randperm(len(x))[:20000]]
-    cent = x[torch.randperm(len(x))[:k]].clone()
+    x = x[torch.randperm(len(x), device=x.device)[:20000]]
+    cent = x[torch.randperm(len(x), device=x.device)[:k]].clone()
     for _ in range(15):  # Lloyd iterations
         assign = torch.cdist(x, cent).argmin(-1)
         for j in range(k):
@@ -99,29 +99,29 @@ def train_iteration(iteration: int, recipe: Recipe) -> None:
     work = recipe.work_dir
     cfg = model_config(recipe.vocab_size).encoder
     cache = FeatureCache(recipe.train_manifest)
-    encoder = ConformerEncoder(cfg)
+    encoder = ConformerEncoder(cfg).to(DEVICE)
     if iteration == 1:
-        labeler = RandomProjectionQuantizer(STACK * cfg.n_mels)
+        labeler = RandomProjectionQuantizer(STACK * cfg.n_mels).to(DEVICE)
         n_labels, budget_cfg = 1024, recipe.ssl1
 
         def labels_of(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
             return labeler(stack_frames(feats))
     else:
         first = torch.load(work / "ssl1_final.pt", map_location="cpu")
-        teacher = ConformerEncoder(cfg)
+        teacher = ConformerEncoder(cfg).to(DEVICE)
         teacher.load_state_dict(first)
         encoder.load_state_dict(first)  # warm start: iteration 2 refines iteration 1
         layer = cfg.n_layers // 2
         cent_file = work / "kmeans.pt"
         if cent_file.exists():
-            cent = torch.load(cent_file)
+            cent = torch.load(cent_file).to(DEVICE)
         else:
             cent = fit_kmeans(teacher, layer, cache, recipe.kmeans_clusters)
-            torch.save(cent, cent_file)
+            torch.save(cent.cpu(), cent_file)
         kmeans = KMeansLabeler(teacher, layer, cent)
         n_labels, budget_cfg = recipe.kmeans_clusters, recipe.ssl2
         labels_of = kmeans
-    head = nn.Linear(cfg.d_model, n_labels)
+    head = nn.Linear(cfg.d_model, n_labels).to(DEVICE)
     params = list(encoder.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=budget_cfg.peak_lr, weight_decay=0.01)
     both = nn.ModuleDict({"encoder": encoder, "head": head})
@@ -135,11 +135,12 @@ def train_iteration(iteration: int, recipe: Recipe) -> None:
         for batch in feature_batches(cache, budget_cfg.max_frames, rng, augment=False):
             if not budget.left():
                 break
+            masked, frame_mask = mask_spans(batch.feats, batch.lengths, rng)  # on the CPU: many small spans
+            batch, masked, frame_mask = batch.to(DEVICE), masked.to(DEVICE), frame_mask.to(DEVICE)
             targets = labels_of(batch.feats, batch.lengths)
-            masked, frame_mask = mask_spans(batch.feats, batch.lengths, rng)
             encoder.train()
             hidden, lens = encoder(masked, batch.lengths)
-            valid = torch.arange(hidden.shape[1])[None] < lens[:, None]
+            valid = torch.arange(hidden.shape[1], device=DEVICE)[None] < lens[:, None]
             sel = frame_mask[:, : hidden.shape[1]] & valid
             if not sel.any():
                 continue
@@ -156,7 +157,7 @@ def train_iteration(iteration: int, recipe: Recipe) -> None:
             bar.set_postfix(loss=f"{float(loss):.3f}")
             ckpt.maybe_save(both, opt, step, log, budget.elapsed)
     ckpt.maybe_save(both, opt, step, log, budget.elapsed, force=True)
-    torch.save(encoder.state_dict(), work / f"ssl{iteration}_final.pt")
+    torch.save(cpu_state(encoder), work / f"ssl{iteration}_final.pt")
     (work / f"ssl{iteration}_stats.json").write_text(json.dumps({"steps": step, "final_loss": log[-1][1] if log else None}))
 
 
@@ -169,7 +170,7 @@ def probe(recipe: Recipe, steps: int = 60) -> int:
     cfg = model_config(recipe.vocab_size).encoder
     encoder = ConformerEncoder(cfg)
     encoder.load_state_dict(torch.load(work / "ssl2_final.pt", map_location="cpu"))
-    encoder.eval()
+    encoder.to(DEVICE).eval()
     cache = FeatureCache(recipe.train_manifest)
     rng = random.Random(3)
     batches = []
@@ -177,13 +178,13 @@ def probe(recipe: Recipe, steps: int = 60) -> int:
         for i, batch in enumerate(feature_batches(cache, 6000, rng, augment=False)):
             if i >= 12:
                 break
-            hidden, lens = encoder(batch.feats, batch.lengths, return_all=True)
+            hidden, lens = encoder(batch.feats.to(DEVICE), batch.lengths.to(DEVICE), return_all=True)
             batches.append((hidden, lens, [tok.encode(r["text"]) for r in batch.rows]))
     held_out = max(1, len(batches) // 5)
     train_b, eval_b = batches[: len(batches) - held_out] or batches, batches[-held_out:]
     results = {}
     for layer in range(cfg.n_layers):
-        head = nn.Linear(cfg.d_model, tok.vocab_size + 1)
+        head = nn.Linear(cfg.d_model, tok.vocab_size + 1).to(DEVICE)
         opt = torch.optim.Adam(head.parameters(), lr=3e-3)
         for s in range(steps):
             hidden, lens, tgts = train_b[s % len(train_b)]
@@ -203,8 +204,9 @@ def probe(recipe: Recipe, steps: int = 60) -> int:
 
 def _ctc(head: nn.Linear, hidden: torch.Tensor, lens: torch.Tensor, tgts: list[list[int]], blank: int) -> torch.Tensor:
     logp = head(hidden).log_softmax(-1).transpose(0, 1)
-    flat = torch.tensor([t for tg in tgts for t in tg])
-    return F.ctc_loss(logp, flat, lens, torch.tensor([len(t) for t in tgts]), blank=blank, zero_infinity=True)
+    flat = torch.tensor([t for tg in tgts for t in tg], device=hidden.device)
+    tlens = torch.tensor([len(t) for t in tgts], device=hidden.device)
+    return F.ctc_loss(logp, flat, lens, tlens, blank=blank, zero_infinity=True)
 
 
 def main() -> None:
