@@ -33,10 +33,10 @@ class Recipe:
     lm_sentences: int = 120_000
     lm_batch: int = 32  # text examples per LM pretraining step
     lm: StageBudget = field(default_factory=lambda: StageBudget(12, 2e-3))
-    ssl1: StageBudget = field(default_factory=lambda: StageBudget(6, 1e-3))
-    ssl2: StageBudget = field(default_factory=lambda: StageBudget(4, 1e-3))
-    sft: StageBudget = field(default_factory=lambda: StageBudget(55, 2e-3, 5000))
-    context_sft: StageBudget = field(default_factory=lambda: StageBudget(15, 8e-4, 5000))
+    ssl1: StageBudget = field(default_factory=lambda: StageBudget(5, 1e-3))
+    ssl2: StageBudget = field(default_factory=lambda: StageBudget(3, 1e-3))
+    sft: StageBudget = field(default_factory=lambda: StageBudget(70, 2e-3, 5000))
+    context_sft: StageBudget = field(default_factory=lambda: StageBudget(12, 8e-4, 5000))
     rl: StageBudget = field(default_factory=lambda: StageBudget(3, 5e-5))
     kmeans_clusters: int = 200
 

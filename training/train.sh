@@ -9,7 +9,7 @@ WORK=${WORK:-runs/default}
 export PYTHONPATH=.
 stage() { local done_file=$1; shift; [ -f "$WORK/$done_file" ] || "$PY" "$@"; }
 
-[ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count 16000 --seed 1
+[ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count 36000 --seed 1
 bash training/data/make_dev_sets.sh
 stage lm_final.pt -m training.lm.pretrain
 stage ssl1_final.pt -m training.ssl.luise --iteration 1

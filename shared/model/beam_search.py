@@ -46,13 +46,18 @@ class Hypothesis:
 StepFn = Callable[[Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
 
 
-def _joint(logp: torch.Tensor, alpha: float, prune_k: int) -> torch.Tensor:
-    """logp (S, N, V) -> joint scores (N, V). Stream 0 is context-free, stream 1 context-conditioned."""
+def _joint(logp: torch.Tensor, alpha: float, prune_k: int, eos_id: Optional[int] = None) -> torch.Tensor:
+    """logp (S, N, V) -> joint scores (N, V). Stream 0 is context-free, stream 1 context-conditioned.
+
+    Tokens outside the context-free top `prune_k` are cut; `eos_id` never is, so a hypothesis can
+    always end (CTC scoring rules out every longer prefix once it outgrows the speech)."""
     if logp.shape[0] == 1:
         return logp[0]
     free, ctx = logp[0], logp[1]
     keep = free.topk(min(prune_k, free.shape[-1]), dim=-1).indices
     allowed = torch.zeros_like(free, dtype=torch.bool).scatter_(-1, keep, True)
+    if eos_id is not None:
+        allowed[:, eos_id] = True
     return (alpha * ctx + (1 - alpha) * free).masked_fill(~allowed, float("-inf"))
 
 
@@ -86,7 +91,7 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
     use_ctc = ctc is not None and cfg.ctc_weight > 0
     ctc_state = ctc.initial() if ctc is not None else None
     for t in range(cfg.max_tokens + 1):
-        scores = _joint(step(parents, last), alpha, cfg.prune_k)  # (N, V)
+        scores = _joint(step(parents, last), alpha, cfg.prune_k, eos_id)  # (N, V)
         if use_ctc and t < cfg.max_tokens:
             assert ctc is not None and ctc_state is not None
             scores, slot, tables = _with_ctc(scores, ctc, ctc_state, eos_id, cfg)
@@ -118,6 +123,8 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
         if use_ctc:
             psi, r_n, r_b, cands = tables
             ctc_state = CTCPrefixScorer.select(psi, r_n, r_b, cands, parents, slot[parents, last])
+    if not finished:  # every continuation was ruled out: end the live hypotheses where they are
+        finished = sorted((Hypothesis(tk, float(sc)) for tk, sc in zip(live_tokens, live_scores)), key=lambda h: -h.score)
     return finished[: cfg.nbest]
 
 

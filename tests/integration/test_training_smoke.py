@@ -31,8 +31,13 @@ def run(args: list[str], env: dict) -> None:
 
 def test_recipe_end_to_end_at_smoke_size(tmp_path) -> None:
     data = tmp_path / "train"
-    run(["training.data.synth", "--out", str(data), "--count", "12", "--workers", "1"], {})
+    # planned here, rendered from the plan (as a bigger machine would render it)
+    run(["training.data.synth", "--out", str(data), "--count", "12", "--plan-only"], {})
+    jobs = [json.loads(line) for line in (data / "jobs.jsonl").read_text().splitlines()]
+    assert len(jobs) == 12 and not (data / "manifest.jsonl").exists()
+    run(["training.data.synth", "--out", str(data), "--from-plan", "--workers", "1"], {})
     rows = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    assert {r["text"] for r in rows} <= {j["text"] for j in jobs}
     assert len(rows) >= 10 and not any("slt" in r["voice"] or r["voice"].startswith("festival") for r in rows)
     work = tmp_path / "work"
     budget = {"minutes": 0.04, "peak_lr": 1e-3, "max_frames": 4000}

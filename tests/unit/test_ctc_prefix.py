@@ -64,3 +64,15 @@ def test_ctc_weight_one_follows_the_acoustics_and_cached_equals_uncached() -> No
     b = joint_beam_search(lm, prefix, None, eos_id, mixed, cached=False, ctc=scorer)
     assert [h.tokens for h in a] == [h.tokens for h in b]
     assert all(math.isclose(x.score, y.score, rel_tol=1e-4) for x, y in zip(a, b))
+
+
+def test_speech_shorter_than_any_long_prefix_still_yields_an_nbest() -> None:
+    """Two frames of CTC posteriors rule out every prefix longer than two tokens; with context the
+    context-free pruning hid </s>, and the search used to end with no hypothesis at all."""
+    lm = tiny_lm()
+    logp = torch.randn(2, 50).log_softmax(-1)
+    free, ctx = torch.randn(6, 32), torch.randn(9, 32)
+    cfg = BeamConfig(beam_size=3, nbest=2, max_tokens=10, prune_k=4, ctc_weight=0.5)
+    for context in (None, ctx):
+        hyps = joint_beam_search(lm, free, context, 2, cfg, ctc=CTCPrefixScorer(logp, BLANK, 2))
+        assert hyps and all(len(h.tokens) <= 2 for h in hyps)

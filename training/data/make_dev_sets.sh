@@ -12,3 +12,6 @@ make_set dev_espeak_heldout --seed 104 --voices espeak:en-us-nyc,espeak:en-gb-x-
 make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
 [ -f data/context_eval/manifest.jsonl ] || "$PY" -m training.data.context_eval --out data/context_eval --count 150
 [ -f data/long_slt/manifest.jsonl ] || "$PY" -m training.data.long_form --out data/long_slt --minutes 4.5
+# Decoding knobs (CTC weight) are tuned here: held-out sentences in training voices, never the dev sets.
+[ -f data/tune/manifest.jsonl ] || "$PY" -m training.data.synth --out data/tune --split dev --count 60 --seed 106 \
+  --voices flite:kal16,flite:awb,espeak:en-gb+m3,espeak:en-us+f2

@@ -17,7 +17,7 @@ def manifest_stats(path: Path) -> dict:
     voices = Counter(r.get("voice", "?").split("+")[0] for r in rows)
     return {"manifest": str(path), "utterances": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 2),
             "vocabulary": len(words), "running_words": sum(words.values()), "voices": len(voices),
-            "augmented_share": round(sum(1 for r in rows if r.get("aug")) / max(len(rows), 1), 2)}
+            "augmented_share": round(sum(1 for r in rows if set(r.get("aug") or ["clean"]) - {"clean"}) / max(len(rows), 1), 2)}
 
 
 def main() -> None:

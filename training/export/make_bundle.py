@@ -57,15 +57,21 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         f"Training set: {data['utterances']} utterances, {data['hours']} h, vocabulary {data['vocabulary']} words"
         f" ({data['running_words']} running words), {data['voices']} base voices, {data['augmented_share']:.0%} augmented.",
         "",
-        "## Training time per stage (2-core CPU)",
-        "| stage | steps | minutes budget | final loss |",
-        "|---|---|---|---|",
+        "## Training time per stage",
+        "| stage | trained on | steps | minutes | final loss |",
+        "|---|---|---|---|---|",
     ]
     budgets = {"lm": recipe.lm, "ssl1": recipe.ssl1, "ssl2": recipe.ssl2, "sft": recipe.sft,
                "context_sft": recipe.context_sft, "rl": recipe.rl}
     for s, st in stats.items():
         final = st.get("final_ce", st.get("final_loss"))
-        lines.append(f"| {s} | {st.get('steps')} | {budgets[s].minutes} | {final if final is None else round(final, 3)} |")
+        minutes = st.get("minutes", budgets[s].minutes)
+        lines.append(f"| {s} | {st.get('device', 'cpu: 2 threads')} | {st.get('steps')} | {minutes} |"
+                     f" {final if final is None else round(final, 3)} |")
+    if any(str(st.get("device", "")).startswith("cuda") for st in stats.values()):
+        lines += ["", "Stages on cuda ran on a lent GPU (`SEEDASR_TRAIN_DEVICE=cuda`, budgets from"
+                  " training/recipe_gpu.json); `make train` on a CPU alone runs every stage with the budgets of"
+                  " training/recipe.py."]
     lines += ["", "Loss curves: loss_curves.png beside this card.", "",
               "## Evaluation", "", "See EVAL.md beside this card (written by `make eval`).", ""]
     return "\n".join(lines)
@@ -81,8 +87,8 @@ def plot_stage_losses(work: Path, out: Path) -> None:
         if ckpt.exists():
             log = torch.load(ckpt, map_location="cpu", weights_only=False).get("log", [])
             logs[s] = [(row[0], row[1]) for row in log]
-            if log and len(log[0]) > 2:  # SFT stages also log the CTC loss
-                logs[f"{s} ctc"] = [(row[0], row[2]) for row in log]
+            if log and len(log[0]) > 2:  # SFT stages also log the CTC loss, RL the mean word errors
+                logs[f"{s} {'word errors' if s == 'rl' else 'ctc'}"] = [(row[0], row[2]) for row in log]
     if logs:
         plot_losses(logs, out)
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from shared.context import assemble_context
 from shared.model.asr import INSTRUCTION_PLAIN, INSTRUCTION_WITH_CONTEXT, SeedASR
 from shared.tokenizer import Tokenizer, train_tokenizer
-from training.common import DEVICE, Checkpointer, TimeBudget, cpu_state, lr_at
+from training.common import DEVICE, Checkpointer, TimeBudget, cpu_state, device_name, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker, entity_sentence, sentence_stream
 from training.recipe import CONTEXT_BUDGET, Recipe, model_config
@@ -119,8 +119,9 @@ def main() -> None:
         ckpt.maybe_save(lm, opt, step, log, budget.elapsed)
     ckpt.maybe_save(lm, opt, step, log, budget.elapsed, force=True)
     torch.save({"lm": cpu_state(lm), "vocab_size": tok.vocab_size}, work / "lm_final.pt")
-    (work / "lm_stats.json").write_text(json.dumps({"steps": step, "final_ce": log[-1][1] if log else None,
-                                                    "minutes": recipe.lm.minutes}))
+    stats = {"steps": step, "device": device_name(), "batch": recipe.lm_batch, "minutes": recipe.lm.minutes,
+             "final_ce": log[-1][1] if log else None}
+    (work / "lm_stats.json").write_text(json.dumps(stats))
     print(f"lm: {step} steps, ce {log[-1][1] if log else float('nan'):.3f}")
 
 

@@ -22,7 +22,7 @@ from shared.model.beam_search import BeamConfig, joint_beam_search
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.scoring import weighted_wer
 from shared.tokenizer import Tokenizer
-from training.common import Checkpointer, FeatureCache, TimeBudget, cpu_state, feature_batches, lr_at
+from training.common import Checkpointer, FeatureCache, TimeBudget, cpu_state, device_name, feature_batches, lr_at
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
 from training.recipe import CONTEXT_BUDGET, Recipe
@@ -120,7 +120,7 @@ def main() -> None:
             ckpt.maybe_save(model, opt, step, log, budget.elapsed)
     ckpt.maybe_save(model, opt, step, log, budget.elapsed, force=True)
     torch.save(cpu_state(model), work / "rl_final.pt")
-    (work / "rl_stats.json").write_text(json.dumps({"steps": step, "minutes": recipe.rl.minutes,
+    (work / "rl_stats.json").write_text(json.dumps({"steps": step, "minutes": recipe.rl.minutes, "device": device_name(),
                                                     "final_loss": log[-1][1] if log else None}))
 
 

@@ -19,7 +19,16 @@ from tqdm import tqdm
 from shared.context import assemble_context
 from shared.model.asr import SeedASR
 from shared.tokenizer import Tokenizer
-from training.common import DEVICE, Checkpointer, FeatureCache, TimeBudget, cpu_state, feature_batches, lr_at
+from training.common import (
+    DEVICE,
+    Checkpointer,
+    FeatureCache,
+    TimeBudget,
+    cpu_state,
+    device_name,
+    feature_batches,
+    lr_at,
+)
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
 from training.recipe import CONTEXT_BUDGET, Recipe, model_config
@@ -116,7 +125,7 @@ def main() -> None:
             ckpt.maybe_save(model, opt, step, log, budget.elapsed)
     ckpt.maybe_save(model, opt, step, log, budget.elapsed, force=True)
     torch.save(cpu_state(model), work / f"{stage}_final.pt")
-    (work / f"{stage}_stats.json").write_text(json.dumps({"steps": step, "minutes": budget_cfg.minutes,
+    (work / f"{stage}_stats.json").write_text(json.dumps({"steps": step, "minutes": budget_cfg.minutes, "device": device_name(),
                                                           "final_ce": log[-1][1] if log else None}))
 
 

@@ -20,7 +20,16 @@ from torch import nn
 from tqdm import tqdm
 
 from shared.model.conformer import ConformerEncoder
-from training.common import DEVICE, Checkpointer, FeatureCache, TimeBudget, cpu_state, feature_batches, lr_at
+from training.common import (
+    DEVICE,
+    Checkpointer,
+    FeatureCache,
+    TimeBudget,
+    cpu_state,
+    device_name,
+    feature_batches,
+    lr_at,
+)
 from training.recipe import Recipe, model_config
 
 STACK = 4  # fbank frames per encoder frame
@@ -158,7 +167,8 @@ def train_iteration(iteration: int, recipe: Recipe) -> None:
             ckpt.maybe_save(both, opt, step, log, budget.elapsed)
     ckpt.maybe_save(both, opt, step, log, budget.elapsed, force=True)
     torch.save(cpu_state(encoder), work / f"ssl{iteration}_final.pt")
-    (work / f"ssl{iteration}_stats.json").write_text(json.dumps({"steps": step, "final_loss": log[-1][1] if log else None}))
+    (work / f"ssl{iteration}_stats.json").write_text(json.dumps({
+        "steps": step, "minutes": budget_cfg.minutes, "device": device_name(), "final_loss": log[-1][1] if log else None}))
 
 
 def probe(recipe: Recipe, steps: int = 60) -> int:
