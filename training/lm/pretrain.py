@@ -96,9 +96,9 @@ def main() -> None:
     budget = TimeBudget(recipe.lm.minutes, state.get("elapsed", 0.0))
     bar = tqdm(desc="lm", initial=step)
     lm.train()
+    first_normal = max(tok.special_ids) + 1  # substitutions in pseudo-speech draw ordinary tokens only
     while budget.left():
         contexts, targets = zip(*text_examples(tok, corpus, rng, ents, recipe.lm_batch))
-        first_normal = max(tok.special_ids) + 1
         spans = [pseudo_speech(t, lm.embed.weight, cfg.ctc_blank, first_normal, rng) for t in targets]
         lens = torch.tensor([len(sp) for sp in spans])
         speech = torch.nn.utils.rnn.pad_sequence(spans, batch_first=True)
