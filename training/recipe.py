@@ -39,6 +39,7 @@ class Recipe:
     context_sft: StageBudget = field(default_factory=lambda: StageBudget(12, 8e-4, 5000))
     rl: StageBudget = field(default_factory=lambda: StageBudget(3, 5e-5))
     kmeans_clusters: int = 200
+    copy_examples: int = 16  # text-only copy-from-context examples per context SFT step
 
     @classmethod
     def from_env(cls) -> Recipe:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make train`: the whole recipe, each stage resumable (re-running skips finished stages and
 # resumes an interrupted one from its checkpoint). Budgets live in training/recipe.py and can be
-# overridden with SEEDASR_RECIPE=path.json.
+# overridden with SEEDASR_RECIPE=path.json. SEEDASR_INIT_BUNDLE=path continues from a bundle;
+# SEEDASR_SYNTH_SEED (default 1) picks the synthesised training set, fresh sentences for a continued run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -9,12 +10,17 @@ WORK=${WORK:-runs/default}
 export PYTHONPATH=.
 stage() { local done_file=$1; shift; [ -f "$WORK/$done_file" ] || "$PY" "$@"; }
 
-[ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count 36000 --seed 1
+[ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count 36000 --seed "${SEEDASR_SYNTH_SEED:-1}"
 bash training/data/make_dev_sets.sh
-stage lm_final.pt -m training.lm.pretrain
-stage ssl1_final.pt -m training.ssl.luise --iteration 1
-stage ssl2_final.pt -m training.ssl.luise --iteration 2
-stage probe.json -m training.ssl.luise --probe
+if [ -n "${SEEDASR_INIT_BUNDLE:-}" ]; then
+  # Continued training: SFT starts from that bundle's weights (training/init_from_bundle.py).
+  stage init.pt -m training.init_from_bundle "$SEEDASR_INIT_BUNDLE"
+else
+  stage lm_final.pt -m training.lm.pretrain
+  stage ssl1_final.pt -m training.ssl.luise --iteration 1
+  stage ssl2_final.pt -m training.ssl.luise --iteration 2
+  stage probe.json -m training.ssl.luise --probe
+fi
 stage sft_final.pt -m training.sft.train --stage sft
 stage context_sft_final.pt -m training.sft.train --stage context_sft
 stage rl_final.pt -m training.rl.train

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from shared.model.ctc_prefix import CTCPrefixScorer, PrefixState
-from shared.model.moe_lm import MoeLM, reorder_cache
+from shared.model.moe_lm import BeamCache, MoeLM
 
 
 @dataclass
@@ -129,15 +129,19 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
 
 
 class CachedStep:
-    """Batched scorer with a KV cache: rows are stream-major (stream s, beam b) -> s * N + b."""
+    """Batched scorer with a KV cache: rows are stream-major (stream s, beam b) -> s * N + b.
+
+    The prompts run once; every step runs only the new tokens, and the beams of a stream read its
+    prompt's keys and values without copies (moe_lm.BeamCache)."""
 
     def __init__(self, lm: MoeLM, prefixes: list[torch.Tensor]) -> None:
         self.lm = lm
         length = max(p.shape[0] for p in prefixes)
         embeds = torch.stack([F.pad(p, (0, 0, length - p.shape[0], 0)) for p in prefixes])  # left pad
-        self.valid = torch.stack([torch.arange(length) >= length - p.shape[0] for p in prefixes])
+        valid = torch.stack([torch.arange(length) >= length - p.shape[0] for p in prefixes])
         self.streams = len(prefixes)
-        logits, self.cache, _ = lm(embeds, self.valid)
+        logits, prefix_cache, _ = lm(embeds, valid, last_only=True)
+        self.cache = BeamCache(prefix_cache, valid)
         self.first = logits[:, -1].log_softmax(-1)[:, None]  # (S, 1, V)
         self.n = 1
 
@@ -146,12 +150,10 @@ class CachedStep:
             return self.first
         s, n_new = self.streams, parents.shape[0]
         rows = (torch.arange(s)[:, None] * self.n + parents[None, :]).flatten()
-        self.cache = reorder_cache(self.cache, rows)
-        self.valid = torch.cat([self.valid.index_select(0, rows), torch.ones(s * n_new, 1, dtype=torch.bool)], 1)
         tokens = last.repeat(s)[:, None]  # (S*N, 1)
-        logits, self.cache, _ = self.lm(self.lm.embed(tokens), self.valid, cache=self.cache)
+        logits, self.cache = self.lm.step(self.lm.embed(tokens), self.cache.select(rows))
         self.n = n_new
-        return logits[:, -1].log_softmax(-1).view(s, n_new, -1)
+        return logits.log_softmax(-1).view(s, n_new, -1)
 
 
 class UncachedStep:

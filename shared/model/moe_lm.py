@@ -107,6 +107,20 @@ class DecoderLayer(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
+    def _qkv(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, T, D) -> rotated q, k and v, each (B, H, T, Dh)."""
+        b, t, d = x.shape
+        h = self.cfg.n_heads
+        q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        return rotary(q, positions, self.cfg.rope_base), rotary(k, positions, self.cfg.rope_base), v
+
+    def _finish(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Residual attention output y (B, H, T, Dh), then the feed-forward block."""
+        b, t, d = x.shape
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
+        ff, router_logits = self.ff(self.ff_norm(x))
+        return x + self.drop(ff), router_logits
+
     def forward(
         self,
         x: torch.Tensor,
@@ -115,16 +129,51 @@ class DecoderLayer(nn.Module):
         past: Optional[tuple[torch.Tensor, torch.Tensor]],
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
         """x (B, T, D); positions (B, T); mask (B, 1, T, T_past + T) True where attending is allowed."""
-        b, t, d = x.shape
-        h = self.cfg.n_heads
-        q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
-        q, k = rotary(q, positions, self.cfg.rope_base), rotary(k, positions, self.cfg.rope_base)
+        q, k, v = self._qkv(x, positions)
         if past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.cfg.dropout if self.training else 0.0)
-        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, d)))
-        ff, router_logits = self.ff(self.ff_norm(x))
-        return x + self.drop(ff), (k, v), router_logits
+        x, router_logits = self._finish(x, y)
+        return x, (k, v), router_logits
+
+    def step(
+        self,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        prefix: tuple[torch.Tensor, torch.Tensor],
+        prefix_valid: torch.Tensor,
+        generated: Optional[tuple[torch.Tensor, torch.Tensor]],
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One decoding step of S*N rows (stream-major) that share their stream's prompt.
+
+        x (S*N, 1, D); positions (S*N, 1); prefix k/v (S, H, Lp, Dh); prefix_valid (S, Lp);
+        generated k/v (S*N, H, t, Dh) or None. Returns x and the generated k/v with this step's.
+        """
+        q, k, v = self._qkv(x, positions)
+        if generated is not None:
+            k, v = torch.cat([generated[0], k], dim=2), torch.cat([generated[1], v], dim=2)
+        y = _shared_prefix_attention(q, prefix, prefix_valid, (k, v))
+        x, _ = self._finish(x, y)
+        return x, (k, v)
+
+
+def _shared_prefix_attention(
+    q: torch.Tensor, prefix: tuple[torch.Tensor, torch.Tensor], prefix_valid: torch.Tensor,
+    generated: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """Attention of q (S*N, H, 1, Dh) over its stream's prompt (S, H, Lp, Dh) and its own generated
+    keys (S*N, H, t, Dh), one softmax over both, without copying the prompt per beam -> (S*N, H, 1, Dh)."""
+    (pk, pv), (gk, gv) = prefix, generated
+    s, rows, h, dh, t = pk.shape[0], q.shape[0], q.shape[1], q.shape[-1], gk.shape[2]
+    n, lp = rows // s, pk.shape[2]
+    q = q * dh**-0.5
+    by_stream = q.reshape(s, n, h, dh).transpose(1, 2)  # (S, H, N, Dh)
+    att_prefix = (by_stream @ pk.transpose(-1, -2)).masked_fill(~prefix_valid[:, None, None, :], float("-inf"))
+    att_generated = (q @ gk.transpose(-1, -2)).reshape(s, n, h, t).transpose(1, 2)  # (S, H, N, t)
+    weights = torch.cat([att_prefix, att_generated], -1).softmax(-1)  # (S, H, N, Lp + t)
+    from_prefix = (weights[..., :lp] @ pv).transpose(1, 2).reshape(rows, h, 1, dh)
+    w_generated = weights[..., lp:].transpose(1, 2).reshape(rows, h, 1, t)
+    return from_prefix + w_generated @ gv
 
 
 class MoeLM(nn.Module):
@@ -151,10 +200,12 @@ class MoeLM(nn.Module):
         key_valid: torch.Tensor,
         positions: Optional[torch.Tensor] = None,
         cache: Optional[KVCache] = None,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, KVCache, list[torch.Tensor]]:
         """embeds (B, T, D); key_valid (B, T_past + T) marks real (non-pad) keys.
 
-        Returns logits (B, T, V), the updated cache and router logits per MoE layer.
+        Returns logits (B, T, V) (or (B, 1, V) for the last position with `last_only`), the
+        updated cache and router logits per MoE layer.
         """
         b, t, _ = embeds.shape
         past_len = cache[0][0].shape[2] if cache else 0
@@ -173,7 +224,42 @@ class MoeLM(nn.Module):
             new_cache.append(kv)
             if router is not None:
                 routers.append(router)
+        if last_only:
+            x = x[:, -1:]
         return self.head(self.norm(x)), new_cache, routers
+
+    def step(self, embeds: torch.Tensor, cache: BeamCache) -> tuple[torch.Tensor, BeamCache]:
+        """Beam-search step: embeds (S*N, 1, D) of each row's last token -> logits (S*N, V), cache."""
+        generated = cache.generated
+        done = generated[0][0].shape[2] if generated else 0
+        streams = cache.prefix_valid.shape[0]
+        start = cache.prefix_valid.sum(-1) + done  # (S,) position of this token in every stream
+        positions = start.repeat_interleave(embeds.shape[0] // streams)[:, None]
+        x, new_generated = embeds, []
+        for i, layer in enumerate(self.layers):
+            assert isinstance(layer, DecoderLayer)
+            x, kv = layer.step(x, positions, cache.prefix[i], cache.prefix_valid, generated[i] if generated else None)
+            new_generated.append(kv)
+        return self.head(self.norm(x[:, 0])), BeamCache(cache.prefix, cache.prefix_valid, new_generated)
+
+
+@dataclass
+class BeamCache:
+    """Beam-search KV cache: the prompt's keys and values once per stream, the generated tokens' per row.
+
+    The beams of a stream share its prompt (instruction, context, speech), so selecting beams only
+    reorders the few generated positions. prefix: per layer (S, H, Lp, Dh); prefix_valid (S, Lp);
+    generated: per layer (S*N, H, t, Dh), rows stream-major, or None before the first token.
+    """
+
+    prefix: KVCache
+    prefix_valid: torch.Tensor
+    generated: Optional[KVCache] = None
+
+    def select(self, rows: torch.Tensor) -> BeamCache:
+        """Keep generated rows `rows` (S*N_new,), in that order."""
+        generated = reorder_cache(self.generated, rows) if self.generated else None
+        return BeamCache(self.prefix, self.prefix_valid, generated)
 
 
 def reorder_cache(cache: KVCache, index: torch.Tensor) -> KVCache:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from shared.bundle import load_bundle
 from tests.conftest import ROOT
@@ -29,6 +30,7 @@ def run(args: list[str], env: dict) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+@pytest.mark.timeout(900)  # two chained runs (from scratch, then continued) on a busy CI core
 def test_recipe_end_to_end_at_smoke_size(tmp_path) -> None:
     data = tmp_path / "train"
     # planned here, rendered from the plan (as a bigger machine would render it)
@@ -58,3 +60,19 @@ def test_recipe_end_to_end_at_smoke_size(tmp_path) -> None:
     assert meta["stage"] == "rl" and (bundle / "encoder.onnx").exists() and (bundle / "loss_curves.png").exists()
     assert "## Training time per stage" in (bundle / "MODEL_CARD.md").read_text()
     assert model.cfg.encoder_layers == json.loads((work / "probe.json").read_text())["best_layer"]
+
+    # continued training: a second run starts SFT from that bundle instead of from scratch
+    work2 = tmp_path / "work2"
+    (tmp_path / "recipe2.json").write_text(json.dumps({**recipe, "work_dir": str(work2)}))
+    env2 = {**env, "SEEDASR_RECIPE": str(tmp_path / "recipe2.json")}
+    run(["training.init_from_bundle", str(bundle)], env2)
+    init = torch.load(work2 / "init.pt")
+    for key, value in model.state_dict().items():
+        if key != "lm.head.weight":
+            torch.testing.assert_close(init[key], value, msg=key)
+    assert (work2 / "tokenizer.model").read_bytes() == (bundle / "tokenizer.model").read_bytes()
+    for stage in STAGES[4:]:
+        run(stage, env2)
+    run(["training.export.make_bundle", "--work", str(work2), "--out", str(tmp_path / "bundle2")], env2)
+    card = (tmp_path / "bundle2" / "MODEL_CARD.md").read_text()
+    assert f"started SFT from the bundle `{bundle}`" in card and "| lm |" in card

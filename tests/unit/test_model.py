@@ -4,7 +4,7 @@ forward, joint search at alpha 0 / 1 vs single-stream decoding."""
 import torch
 
 from shared.model.beam_search import BeamConfig, joint_beam_search
-from shared.model.moe_lm import LMConfig, MoeConfig, MoeLM, load_balancing_loss
+from shared.model.moe_lm import BeamCache, LMConfig, MoeConfig, MoeLM, load_balancing_loss
 
 
 def tiny_lm(seed: int = 0) -> MoeLM:
@@ -41,6 +41,24 @@ def test_kv_cache_matches_full_forward_with_left_padding() -> None:
     torch.testing.assert_close(step, full[:, 5:], atol=1e-4, rtol=1e-4)
     alone, _, _ = lm(x[1:, 3:], torch.ones(1, 4, dtype=torch.bool))
     torch.testing.assert_close(full[1, 3:], alone[0], atol=1e-4, rtol=1e-4)
+
+
+def test_shared_prompt_beam_steps_match_full_forward() -> None:
+    """Two streams (one left-padded), three beams each with their own tokens, two steps: the
+    shared-prompt cache must give what running each row's whole sequence gives."""
+    lm = tiny_lm()
+    prompts = [torch.randn(4, 32), torch.randn(6, 32)]
+    valid = torch.tensor([[False, False, True, True, True, True], [True] * 6])
+    embeds = torch.stack([torch.cat([torch.zeros(2, 32), prompts[0]]), prompts[1]])
+    _, prefix, _ = lm(embeds, valid)
+    cache = BeamCache(prefix, valid)
+    tokens = torch.tensor([[5, 7], [9, 7], [11, 13], [5, 6], [8, 8], [10, 12]])  # (S*N, steps), stream-major
+    for t in range(tokens.shape[1]):
+        logits, cache = lm.step(lm.embed(tokens[:, t : t + 1]), cache.select(torch.arange(6)))
+        for row in range(6):
+            seq = torch.cat([prompts[row // 3], lm.embed(tokens[row, : t + 1])])[None]
+            full, _, _ = lm(seq, torch.ones(1, seq.shape[1], dtype=torch.bool))
+            torch.testing.assert_close(logits[row], full[0, -1], atol=1e-4, rtol=1e-4)
 
 
 def _texts(hyps):
@@ -120,7 +138,7 @@ def test_tied_ctc_head_scores_speech_against_lm_embeddings() -> None:
 def test_pseudo_speech_is_ctc_shaped_and_layer_normalised() -> None:
     import random
 
-    from training.lm.pretrain import pseudo_speech
+    from training.lm.examples import pseudo_speech
 
     torch.manual_seed(0)
     embed = torch.randn(60, 16) * 0.02
@@ -128,3 +146,17 @@ def test_pseudo_speech_is_ctc_shaped_and_layer_normalised() -> None:
     assert out.shape[1] == 16 and 4 <= out.shape[0] <= 4 * 3 + 4 * 2 + 12
     assert torch.allclose(out.mean(-1), torch.zeros(out.shape[0]), atol=1e-5)
     assert torch.allclose(out.pow(2).mean(-1), torch.ones(out.shape[0]), atol=0.1)  # LayerNorm eps vs tiny embeddings
+
+
+def test_garbled_spans_lose_most_of_their_tokens_and_the_rest_keep_them() -> None:
+    import random
+
+    from training.lm.examples import find_span, pseudo_ids
+
+    rng, ids = random.Random(0), list(range(10, 30))
+    kept_plain = kept_garbled = 0
+    for _ in range(200):
+        kept_plain += len(set(pseudo_ids(ids, 3, 9, 60, rng)) & set(ids))
+        kept_garbled += len(set(pseudo_ids(ids, 3, 9, 60, rng, garbled=range(0, 20))) & set(ids))
+    assert kept_plain / (200 * 20) > 0.7 and kept_garbled / (200 * 20) < 0.5
+    assert find_span([5, 6, 7, 8], [7, 8]) == range(2, 4) and not find_span([5, 6], [9])

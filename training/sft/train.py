@@ -5,6 +5,9 @@
                                                        # with plain SFT data; the LM trains at a low rate
 
 Both stages use the one prompt format of shared/model/asr.py, so context SFT needs no format change.
+Context SFT also trains the LM on a few text-only examples per step whose entity is garbled in the
+pseudo-speech and named in the context (training/lm/examples.py): real speech alone gives too few
+entity-in-context examples for the LM to learn to copy.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from training.common import (
 )
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
+from training.lm.examples import text_batch, text_examples
 from training.recipe import CONTEXT_BUDGET, Recipe, model_config
 
 LM_LR_SCALE = 0.5  # LM learning rate relative to the encoder's during context SFT
@@ -43,7 +47,9 @@ def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
     if probe_file.exists():
         cfg.encoder_layers = int(json.loads(probe_file.read_text())["best_layer"])
     model = SeedASR.build(cfg)
-    if stage == "sft":
+    if stage == "sft" and (work / "init.pt").exists():  # continued training (training/init_from_bundle.py)
+        model.load_state_dict(torch.load(work / "init.pt", map_location="cpu"))
+    elif stage == "sft":
         model.lm.load_state_dict(torch.load(work / "lm_final.pt", map_location="cpu")["lm"])
         ssl = work / "ssl2_final.pt"
         if ssl.exists():
@@ -95,6 +101,7 @@ def main() -> None:
     step, log = state["step"], state["log"]
     budget = TimeBudget(budget_cfg.minutes, state.get("elapsed", 0.0))
     cache = FeatureCache(recipe.train_manifest)
+    corpus = [row["text"] for row in cache.rows]  # sentences of the copy examples
     rng, ents = random.Random(step + 11), EntityFaker(500 + step)
     bar = tqdm(desc=stage, initial=step)
     model.train()
@@ -110,8 +117,13 @@ def main() -> None:
             ce, aux = model.lm_loss(lm_batch)
             ctc = model.ctc_loss(speech, speech_lens, targets) if model.ctc is not None else ce.new_zeros(())
             loss = ce + model.cfg.ctc_weight * ctc
-            if stage == "context_sft" and model.cfg.lm.moe:
-                loss = loss + model.cfg.lm.moe.aux_loss_weight * aux
+            copy_ce = ce.new_zeros(())
+            if stage == "context_sft":
+                copy = text_batch(model, tok, text_examples(tok, corpus, rng, ents, recipe.copy_examples), rng)
+                copy_ce, copy_aux = model.lm_loss(copy)
+                loss = loss + copy_ce
+                if model.cfg.lm.moe:
+                    loss = loss + model.cfg.lm.moe.aux_loss_weight * (aux + copy_aux)
             for g in opt.param_groups:
                 g["lr"] = g["lr_scale"] * lr_at(step, budget.progress, budget_cfg.peak_lr, 300)
             opt.zero_grad()
@@ -119,9 +131,9 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 5.0)
             opt.step()
             step += 1
-            log.append((step, float(ce), float(ctc)))
+            log.append((step, float(ce), float(ctc), float(copy_ce)))
             bar.update(1)
-            bar.set_postfix(ce=f"{float(ce):.3f}", ctc=f"{float(ctc):.3f}")
+            bar.set_postfix(ce=f"{float(ce):.3f}", ctc=f"{float(ctc):.3f}", copy=f"{float(copy_ce):.3f}")
             ckpt.maybe_save(model, opt, step, log, budget.elapsed)
     ckpt.maybe_save(model, opt, step, log, budget.elapsed, force=True)
     torch.save(cpu_state(model), work / f"{stage}_final.pt")

@@ -1,0 +1,88 @@
+"""Start a training run from an existing bundle instead of from scratch (continued training).
+
+    SEEDASR_INIT_BUNDLE=bundles/default make train
+    python -m training.init_from_bundle bundles/default      # what train.sh runs in that case
+
+Writes into the work directory what the skipped stages (LM pretraining, LUISE, probe) would have:
+the bundle's tokenizer, its kept encoder depth as probe.json, and `init.pt` with every weight
+(encoder layers above the kept one, which bundles drop, stay freshly initialised: they are never run).
+SFT then starts from `init.pt`; context SFT and RL follow as usual. `init.json` records the source,
+and the model card of the new bundle copies the source card's stage table, so the chain of runs
+behind a bundle stays readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import torch
+
+from shared.bundle import config_to_dict, load_bundle
+from shared.model.asr import ASRConfig, SeedASR
+from training.common import cpu_state
+from training.recipe import Recipe, model_config
+
+
+def source_commit(bundle: Path) -> str:
+    """The git commit that last changed the bundle's weights ('' outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(bundle / "model.safetensors")],
+                             capture_output=True, text=True, check=True, timeout=30)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def stage_table(card: str) -> list[str]:
+    """The rows of the '## Training time per stage' table of a model card."""
+    lines = card.splitlines()
+    try:
+        start = lines.index("## Training time per stage") + 1
+    except ValueError:
+        return []
+    return [ln for ln in lines[start:] if ln.startswith("|")]
+
+
+def sizes(cfg: ASRConfig) -> dict:
+    """Every size of a config except the encoder depth (bundles keep only the probed layers)."""
+    d = config_to_dict(cfg)
+    d["encoder"].pop("n_layers")
+    d.pop("encoder_layers")
+    return d
+
+
+def init_from_bundle(bundle: Path, work: Path) -> None:
+    source, tok, meta = load_bundle(bundle)
+    cfg = model_config(tok.vocab_size)
+    cfg.encoder_layers = source.cfg.encoder_layers
+    if sizes(cfg) != sizes(source.cfg):
+        raise SystemExit(f"bundle {bundle} was not made with this recipe's model_config(); "
+                         "continued training needs the same sizes")
+    model = SeedASR.build(cfg)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    dropped = [k for k in missing if k.startswith("encoder.layers.")]
+    if unexpected or len(dropped) != len(missing):
+        raise SystemExit(f"bundle {bundle} does not fit the recipe: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tokenizer.model").write_bytes((bundle / "tokenizer.model").read_bytes())
+    (work / "probe.json").write_text(json.dumps({"best_layer": cfg.encoder_layers, "from_bundle": str(bundle)}))
+    torch.save(cpu_state(model), work / "init.pt")
+    card = (bundle / "MODEL_CARD.md").read_text() if (bundle / "MODEL_CARD.md").exists() else ""
+    info = {"bundle": str(bundle), "commit": source_commit(bundle), "stage": meta.get("stage"),
+            "stage_table": stage_table(card)}
+    (work / "init.json").write_text(json.dumps(info, indent=2))
+    print(f"init: {work / 'init.pt'} from {bundle} (commit {info['commit'] or 'unknown'}, stage {info['stage']})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bundle", type=Path)
+    args = ap.parse_args()
+    init_from_bundle(args.bundle, Recipe.from_env().work_dir)
+
+
+if __name__ == "__main__":
+    main()
