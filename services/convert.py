@@ -33,5 +33,5 @@ def beam_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> BeamCo
         raise ValueError(f"nbest must be in [1, beam_size={beam}], got {nbest}")
     if not 0.0 <= alpha <= 1.0 or alpha != alpha:
         raise ValueError(f"context_weight must be in [0, 1], got {alpha}")
-    return BeamConfig(beam_size=beam, nbest=nbest, alpha=float(alpha), prune_k=max(8, 2 * beam),
+    return BeamConfig(beam_size=beam, nbest=nbest, alpha=float(alpha), prune_k=max(settings.context_prune_k, 2 * beam),
                       ctc_weight=settings.ctc_weight)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # weight of the CTC head's prefix scores against the LM's in beam search (0 = LM only)
     ctc_weight: float = Field(0.5, ge=0, le=1)
     context_budget: int = Field(96, ge=0)
+    # the context pass may only choose among the context-free pass's top k tokens (guards against
+    # inserting context words nobody said; a weak acoustic model may need a wider k to reach entities)
+    context_prune_k: int = Field(8, ge=1, le=1024)
     # long audio is decoded in windows of at most this length, cut in pauses; the shipped model
     # trained on utterances of 1-16 s (95% under 6 s), so windows stay near that
     segment_s: float = Field(8.0, gt=1)

@@ -17,6 +17,17 @@ def test_bad_setting_fails_fast_with_its_name() -> None:
     assert "SEEDASR_BEAM_SIZE" in proc.stderr
 
 
+def test_context_prune_k_setting_reaches_the_beam_config() -> None:
+    from seedasr.v1 import common_pb2
+    from services.convert import beam_config
+    from shared.settings import load_settings
+
+    request = common_pb2.RecognitionConfig(beam_size=4)
+    assert beam_config(request, load_settings()).prune_k == 8
+    assert beam_config(request, load_settings(context_prune_k=32)).prune_k == 32
+    assert beam_config(common_pb2.RecognitionConfig(beam_size=12), load_settings()).prune_k == 24  # >= 2 * beam
+
+
 @pytest.mark.parametrize("frames", [37, 300, 1234])
 def test_onnx_encoder_matches_torch(tiny_bundle, frames: int) -> None:
     model, _, _ = load_bundle(tiny_bundle)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -40,13 +41,15 @@ class SetResult:
 
 
 class Ours:
-    def __init__(self, model: Optional[str], alpha: Optional[float] = None) -> None:
+    def __init__(self, model: Optional[str], prune_k: Optional[int] = None) -> None:
         from services.app import build_embedded
         from shared.settings import load_settings
 
         overrides: dict[str, Any] = {"rl_store": "/tmp/seedasr-eval-rl.jsonl"}
         if model:
             overrides["model"] = model
+        if prune_k:
+            overrides["context_prune_k"] = prune_k
         self.settings = load_settings(**overrides)
         regs, _ = build_embedded(self.settings)
         self.recognizer = regs[0].servicer
@@ -106,12 +109,16 @@ def keyword_hit(keyword: str, hyp: str) -> bool:
     return f" {normalize_text(keyword)} " in f" {normalize_text(hyp)} "
 
 
-def eval_context(rows: list[dict[str, Any]], ours: Ours, alphas: list[float], peer: Optional[PocketSphinx]) -> list[dict]:
-    """Keyword recall on keyword rows, insertion rate of context entities on distractor rows."""
+def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], alphas: list[float],
+                 prune_ks: list[int], peer: Optional[PocketSphinx]) -> list[dict]:
+    """Keyword recall on keyword rows, insertion rate of context entities on distractor rows, for
+    every alpha at every context prune_k (one recogniser per prune_k: it is a server setting)."""
     table = []
-    settings: list[tuple[str, Optional[float], bool]] = [("no context", None, True)]
-    settings += [(f"alpha={a:g}", a, False) for a in alphas]
-    for label, alpha, no_ctx in settings:
+    runs: list[tuple[str, Ours, Optional[float], bool]] = [("no context", ours_for(prune_ks[0]), None, True)]
+    for k in prune_ks:
+        suffix = f", prune_k={k}" if len(prune_ks) > 1 else ""
+        runs += [(f"alpha={a:g}{suffix}", ours_for(k), a, False) for a in alphas]
+    for label, ours, alpha, no_ctx in runs:
         hits = keys = inserted = distractors = 0
         errs = []
         for r in rows:
@@ -125,8 +132,10 @@ def eval_context(rows: list[dict[str, Any]], ours: Ours, alphas: list[float], pe
                 for k in r.get("keywords", []):
                     keys += 1
                     hits += keyword_hit(k, hyp)
-        table.append({"setting": label, "keyword_recall": hits / max(keys, 1),
+        table.append({"setting": label, "alpha": alpha, "prune_k": ours.settings.context_prune_k,
+                      "keyword_recall": hits / max(keys, 1),
                       "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
+        print(f"context {label}: recall {table[-1]['keyword_recall']:.1%}", flush=True)
     if peer:
         hits = keys = 0
         for r in rows:
@@ -170,6 +179,7 @@ def main() -> None:
     ap.add_argument("--context", default="data/context_eval")
     ap.add_argument("--long", default="data/long_slt")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
+    ap.add_argument("--prune-ks", default="8", help="context prune_k values to sweep alpha at (first = default)")
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
     args = ap.parse_args()
     ours = Ours(args.model)
@@ -192,7 +202,15 @@ def main() -> None:
     ctx_manifest = Path(args.context) / "manifest.jsonl"
     if ctx_manifest.exists():
         alphas = [float(a) for a in args.alphas.split(",")]
-        table = eval_context(read_rows(ctx_manifest, args.limit), ours, alphas, peer)
+        prune_ks = [int(k) for k in args.prune_ks.split(",")]
+        recognisers = {ours.settings.context_prune_k: ours}
+
+        def ours_for(k: int) -> Ours:
+            if k not in recognisers:
+                recognisers[k] = Ours(args.model, k)
+            return recognisers[k]
+
+        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peer)
         out += ["## Context: keyword recall and distractor insertions (reserved voice flite slt)", "",
                 "| setting | keyword recall | distractor insertions | WER |", "|---|---|---|---|"]
         out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
@@ -216,14 +234,13 @@ def _plot_alpha(table: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [(float(t["setting"].split("=")[1]), t["keyword_recall"], t["distractor_insertions"])
-           for t in table if t["setting"].startswith("alpha=")]
-    if not pts:
-        return
-    a, r, i = zip(*pts)
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(a, r, "o-", label="keyword recall")
-    ax.plot(a, i, "s-", label="distractor insertions")
+    for k in sorted({t["prune_k"] for t in table if t.get("alpha") is not None}):
+        pts = sorted((t["alpha"], t["keyword_recall"], t["distractor_insertions"])
+                     for t in table if t.get("alpha") is not None and t["prune_k"] == k)
+        a, r, i = zip(*pts)
+        ax.plot(a, r, "o-", label=f"keyword recall (prune_k {k})")
+        ax.plot(a, i, "s--", label=f"distractor insertions (prune_k {k})")
     ax.set_xlabel("alpha (context weight)")
     ax.legend()
     fig.tight_layout()
