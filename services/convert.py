@@ -33,5 +33,8 @@ def beam_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> BeamCo
         raise ValueError(f"nbest must be in [1, beam_size={beam}], got {nbest}")
     if not 0.0 <= alpha <= 1.0 or alpha != alpha:
         raise ValueError(f"context_weight must be in [0, 1], got {alpha}")
+    bonus = cfg.bias_bonus if cfg.HasField("bias_bonus") else settings.bias_bonus
+    if not 0.0 <= bonus <= 50.0 or bonus != bonus:
+        raise ValueError(f"bias_bonus must be in [0, 50], got {bonus}")
     return BeamConfig(beam_size=beam, nbest=nbest, alpha=float(alpha), prune_k=max(settings.context_prune_k, 2 * beam),
-                      ctc_weight=settings.ctc_weight)
+                      ctc_weight=settings.ctc_weight, bias_bonus=float(bonus))

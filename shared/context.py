@@ -4,15 +4,24 @@ The same function builds context for LM pretraining, context SFT, evaluation and
 model always sees one format:  prompt <turn> hotwords <turn> turn ... <turn> newest turn
 Explicit request context (prompt, hotwords) is kept first; turns are taken newest first until the
 token budget is spent, then laid out oldest to newest.
+
+It also picks the biasing phrases of the decoder (shared/model/biasing.py): every hotword, and every
+run of rare words (wordfreq Zipf frequency below RARE_ZIPF: names, places, products) in the prompt and
+the turns used, since those are what a recogniser gets wrong and context is there to fix.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from wordfreq import zipf_frequency
 
 from shared.text import normalize_text
 from shared.tokenizer import Tokenizer
+
+RARE_ZIPF = 3.5  # below this a word is rare (3 = once per million words); "meeting" is 5.2, "ullrich" 2.0
+MAX_BIAS_PHRASES = 64
 
 
 @dataclass
@@ -27,6 +36,20 @@ class AssembledContext:
     token_ids: list[int]
     text: str
     turns_used: int
+    bias_phrases: list[str] = field(default_factory=list)
+
+
+def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
+    """The maximal runs of rare words in (normalised) text: "call maren kessel now" -> ["maren kessel"]."""
+    runs: list[str] = []
+    run: list[str] = []
+    for word in [*text.split(), ""]:
+        if word and zipf_frequency(word, "en") < rare_zipf:
+            run.append(word)
+        elif run:
+            runs.append(" ".join(run))
+            run = []
+    return runs
 
 
 def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> AssembledContext:
@@ -63,4 +86,8 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
         if i:
             token_ids.append(tok.turn_id)
         token_ids.extend(ids)
-    return AssembledContext(token_ids, " | ".join(texts), len(chosen))
+    phrases = [normalize_text(h) for h in ctx.hotwords]
+    for text in [normalize_text(ctx.prompt)] + [t for _, t in chosen]:  # chosen is newest first
+        phrases += rare_runs(text)
+    phrases = list(dict.fromkeys(p for p in phrases if p))[:MAX_BIAS_PHRASES]
+    return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases)

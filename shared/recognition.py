@@ -18,6 +18,7 @@ from shared.bundle import default_bundle_dir, load_bundle
 from shared.engines import EncoderEngine, EncoderOutput, make_encoder_engine
 from shared.features import fbank, normalize
 from shared.model.beam_search import BeamConfig, joint_beam_search
+from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
 
 ENCODER_FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
@@ -79,8 +80,10 @@ class AsrCore:
         return " ".join(w.word for w in words), words
 
     # ---- decoder side --------------------------------------------------------------------------
-    def decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig) -> list[NBestEntry]:
-        """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free."""
+    def decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig,
+               bias_phrases: Sequence[str] = ()) -> list[NBestEntry]:
+        """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free; bias_phrases
+        (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole."""
         # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
         cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, 10 + len(speech)))
         with self.lock, torch.inference_mode():
@@ -91,7 +94,9 @@ class AsrCore:
             if self.model.ctc is not None and cfg.ctc_weight > 0:
                 logp = self.model.ctc_logits(sp[None])[0].log_softmax(-1)  # (S, V), cheap next to the LM
                 ctc = CTCPrefixScorer(logp, self.model.ctc_blank, self.tok.eos_id)
-            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc)
+            phrases = [self.tok.encode(p) for p in bias_phrases if p]
+            bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
+            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias)
         return [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
 
 

@@ -37,13 +37,18 @@ def source_commit(bundle: Path) -> str:
 
 
 def stage_table(card: str) -> list[str]:
-    """The rows of the '## Training time per stage' table of a model card."""
+    """The '## Training time per stage' section of a model card: its table and notes, including what
+    it says of the runs before it (so a chain of continued runs stays readable), not the plot line."""
     lines = card.splitlines()
     try:
         start = lines.index("## Training time per stage") + 1
     except ValueError:
         return []
-    return [ln for ln in lines[start:] if ln.startswith("|")]
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    section = [ln for ln in lines[start:end] if not ln.startswith("Loss curves")]
+    while section and not section[-1].strip():
+        section.pop()
+    return section
 
 
 def sizes(cfg: ASRConfig) -> dict:

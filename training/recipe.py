@@ -40,6 +40,7 @@ class Recipe:
     rl: StageBudget = field(default_factory=lambda: StageBudget(3, 5e-5))
     kmeans_clusters: int = 200
     copy_examples: int = 16  # text-only copy-from-context examples per context SFT step
+    entity_share: float = 0.55  # share of text examples (LM pretraining, copy examples) saying a context entity
 
     @classmethod
     def from_env(cls) -> Recipe:

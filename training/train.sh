@@ -2,7 +2,8 @@
 # `make train`: the whole recipe, each stage resumable (re-running skips finished stages and
 # resumes an interrupted one from its checkpoint). Budgets live in training/recipe.py and can be
 # overridden with SEEDASR_RECIPE=path.json. SEEDASR_INIT_BUNDLE=path continues from a bundle;
-# SEEDASR_SYNTH_SEED (default 1) picks the synthesised training set, fresh sentences for a continued run.
+# SEEDASR_SYNTH_SEED (default 1) picks the synthesised training set, fresh sentences for a continued run;
+# SEEDASR_SYNTH_COUNT (default 36000) its size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -10,11 +11,12 @@ WORK=${WORK:-runs/default}
 export PYTHONPATH=.
 stage() { local done_file=$1; shift; [ -f "$WORK/$done_file" ] || "$PY" "$@"; }
 
-[ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count 36000 --seed "${SEEDASR_SYNTH_SEED:-1}"
+[ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count "${SEEDASR_SYNTH_COUNT:-36000}" --seed "${SEEDASR_SYNTH_SEED:-1}"
 bash training/data/make_dev_sets.sh
 if [ -n "${SEEDASR_INIT_BUNDLE:-}" ]; then
   # Continued training: SFT starts from that bundle's weights (training/init_from_bundle.py).
   stage init.pt -m training.init_from_bundle "$SEEDASR_INIT_BUNDLE"
+  stage lm_final.pt -m training.lm.pretrain  # the bundle's LM goes on with text training (recipe's lm budget)
 else
   stage lm_final.pt -m training.lm.pretrain
   stage ssl1_final.pt -m training.ssl.luise --iteration 1

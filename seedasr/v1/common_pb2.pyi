@@ -19,20 +19,22 @@ class Audio(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., encoding: _Optional[str] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("language", "beam_size", "nbest", "context_weight", "word_timestamps", "disable_context")
+    __slots__ = ("language", "beam_size", "nbest", "context_weight", "word_timestamps", "disable_context", "bias_bonus")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
     NBEST_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     WORD_TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     DISABLE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    BIAS_BONUS_FIELD_NUMBER: _ClassVar[int]
     language: str
     beam_size: int
     nbest: int
     context_weight: float
     word_timestamps: bool
     disable_context: bool
-    def __init__(self, language: _Optional[str] = ..., beam_size: _Optional[int] = ..., nbest: _Optional[int] = ..., context_weight: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., disable_context: _Optional[bool] = ...) -> None: ...
+    bias_bonus: float
+    def __init__(self, language: _Optional[str] = ..., beam_size: _Optional[int] = ..., nbest: _Optional[int] = ..., context_weight: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., disable_context: _Optional[bool] = ..., bias_bonus: _Optional[float] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("role", "text", "turn_id", "created_unix")

@@ -8,8 +8,11 @@ import grpc
 
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
 from services.convert import beam_config, tensor_from_pb
+from shared.context import MAX_BIAS_PHRASES
 from shared.recognition import AsrCore
 from shared.settings import Settings
+
+MAX_PHRASE_CHARS = 200
 
 
 class DecoderService(internal_pb2_grpc.DecoderServicer):
@@ -28,8 +31,11 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"speech must be (S>0, {self.width}), got {speech.shape}")
         if any(not 0 <= i < self.vocab for i in request.context_ids):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"context_ids must be in [0, {self.vocab})")
+        if len(request.bias_phrases) > MAX_BIAS_PHRASES or any(len(p) > MAX_PHRASE_CHARS for p in request.bias_phrases):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"at most {MAX_BIAS_PHRASES} bias_phrases of at most {MAX_PHRASE_CHARS} characters")
         start = time.perf_counter()
-        nbest = self.core.decode(speech, list(request.context_ids), cfg)
+        nbest = self.core.decode(speech, list(request.context_ids), cfg, list(request.bias_phrases))
         return internal_pb2.DecodeResponse(
             alternatives=[common_pb2.Alternative(text=h.text, score=h.score) for h in nbest],
             decode_ms=(time.perf_counter() - start) * 1000,

@@ -61,6 +61,7 @@ class TurnPipeline:
         context_text = ""
         for start, end in windows:
             ctx_ids: list[int] = []
+            phrases: list[str] = []
             if use_context or previous:
                 history = [] if not use_context else list(request_context.history)
                 req_ctx = common_pb2.RequestContext(
@@ -75,13 +76,15 @@ class TurnPipeline:
                 )
                 timings.context_ms += (time.perf_counter() - t) * 1000
                 ctx_ids, context_text = list(assembled.token_ids), context_text or assembled.text
+                phrases = list(assembled.bias_phrases)
             pcm16 = (np.clip(samples[start:end], -1, 1) * 32767).astype("<i2").tobytes()
             t = time.perf_counter()
             encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=left())
             timings.encode_ms += (time.perf_counter() - t) * 1000
             t = time.perf_counter()
             decoded = self.peers.decoder.Decode(
-                internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config), timeout=left()
+                internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config,
+                                           bias_phrases=phrases), timeout=left()
             )
             timings.decode_ms += (time.perf_counter() - t) * 1000
             alts = list(decoded.alternatives)

@@ -9,6 +9,8 @@ restricted to the `prune_k` tokens the context-free stream ranks highest, so con
 choose among what was plausibly said. alpha = 0 runs the context-free stream alone; alpha = 1
 runs the context stream alone without pruning (plain context decoding). Greedy is beam_size 1.
 
+Phrase biasing (shared/model/biasing.py), when given, adds its bonus to the pruned joint scores.
+
 With a CTC prefix scorer (shared/model/ctc_prefix.py) each of the `prune_k` best candidates (and
 </s>) also gets ctc_weight * (psi(h + c) - psi(h)), mixed with (1 - ctc_weight) * the LM score.
 """
@@ -22,6 +24,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from shared.model.biasing import BiasState, PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer, PrefixState
 from shared.model.moe_lm import BeamCache, MoeLM
 
@@ -34,6 +37,7 @@ class BeamConfig:
     alpha: float = 0.5  # weight of the context-conditioned score
     prune_k: int = 8  # candidates kept from the context-free ranking (>= beam_size)
     ctc_weight: float = 0.5  # weight of CTC prefix scores when a CTC scorer is given
+    bias_bonus: float = 0.0  # score per token that spells a biasing phrase (shared/model/biasing.py)
 
 
 @dataclass
@@ -81,9 +85,11 @@ def _with_ctc(
     return torch.full_like(scores, float("-inf")).scatter_(1, cands, mixed), slot, (psi, r_n, r_b, cands)
 
 
-def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None) -> list[Hypothesis]:
+def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None,
+           bias: Optional[PhraseBiasing] = None) -> list[Hypothesis]:
     """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first."""
     live_tokens: list[list[int]] = [[]]
+    bias_states = [BiasState()]
     live_scores = torch.zeros(1)
     finished: list[Hypothesis] = []
     parents: Optional[torch.Tensor] = None
@@ -99,12 +105,15 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
             forced = torch.full_like(scores, float("-inf"))
             forced[:, eos_id] = 0.0
             scores = forced
+        if bias:
+            scores = scores + bias.bonuses(bias_states, scores.shape[-1])
         total = (live_scores[:, None] + scores).flatten()
         vocab = scores.shape[-1]
         top = total.topk(min(2 * cfg.beam_size, int(torch.isfinite(total).sum()))).indices
         next_tokens: list[list[int]] = []
         next_scores: list[float] = []
         next_parents: list[int] = []
+        next_bias: list[BiasState] = []
         for flat in top.tolist():
             parent, token = divmod(flat, vocab)
             if token == eos_id:
@@ -113,11 +122,13 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
                 next_tokens.append(live_tokens[parent] + [token])
                 next_scores.append(float(total[flat]))
                 next_parents.append(parent)
+                if bias:
+                    next_bias.append(bias.advance(bias_states[parent], token))
         finished.sort(key=lambda h: -h.score)
         done = len(finished) >= cfg.nbest and (not next_scores or max(next_scores) < finished[cfg.nbest - 1].score)
         if done or not next_tokens:
             break
-        live_tokens, live_scores = next_tokens, torch.tensor(next_scores)
+        live_tokens, live_scores, bias_states = next_tokens, torch.tensor(next_scores), next_bias
         parents = torch.tensor(next_parents)
         last = torch.tensor([tk[-1] for tk in next_tokens])
         if use_ctc:
@@ -183,6 +194,7 @@ def joint_beam_search(
     cfg: BeamConfig,
     cached: bool = True,
     ctc: Optional[CTCPrefixScorer] = None,
+    bias: Optional[PhraseBiasing] = None,
 ) -> list[Hypothesis]:
     """free_prefix / ctx_prefix: (L, D) prompt embeddings ending right before the transcript."""
     alpha = cfg.alpha if ctx_prefix is not None else 0.0
@@ -193,4 +205,4 @@ def joint_beam_search(
     else:
         prefixes = [free_prefix, ctx_prefix]
     step: StepFn = CachedStep(lm, prefixes) if cached else UncachedStep(lm, prefixes)
-    return search(step, eos_id, cfg, alpha, ctc)
+    return search(step, eos_id, cfg, alpha, ctc, bias)

@@ -71,8 +71,12 @@ def test_recipe_end_to_end_at_smoke_size(tmp_path) -> None:
         if key != "lm.head.weight":
             torch.testing.assert_close(init[key], value, msg=key)
     assert (work2 / "tokenizer.model").read_bytes() == (bundle / "tokenizer.model").read_bytes()
-    for stage in STAGES[4:]:
+    for stage in [STAGES[0], *STAGES[4:]]:  # LM text training goes on from the bundle's LM, then SFT
         run(stage, env2)
+    assert (work2 / "tokenizer.model").read_bytes() == (bundle / "tokenizer.model").read_bytes()
+    gain = json.loads((work2 / "lm_stats.json").read_text())["copy_gain"]
+    assert gain["with_context"] <= 0 and gain["without_context"] <= 0
     run(["training.export.make_bundle", "--work", str(work2), "--out", str(tmp_path / "bundle2")], env2)
     card = (tmp_path / "bundle2" / "MODEL_CARD.md").read_text()
-    assert f"started SFT from the bundle `{bundle}`" in card and "| lm |" in card
+    assert f"started from the bundle `{bundle}`" in card and card.count("| lm |") == 2  # its own and the copied row
+    assert "Copying from context after `context_sft`" in card

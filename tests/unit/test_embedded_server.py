@@ -51,6 +51,7 @@ def test_recognize_returns_nbest_timings_and_turn(stub) -> None:
         (wav_bytes(tone(0.5), channels=6), None, grpc.StatusCode.INVALID_ARGUMENT),
         (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(beam_size=500), grpc.StatusCode.INVALID_ARGUMENT),
         (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(context_weight=3.0), grpc.StatusCode.INVALID_ARGUMENT),
+        (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(bias_bonus=-1.0), grpc.StatusCode.INVALID_ARGUMENT),
         (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(language="xx"), grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
@@ -191,4 +192,18 @@ def test_an_appended_assistant_turn_is_in_the_next_turns_context(server, stub) -
             internal_pb2.AssembleRequest(session_id="ctx-1", context=common_pb2.RequestContext(hotwords=["Kilbride"])),
             timeout=5)
     assert "zorblatt quux" in ctx.text and ctx.text.startswith("kilbride") and ctx.turns_used == 1
+    assert list(ctx.bias_phrases) == ["kilbride", "zorblatt quux"]  # hotwords, then rare words of the turns
     assert len(ctx.token_ids) > 5
+
+
+def test_decoder_rejects_too_many_bias_phrases(server) -> None:
+    running, _ = server
+    pcm16 = (tone(0.5) * 32767).astype("<i2").tobytes()
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        speech = internal_pb2_grpc.EncoderStub(ch).Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=10).speech
+        decoder = internal_pb2_grpc.DecoderStub(ch)
+        ok = decoder.Decode(internal_pb2.DecodeRequest(speech=speech, bias_phrases=["zorblatt"]), timeout=10)
+        assert ok.alternatives
+        with pytest.raises(grpc.RpcError) as err:
+            decoder.Decode(internal_pb2.DecodeRequest(speech=speech, bias_phrases=["x"] * 65), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "bias_phrases" in err.value.details()

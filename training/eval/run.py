@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -55,13 +55,15 @@ class Ours:
         self.recognizer = regs[0].servicer
 
     def __call__(self, audio: str, history: list[str] = (), hotwords: list[str] = (), prompt: str = "",
-                 alpha: Optional[float] = None, no_context: bool = False) -> str:
+                 alpha: Optional[float] = None, no_context: bool = False, bias: Optional[float] = None) -> str:
         from seedasr.v1 import common_pb2, recognizer_pb2
         from shared.bus import CallContext
 
         cfg = common_pb2.RecognitionConfig(disable_context=no_context)
         if alpha is not None:
             cfg.context_weight = alpha
+        if bias is not None:
+            cfg.bias_bonus = bias
         req = recognizer_pb2.RecognizeRequest(
             audio=common_pb2.Audio(content=Path(audio).read_bytes()), config=cfg,
             context=common_pb2.RequestContext(history=list(history), hotwords=list(hotwords), prompt=prompt))
@@ -110,19 +112,21 @@ def keyword_hit(keyword: str, hyp: str) -> bool:
 
 
 def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], alphas: list[float],
-                 prune_ks: list[int], peer: Optional[PocketSphinx]) -> list[dict]:
+                 prune_ks: list[int], peer: Optional[PocketSphinx], biases: Sequence[float] = (0.0,)) -> list[dict]:
     """Keyword recall on keyword rows, insertion rate of context entities on distractor rows, for
-    every alpha at every context prune_k (one recogniser per prune_k: it is a server setting)."""
+    every alpha and phrase-bias bonus at every context prune_k (one recogniser per prune_k: it is a
+    server setting; alpha and the bonus are request parameters)."""
     table = []
-    runs: list[tuple[str, Ours, Optional[float], bool]] = [("no context", ours_for(prune_ks[0]), None, True)]
+    runs: list[tuple[str, Ours, Optional[float], bool, float]] = [("no context", ours_for(prune_ks[0]), None, True, 0.0)]
     for k in prune_ks:
-        suffix = f", prune_k={k}" if len(prune_ks) > 1 else ""
-        runs += [(f"alpha={a:g}{suffix}", ours_for(k), a, False) for a in alphas]
-    for label, ours, alpha, no_ctx in runs:
+        for b in biases:
+            suffix = (f", prune_k={k}" if len(prune_ks) > 1 else "") + (f", bias={b:g}" if len(biases) > 1 else "")
+            runs += [(f"alpha={a:g}{suffix}", ours_for(k), a, False, b) for a in alphas]
+    for label, ours, alpha, no_ctx, bias in runs:
         hits = keys = inserted = distractors = 0
         errs = []
         for r in rows:
-            hyp = ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx)
+            hyp = ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx, bias)
             errs.append(wer(r["text"], hyp))
             if r.get("distractor"):
                 distractors += 1
@@ -132,7 +136,7 @@ def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], al
                 for k in r.get("keywords", []):
                     keys += 1
                     hits += keyword_hit(k, hyp)
-        table.append({"setting": label, "alpha": alpha, "prune_k": ours.settings.context_prune_k,
+        table.append({"setting": label, "alpha": alpha, "prune_k": ours.settings.context_prune_k, "bias": bias,
                       "keyword_recall": hits / max(keys, 1),
                       "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
         print(f"context {label}: recall {table[-1]['keyword_recall']:.1%}", flush=True)
@@ -180,6 +184,7 @@ def main() -> None:
     ap.add_argument("--long", default="data/long_slt")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
     ap.add_argument("--prune-ks", default="8", help="context prune_k values to sweep alpha at (first = default)")
+    ap.add_argument("--biases", default="0,6", help="phrase-bias bonuses to sweep alpha at (shared/model/biasing.py)")
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
     args = ap.parse_args()
     ours = Ours(args.model)
@@ -210,7 +215,8 @@ def main() -> None:
                 recognisers[k] = Ours(args.model, k)
             return recognisers[k]
 
-        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peer)
+        biases = [float(b) for b in args.biases.split(",")]
+        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peer, biases)
         out += ["## Context: keyword recall and distractor insertions (reserved voice flite slt)", "",
                 "| setting | keyword recall | distractor insertions | WER |", "|---|---|---|---|"]
         out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
@@ -235,14 +241,14 @@ def _plot_alpha(table: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    for k in sorted({t["prune_k"] for t in table if t.get("alpha") is not None}):
+    for k, b in sorted({(t["prune_k"], t["bias"]) for t in table if t.get("alpha") is not None}):
         pts = sorted((t["alpha"], t["keyword_recall"], t["distractor_insertions"])
-                     for t in table if t.get("alpha") is not None and t["prune_k"] == k)
+                     for t in table if t.get("alpha") is not None and (t["prune_k"], t["bias"]) == (k, b))
         a, r, i = zip(*pts)
-        ax.plot(a, r, "o-", label=f"keyword recall (prune_k {k})")
-        ax.plot(a, i, "s--", label=f"distractor insertions (prune_k {k})")
+        ax.plot(a, r, "o-", label=f"recall (prune_k {k}, bias {b:g})")
+        ax.plot(a, i, "s--", label=f"insertions (prune_k {k}, bias {b:g})")
     ax.set_xlabel("alpha (context weight)")
-    ax.legend()
+    ax.legend(fontsize=6)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -68,11 +68,18 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         minutes = st.get("minutes", budgets[s].minutes)
         lines.append(f"| {s} | {st.get('device', 'cpu: 2 threads')} | {st.get('steps')} | {minutes} |"
                      f" {final if final is None else round(final, 3)} |")
+    for s, st in stats.items():
+        if "copy_gain" in st:
+            gain = st["copy_gain"]
+            lines.append(f"\nCopying from context after `{s}` (training/lm/examples.py `copy_gain`): mean log P per"
+                         f" token of a garbled entity {gain['with_context']} with the context naming it,"
+                         f" {gain['without_context']} without context.")
     init_file = work / "init.json"
     if init_file.exists():  # continued training: say what it started from (training/init_from_bundle.py)
         init = json.loads(init_file.read_text())
-        lines += ["", f"This run started SFT from the bundle `{init['bundle']}` (stage `{init['stage']}`, commit"
-                  f" {init['commit'] or 'unknown'}) with `SEEDASR_INIT_BUNDLE`, on freshly synthesised data;"
+        lines += ["", f"This run started from the bundle `{init['bundle']}` (stage `{init['stage']}`, commit"
+                  f" {init['commit'] or 'unknown'}) with `SEEDASR_INIT_BUNDLE` (LM text training, if budgeted, then"
+                  " SFT), on freshly synthesised data;"
                   " that bundle's own stages were:", "", *init["stage_table"]]
     if any(str(st.get("device", "")).startswith("cuda") for st in stats.values()):
         lines += ["", "Stages on cuda ran on a lent GPU (`SEEDASR_TRAIN_DEVICE=cuda`, budgets from"

@@ -65,19 +65,20 @@ def pseudo_speech(ids: list[int], embed: torch.Tensor, blank: int, first_normal:
     return torch.nn.functional.layer_norm(x, x.shape[-1:])
 
 
-def text_examples(tok: Tokenizer, corpus: list[str], rng: random.Random, ents: EntityFaker, n: int) -> list[TextExample]:
-    """n examples: 45% entity in context (garbled 70% of the time), 10% garbled entity with distractor
-    context only, 10% corpus sentence with distractors, 35% corpus sentence without context."""
+def text_examples(tok: Tokenizer, corpus: list[str], rng: random.Random, ents: EntityFaker, n: int,
+                  entity_share: float = 0.55) -> list[TextExample]:
+    """n examples: at the default entity_share, 45% entity in context (garbled 70% of the time), 10% garbled
+    entity with distractor context only, 10% corpus sentence with distractors, 35% without context."""
     out: list[TextExample] = []
     for _ in range(n):
         r = rng.random()
         garble = False
-        if r < 0.55:
+        if r < entity_share:
             sent, entity, _ = entity_sentence(ents, rng)
-            in_context = r < 0.45
+            in_context = r < entity_share * 9 / 11
             garble = rng.random() < 0.7 if in_context else True
             ctx = dialogue_context(rng, ents, entity if in_context else None, rng.randint(0 if in_context else 1, 4))
-        elif r < 0.65:
+        elif r < entity_share + 0.1:
             sent, entity = rng.choice(corpus), ""
             ctx = dialogue_context(rng, ents, None, rng.randint(1, 4))
         else:
@@ -96,3 +97,33 @@ def text_batch(model: SeedASR, tok: Tokenizer, examples: list[TextExample], rng:
     lens = torch.tensor([len(sp) for sp in spans])
     speech = torch.nn.utils.rnn.pad_sequence(spans, batch_first=True)
     return model.build_batch(tok, speech, lens, [c for c, _, _ in examples], [t for _, t, _ in examples])
+
+
+@torch.no_grad()
+def copy_gain(model: SeedASR, tok: Tokenizer, rng: random.Random, ents: EntityFaker, n: int = 64) -> dict:
+    """How much the LM copies from context: mean log P per token of a garbled entity span, with the
+    context naming the entity and without context, on the same pseudo-speech (n fresh sentences)."""
+    rows: list[tuple[list[int], list[int], range]] = []
+    while len(rows) < n:
+        sent, entity, _ = entity_sentence(ents, rng)
+        target = tok.encode(sent)[:60]
+        span = find_span(target, tok.encode(entity))
+        if span:
+            ctx = dialogue_context(rng, ents, entity, rng.randint(0, 4))
+            rows.append((assemble_context(tok, ctx, CONTEXT_BUDGET).token_ids, target, span))
+    seed, was_training = rng.randrange(1 << 30), model.training
+    model.eval()
+    out = {}
+    for name, examples in (("with_context", rows), ("without_context", [(None, t, s) for _, t, s in rows])):
+        torch.manual_seed(seed)  # the same pseudo-speech noise for both
+        batch = text_batch(model, tok, examples, random.Random(seed))
+        logp = model.lm(batch.embeds, batch.valid)[0].log_softmax(-1)
+        total, count = 0.0, 0
+        for i, (_, _, span) in enumerate(examples):
+            labelled = (batch.labels[i] != -100).nonzero().flatten()  # position of target token j = labelled[j]
+            for j in span:
+                total += float(logp[i, labelled[j], batch.labels[i, labelled[j]]])
+                count += 1
+        out[name] = round(total / max(count, 1), 3)
+    model.train(was_training)
+    return out

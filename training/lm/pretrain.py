@@ -24,7 +24,7 @@ from shared.model.asr import INSTRUCTION_PLAIN, INSTRUCTION_WITH_CONTEXT, SeedAS
 from shared.tokenizer import Tokenizer, train_tokenizer
 from training.common import DEVICE, Checkpointer, TimeBudget, cpu_state, device_name, lr_at
 from training.data.text import EntityFaker, sentence_stream
-from training.lm.examples import text_batch, text_examples
+from training.lm.examples import copy_gain, text_batch, text_examples
 from training.recipe import Recipe, model_config
 
 
@@ -48,6 +48,9 @@ def main() -> None:
     cfg = model_config(tok.vocab_size)
     model = SeedASR.build(cfg).to(DEVICE)
     lm = model.lm
+    init = work / "init.pt"  # continued training: go on from the bundle's LM (training/init_from_bundle.py)
+    if init.exists():
+        lm.load_state_dict({k[3:]: v for k, v in torch.load(init, map_location="cpu").items() if k.startswith("lm.")})
     opt = torch.optim.AdamW(lm.parameters(), lr=recipe.lm.peak_lr, weight_decay=0.01)
     ckpt = Checkpointer(work / "lm.pt")
     state = ckpt.load(lm, opt)
@@ -57,7 +60,7 @@ def main() -> None:
     bar = tqdm(desc="lm", initial=step)
     lm.train()
     while budget.left():
-        batch = text_batch(model, tok, text_examples(tok, corpus, rng, ents, recipe.lm_batch), rng)
+        batch = text_batch(model, tok, text_examples(tok, corpus, rng, ents, recipe.lm_batch, recipe.entity_share), rng)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, budget.progress, recipe.lm.peak_lr, 200)
         ce, aux = model.lm_loss(batch)
@@ -75,9 +78,9 @@ def main() -> None:
     ckpt.maybe_save(lm, opt, step, log, budget.elapsed, force=True)
     torch.save({"lm": cpu_state(lm), "vocab_size": tok.vocab_size}, work / "lm_final.pt")
     stats = {"steps": step, "device": device_name(), "batch": recipe.lm_batch, "minutes": recipe.lm.minutes,
-             "final_ce": log[-1][1] if log else None}
+             "final_ce": log[-1][1] if log else None, "copy_gain": copy_gain(model, tok, random.Random(5), EntityFaker(5))}
     (work / "lm_stats.json").write_text(json.dumps(stats))
-    print(f"lm: {step} steps, ce {log[-1][1] if log else float('nan'):.3f}")
+    print(f"lm: {step} steps, ce {log[-1][1] if log else float('nan'):.3f}, copy {stats['copy_gain']}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from training.common import (
 )
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
-from training.lm.examples import text_batch, text_examples
+from training.lm.examples import copy_gain, text_batch, text_examples
 from training.recipe import CONTEXT_BUDGET, Recipe, model_config
 
 LM_LR_SCALE = 0.5  # LM learning rate relative to the encoder's during context SFT
@@ -49,6 +49,8 @@ def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
     model = SeedASR.build(cfg)
     if stage == "sft" and (work / "init.pt").exists():  # continued training (training/init_from_bundle.py)
         model.load_state_dict(torch.load(work / "init.pt", map_location="cpu"))
+        if (work / "lm_final.pt").exists():  # the LM went on with text training first
+            model.lm.load_state_dict(torch.load(work / "lm_final.pt", map_location="cpu")["lm"])
     elif stage == "sft":
         model.lm.load_state_dict(torch.load(work / "lm_final.pt", map_location="cpu")["lm"])
         ssl = work / "ssl2_final.pt"
@@ -119,7 +121,8 @@ def main() -> None:
             loss = ce + model.cfg.ctc_weight * ctc
             copy_ce = ce.new_zeros(())
             if stage == "context_sft":
-                copy = text_batch(model, tok, text_examples(tok, corpus, rng, ents, recipe.copy_examples), rng)
+                examples = text_examples(tok, corpus, rng, ents, recipe.copy_examples, recipe.entity_share)
+                copy = text_batch(model, tok, examples, rng)
                 copy_ce, copy_aux = model.lm_loss(copy)
                 loss = loss + copy_ce
                 if model.cfg.lm.moe:
@@ -137,8 +140,9 @@ def main() -> None:
             ckpt.maybe_save(model, opt, step, log, budget.elapsed)
     ckpt.maybe_save(model, opt, step, log, budget.elapsed, force=True)
     torch.save(cpu_state(model), work / f"{stage}_final.pt")
+    gain = {"copy_gain": copy_gain(model, tok, random.Random(5), EntityFaker(5))} if stage == "context_sft" else {}
     (work / f"{stage}_stats.json").write_text(json.dumps({"steps": step, "minutes": budget_cfg.minutes, "device": device_name(),
-                                                          "final_ce": log[-1][1] if log else None}))
+                                                          "final_ce": log[-1][1] if log else None, **gain}))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,73 @@
+"""Phrase biasing for beam search: a bonus for tokens that spell a context phrase.
+
+The context-conditioned stream only helps once the LM has learned to copy from its prompt; a
+production recogniser also needs hotwords to work before that. Biasing phrases (request hotwords,
+rare words of the dialogue history: shared/context.py) go into a token trie. A hypothesis that
+follows a trie path gains `bonus` per token; leaving the path before a phrase ends takes the gained
+bonus back, so only complete phrases keep it (the usual context-graph rule). The bonus is added to
+the joint scores after pruning, so it can only pick among tokens the context-free pass already ranks
+highly: biasing never brings in a word that was not plausibly said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class BiasState:
+    node: int = 0  # trie node, 0 is the root
+    gained: float = 0.0  # bonus gained on the current, unfinished path
+
+
+class PhraseBiasing:
+    """A trie over token-id phrases: per-hypothesis states and the (N, V) bonus of every next token."""
+
+    def __init__(self, phrases: Sequence[Sequence[int]], bonus: float) -> None:
+        self.bonus = bonus
+        self.children: list[dict[int, int]] = [{}]
+        self.final: list[bool] = [False]
+        for phrase in phrases:
+            node = 0
+            for token in phrase:
+                if token not in self.children[node]:
+                    self.children.append({})
+                    self.final.append(False)
+                    self.children[node][token] = len(self.children) - 1
+                node = self.children[node][token]
+            if node:
+                self.final[node] = True
+
+    def __bool__(self) -> bool:
+        return bool(self.children[0]) and self.bonus > 0
+
+    def bonuses(self, states: Sequence[BiasState], vocab: int) -> torch.Tensor:
+        """(N, V): the score change of appending each token to each hypothesis (eos included:
+        ending a hypothesis mid-phrase takes its gain back)."""
+        out = torch.empty(len(states), vocab)
+        root = list(self.children[0])
+        for i, st in enumerate(states):
+            row = out[i]
+            row.fill_(-st.gained)
+            row[root] += self.bonus  # leaving the path, then starting a phrase afresh
+            for token in self.children[st.node]:
+                row[token] = self.bonus
+        return out
+
+    def advance(self, st: BiasState, token: int) -> BiasState:
+        node = self.children[st.node].get(token)
+        gained = st.gained
+        if node is None:
+            node, gained = self.children[0].get(token), 0.0
+            if node is None:
+                return BiasState()
+        gained += self.bonus
+        if self.final[node]:
+            # a whole phrase: its bonus is kept; a longer phrase may still follow from here
+            gained = 0.0
+            if not self.children[node]:
+                node = 0
+        return BiasState(node, gained)

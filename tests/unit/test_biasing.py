@@ -1,0 +1,81 @@
+"""Phrase biasing: whole phrases keep their bonus, partial ones give it back, pruning still rules."""
+
+import math
+
+import pytest
+import torch
+
+from seedasr.v1 import common_pb2
+from services.convert import beam_config
+from shared.context import ContextInput, assemble_context, rare_runs
+from shared.model.beam_search import BeamConfig, search
+from shared.model.biasing import BiasState, PhraseBiasing
+from shared.settings import load_settings
+from shared.tokenizer import Tokenizer
+from tests.conftest import ROOT
+
+EOS, VOCAB = 5, 6
+# A bigram "LM": next-token probabilities given the last token (None = first step).
+BIGRAM = {None: {1: 0.6, 3: 0.3}, 1: {2: 0.6, EOS: 0.3}, 2: {EOS: 0.9}, 3: {4: 0.7}, 4: {EOS: 0.9}}
+
+
+def bigram_step(streams: int = 1):
+    def step(parents, last):
+        rows = [None] if last is None else last.tolist()
+        out = torch.full((len(rows), VOCAB), 1e-3)
+        for i, tok in enumerate(rows):
+            for nxt, p in BIGRAM.get(tok, {EOS: 0.9}).items():
+                out[i, nxt] = p
+        return out.log()[None].expand(streams, -1, -1)
+
+    return step
+
+
+def run(phrases, bonus, streams=1, prune_k=8):
+    bias = PhraseBiasing(phrases, bonus) if phrases else None
+    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=6, prune_k=prune_k)
+    return search(bigram_step(streams), EOS, cfg, 0.5, bias=bias)
+
+
+def test_bonus_per_token_is_kept_only_for_whole_phrases() -> None:
+    bias = PhraseBiasing([[3, 4], [3, 4, 1]], 2.0)
+    st = bias.advance(BiasState(), 3)
+    assert st.gained == 2.0
+    row = bias.bonuses([st], VOCAB)[0]
+    assert row[4] == 2.0 and row[EOS] == -2.0 and row[1] == -2.0  # 1 leaves the path: the 2.0 goes back
+    st = bias.advance(st, 4)  # "3 4" is a whole phrase: kept, and "3 4 1" may still follow
+    assert st.gained == 0.0 and bias.bonuses([st], VOCAB)[0][EOS] == 0.0
+    assert bias.advance(st, 1) == BiasState()  # "3 4 1" complete, back at the root
+
+
+def test_bias_picks_a_phrase_the_model_ranks_second_and_never_a_partial_one() -> None:
+    plain = run(None, 0.0)
+    assert plain[0].tokens == [1, 2]
+    biased = run([[3, 4]], 1.0)
+    assert biased[0].tokens == [3, 4]
+    assert math.isclose(biased[0].score, math.log(0.3 * 0.7 * 0.9) + 2.0, rel_tol=1e-5)
+    # only the start of a longer phrase is said: its bonus is taken back when the hypothesis ends
+    assert run([[3, 4, 1]], 1.0)[0].tokens == [1, 2]
+    assert [h.tokens for h in run([[3, 4]], 0.0)] == [h.tokens for h in plain]
+
+
+def test_bias_cannot_bring_in_tokens_the_context_free_pass_pruned() -> None:
+    assert run([[3, 4]], 3.0, streams=2, prune_k=1)[0].tokens == [1, 2]
+    assert run([[3, 4]], 3.0, streams=2, prune_k=2)[0].tokens == [3, 4]
+
+
+def test_context_gives_hotwords_and_rare_runs_of_the_turns_used_as_bias_phrases() -> None:
+    assert rare_runs("you have a meeting with maren kessel tomorrow") == ["maren kessel"]
+    tok = Tokenizer(ROOT / "bundles" / "default" / "tokenizer.model")
+    ctx = ContextInput(turns=["your last trip was to bezdruzice", "i found ukow in your contacts"],
+                       hotwords=["Michelle"], prompt="a car assistant")
+    assert assemble_context(tok, ctx, 200).bias_phrases == ["michelle", "ukow", "bezdruzice"]
+    assert assemble_context(tok, ctx, 30).bias_phrases == ["michelle", "ukow"]  # the older turn did not fit
+
+
+def test_bias_bonus_is_a_request_parameter_with_a_server_default() -> None:
+    settings = load_settings(bias_bonus=3.0)
+    assert beam_config(common_pb2.RecognitionConfig(), settings).bias_bonus == 3.0
+    assert beam_config(common_pb2.RecognitionConfig(bias_bonus=0.0), settings).bias_bonus == 0.0
+    with pytest.raises(ValueError, match="bias_bonus"):
+        beam_config(common_pb2.RecognitionConfig(bias_bonus=-1.0), settings)
