@@ -29,12 +29,14 @@ class EncodeResponse(_message.Message):
     def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., ctc_text: _Optional[str] = ..., ctc_words: _Optional[_Iterable[_Union[_common_pb2.WordTiming, _Mapping]]] = ..., engine: _Optional[str] = ..., encode_ms: _Optional[float] = ...) -> None: ...
 
 class AssembleRequest(_message.Message):
-    __slots__ = ("session_id", "context")
+    __slots__ = ("session_id", "context", "previous_text")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_TEXT_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     context: _common_pb2.RequestContext
-    def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ...) -> None: ...
+    previous_text: str
+    def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., previous_text: _Optional[str] = ...) -> None: ...
 
 class AssembleResponse(_message.Message):
     __slots__ = ("token_ids", "text", "turns_used", "bias_phrases")

@@ -42,6 +42,7 @@ class ContextService(internal_pb2_grpc.ContextServicer):
             turns=[t["text"] for t in stored] + list(request.context.history),
             hotwords=list(request.context.hotwords),
             prompt=request.context.prompt,
+            previous_text=request.previous_text,
         )
         assembled = assemble_context(self.tok, ctx, self.budget)
         return internal_pb2.AssembleResponse(token_ids=assembled.token_ids, text=assembled.text,

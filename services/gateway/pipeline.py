@@ -65,13 +65,14 @@ class TurnPipeline:
             if use_context or previous:
                 history = [] if not use_context else list(request_context.history)
                 req_ctx = common_pb2.RequestContext(
-                    history=history + ([previous] if previous else []),
+                    history=history,
                     hotwords=request_context.hotwords if use_context else [],
                     prompt=request_context.prompt if use_context else "",
                 )
                 t = time.perf_counter()
                 assembled = self.peers.context.Assemble(
-                    internal_pb2.AssembleRequest(session_id=session_id if use_context else "", context=req_ctx),
+                    internal_pb2.AssembleRequest(session_id=session_id if use_context else "", context=req_ctx,
+                                                 previous_text=previous),
                     timeout=left(),
                 )
                 timings.context_ms += (time.perf_counter() - t) * 1000

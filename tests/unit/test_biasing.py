@@ -71,6 +71,9 @@ def test_context_gives_hotwords_and_rare_runs_of_the_turns_used_as_bias_phrases(
                        hotwords=["Michelle"], prompt="a car assistant")
     assert assemble_context(tok, ctx, 200).bias_phrases == ["michelle", "ukow", "bezdruzice"]
     assert assemble_context(tok, ctx, 30).bias_phrases == ["michelle", "ukow"]  # the older turn did not fit
+    # long audio: the previous window's own (maybe misrecognised) words are context, not bias phrases
+    long = assemble_context(tok, ContextInput(turns=["i found ukow in your contacts"], previous_text="call zarnik"), 200)
+    assert long.text.endswith("call zarnik") and long.bias_phrases == ["ukow"]
 
 
 def test_bias_bonus_is_a_request_parameter_with_a_server_default() -> None:

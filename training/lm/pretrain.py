@@ -9,6 +9,8 @@ read the speech span (and to fix its errors from language and context) before SF
 tied CTC head pulls the real converter output towards the same embeddings. Nearly half the examples
 carry a dialogue context that names an entity the sentence then says, usually garbled in the
 pseudo-speech so that only the context can restore it; some carry only distractors.
+In a continued run (`init.pt` from training/init_from_bundle.py) it goes on from the bundle's LM and
+tokenizer; the stats record `copy_gain` (training/lm/examples.py), how much the LM copies from context.
 """
 
 from __future__ import annotations
