@@ -91,8 +91,8 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
         token_ids.extend(ids)
     phrases = [normalize_text(h) for h in ctx.hotwords]
     own = normalize_text(ctx.previous_text)
-    turns_used = [t for i, (_, t) in enumerate(chosen) if not (own and i == 0 and t == own)]  # newest first
-    for text in [normalize_text(ctx.prompt), *turns_used]:
+    turn_texts = [t for i, (_, t) in enumerate(chosen) if not (own and i == 0 and t == own)]  # newest first
+    for text in [normalize_text(ctx.prompt), *turn_texts]:
         phrases += rare_runs(text)
     phrases = list(dict.fromkeys(p for p in phrases if p))[:MAX_BIAS_PHRASES]
     return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases)

@@ -5,8 +5,8 @@ production recogniser also needs hotwords to work before that. Biasing phrases (
 rare words of the dialogue history: shared/context.py) go into a token trie. A hypothesis that
 follows a trie path gains `bonus` per token; leaving the path before a phrase ends takes the gained
 bonus back, so only complete phrases keep it (the usual context-graph rule). The bonus is added to
-the joint scores after pruning, so it can only pick among tokens the context-free pass already ranks
-highly: biasing never brings in a word that was not plausibly said.
+the joint scores after pruning (to the context-free top prune_k, and to the CTC-scored candidates),
+so it can only pick among tokens already ranked highly: it never brings in a word nobody said.
 """
 
 from __future__ import annotations
