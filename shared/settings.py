@@ -44,8 +44,8 @@ class Settings(BaseSettings):
     context_budget: int = Field(96, ge=0)
     # the context pass may only choose among the context-free pass's top k tokens (guards against
     # inserting context words nobody said). It also bounds the CTC-scored candidates. The shipped model
-    # ranks rare names low: on context_eval rows 30-120 keyword recall was 5% at k=8, 32% at 32, 38% at 64
-    context_prune_k: int = Field(64, ge=1, le=1024)
+    # ranks rare names low: on context_eval rows 30-120 keyword recall was 5% at k=8, 32% at 32, 38% at 64, 45% at 128
+    context_prune_k: int = Field(128, ge=1, le=1024)
     # score per token of a hotword or rare context word spelled out whole (shared/model/biasing.py);
     # 0 turns biasing off. Tuned on context_eval rows 30-120 (disjoint from EVAL.md's first 30):
     # at k=32, bonus 4 gave 32% recall and no insertions, bonus 8 30% and 2 of 30 distractor rows

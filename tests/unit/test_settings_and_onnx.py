@@ -23,7 +23,7 @@ def test_context_prune_k_setting_reaches_the_beam_config() -> None:
     from shared.settings import load_settings
 
     request = common_pb2.RecognitionConfig(beam_size=4)
-    assert beam_config(request, load_settings()).prune_k == 64
+    assert beam_config(request, load_settings()).prune_k == 128
     assert beam_config(request, load_settings(context_prune_k=32)).prune_k == 32
     small_k = load_settings(context_prune_k=8)
     assert beam_config(common_pb2.RecognitionConfig(beam_size=12), small_k).prune_k == 24  # >= 2 * beam
