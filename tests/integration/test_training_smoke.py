@@ -76,6 +76,7 @@ def test_recipe_end_to_end_at_smoke_size(tmp_path) -> None:
     assert (work2 / "tokenizer.model").read_bytes() == (bundle / "tokenizer.model").read_bytes()
     gain = json.loads((work2 / "lm_stats.json").read_text())["copy_gain"]
     assert gain["with_context"] <= 0 and gain["without_context"] <= 0
+    assert gain["with_context"] != gain["without_context"]  # the context reaches the LM's scores
     run(["training.export.make_bundle", "--work", str(work2), "--out", str(tmp_path / "bundle2")], env2)
     card = (tmp_path / "bundle2" / "MODEL_CARD.md").read_text()
     assert f"started from the bundle `{bundle}`" in card and card.count("| lm |") == 2  # its own and the copied row
