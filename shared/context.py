@@ -32,6 +32,9 @@ class ContextInput:
     # long audio: the recogniser's own text of the previous window, the newest turn; never a source of
     # bias phrases (its misrecognised words would be boosted again: long-form WER 87% -> 91% when it was)
     previous_text: str = ""
+    # per turn: True where the recogniser wrote it (a session's recognised user turns). Like
+    # previous_text, such turns are context but never bias phrases: a misheard "callton" would be boosted
+    recognised: Sequence[bool] = ()
 
 
 @dataclass
@@ -71,8 +74,10 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
             if ids:
                 head.append((ids, norm))
                 used += len(ids) + 1
+    own = [i < len(ctx.recognised) and bool(ctx.recognised[i]) for i in range(len(ctx.turns))]
     chosen: list[tuple[list[int], str]] = []
-    for turn in reversed([*ctx.turns, ctx.previous_text]):  # newest first
+    biasable: list[str] = []  # newest first
+    for turn, recognised in reversed([*zip(ctx.turns, own), (ctx.previous_text, True)]):  # newest first
         norm = normalize_text(turn)
         if not norm:
             continue
@@ -81,6 +86,8 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
             break
         chosen.append((ids, norm))
         used += len(ids) + 1
+        if not recognised:
+            biasable.append(norm)
     for ids, text in head + list(reversed(chosen)):
         pieces.append(ids)
         texts.append(text)
@@ -90,9 +97,7 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
             token_ids.append(tok.turn_id)
         token_ids.extend(ids)
     phrases = [normalize_text(h) for h in ctx.hotwords]
-    own = normalize_text(ctx.previous_text)
-    turn_texts = [t for i, (_, t) in enumerate(chosen) if not (own and i == 0 and t == own)]  # newest first
-    for text in [normalize_text(ctx.prompt), *turn_texts]:
+    for text in [normalize_text(ctx.prompt), *biasable]:
         phrases += rare_runs(text)
     phrases = list(dict.fromkeys(p for p in phrases if p))[:MAX_BIAS_PHRASES]
     return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases)

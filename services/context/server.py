@@ -40,6 +40,8 @@ class ContextService(internal_pb2_grpc.ContextServicer):
         stored = (self.store.get(request.session_id) or []) if request.session_id else []
         ctx = ContextInput(
             turns=[t["text"] for t in stored] + list(request.context.history),
+            # the session's user turns are what the pipeline recognised: context, not bias phrases
+            recognised=[t["role"] == "user" for t in stored],
             hotwords=list(request.context.hotwords),
             prompt=request.context.prompt,
             previous_text=request.previous_text,

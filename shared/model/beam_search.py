@@ -13,6 +13,8 @@ Phrase biasing (shared/model/biasing.py), when given, adds its bonus to the prun
 
 With a CTC prefix scorer (shared/model/ctc_prefix.py) each of the `prune_k` best candidates (and
 </s>) also gets ctc_weight * (psi(h + c) - psi(h)), mixed with (1 - ctc_weight) * the LM score.
+With both, the tokens that continue a biasing phrase join the CTC candidates at the LM score of the
+prune boundary (or their own, if higher): the acoustics, not the LM's ranking, decide on them.
 """
 
 from __future__ import annotations
@@ -69,12 +71,25 @@ CTCTables = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # psi
 
 
 def _with_ctc(
-    scores: torch.Tensor, ctc: CTCPrefixScorer, state: PrefixState, eos_id: int, cfg: BeamConfig
+    scores: torch.Tensor, ctc: CTCPrefixScorer, state: PrefixState, eos_id: int, cfg: BeamConfig,
+    extra: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor, CTCTables]:
-    """LM scores (N, V) -> mixed LM + CTC scores (N, V), the candidate slot of every token and CTC tables."""
+    """LM scores (N, V) -> mixed LM + CTC scores (N, V), the candidate slot of every token and CTC tables.
+
+    extra (N, E): more candidates (biasing-phrase tokens); a pruned one takes the LM score of the
+    prune boundary, so only its CTC score and the phrase bonus can lift it."""
     n, vocab = scores.shape
     scores = scores.index_fill(1, torch.tensor([ctc.blank]), float("-inf"))  # the blank is never a token
-    cands = torch.cat([scores.topk(min(cfg.prune_k, vocab), dim=-1).indices, torch.full((n, 1), eos_id)], 1)
+    top = scores.topk(min(cfg.prune_k, vocab), dim=-1)
+    parts = [top.indices, torch.full((n, 1), eos_id)]
+    if extra is not None:
+        extra = extra.masked_fill(extra == ctc.blank, eos_id)
+        boundary = top.values.masked_fill(torch.isinf(top.values), float("inf")).min(-1).values  # (N,)
+        pruned = torch.isinf(scores.gather(1, extra)) & torch.isfinite(boundary)[:, None]
+        # duplicates of kept tokens keep their own score, so every copy of a token scores the same
+        scores = scores.scatter(1, extra, torch.where(pruned, boundary[:, None], scores.gather(1, extra)))
+        parts.append(extra)
+    cands = torch.cat(parts, 1)
     psi, r_n, r_b = ctc.score(state, cands)
     neg_inf = torch.tensor(float("-inf"))
     delta = psi - state.psi[:, None]
@@ -100,7 +115,8 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
         scores = _joint(step(parents, last), alpha, cfg.prune_k, eos_id)  # (N, V)
         if use_ctc and t < cfg.max_tokens:
             assert ctc is not None and ctc_state is not None
-            scores, slot, tables = _with_ctc(scores, ctc, ctc_state, eos_id, cfg)
+            extra = bias.candidates(bias_states, eos_id) if bias else None
+            scores, slot, tables = _with_ctc(scores, ctc, ctc_state, eos_id, cfg, extra)
         if t == cfg.max_tokens:  # out of budget: force the end of every live hypothesis
             forced = torch.full_like(scores, float("-inf"))
             forced[:, eos_id] = 0.0

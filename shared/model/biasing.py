@@ -5,8 +5,10 @@ production recogniser also needs hotwords to work before that. Biasing phrases (
 rare words of the dialogue history: shared/context.py) go into a token trie. A hypothesis that
 follows a trie path gains `bonus` per token; leaving the path before a phrase ends takes the gained
 bonus back, so only complete phrases keep it (the usual context-graph rule). The bonus is added to
-the joint scores after pruning (to the context-free top prune_k, and to the CTC-scored candidates),
-so it can only pick among tokens already ranked highly: it never brings in a word nobody said.
+the joint scores after pruning. Without a CTC scorer it can only pick among the context-free top
+prune_k. With one, the tokens that would continue or start a phrase (`candidates`) are CTC-scored
+too, at the LM score of the prune boundary: a rare name the LM ranks low can win where the speech
+supports it, while the acoustics keep a name nobody said out.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class PhraseBiasing:
             for token in self.children[st.node]:
                 row[token] = self.bonus
         return out
+
+    def candidates(self, states: Sequence[BiasState], pad: int) -> torch.Tensor:
+        """(N, E): the tokens that continue each hypothesis's phrase or start a new one, padded with `pad`."""
+        root = list(self.children[0])
+        rows = [root + [t for t in self.children[st.node] if t not in self.children[0]] if st.node else root
+                for st in states]
+        width = max(len(r) for r in rows)
+        return torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
 
     def advance(self, st: BiasState, token: int) -> BiasState:
         node = self.children[st.node].get(token)

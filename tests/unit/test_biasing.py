@@ -10,6 +10,7 @@ from services.convert import beam_config
 from shared.context import ContextInput, assemble_context, rare_runs
 from shared.model.beam_search import BeamConfig, search
 from shared.model.biasing import BiasState, PhraseBiasing
+from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.settings import load_settings
 from shared.tokenizer import Tokenizer
 from tests.conftest import ROOT
@@ -64,6 +65,27 @@ def test_bias_cannot_bring_in_tokens_the_context_free_pass_pruned() -> None:
     assert run([[3, 4]], 3.0, streams=2, prune_k=2)[0].tokens == [3, 4]
 
 
+def ctc_of(tokens: list[int], blank: int = 0) -> CTCPrefixScorer:
+    """CTC posteriors (T, V) that clearly say `tokens`, one frame each, blanks in between."""
+    frames = [t for tk in tokens for t in (tk, blank)]
+    logp = torch.full((len(frames), VOCAB), 1e-4)  # peaky, as trained CTC heads are
+    for i, tk in enumerate(frames):
+        logp[i, tk] = 0.9
+    return CTCPrefixScorer((logp / logp.sum(-1, keepdim=True)).log(), blank, EOS)
+
+
+def test_with_ctc_a_phrase_the_lm_pruned_wins_only_where_the_speech_says_it() -> None:
+    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=6, prune_k=1, ctc_weight=0.5)
+
+    def decode(phrases, said):
+        bias = PhraseBiasing(phrases, 3.0) if phrases else None
+        return search(bigram_step(2), EOS, cfg, 0.5, ctc=ctc_of(said), bias=bias)[0].tokens
+
+    assert decode(None, [3, 4]) != [3, 4]  # the LM pruned 3: without the phrase it cannot come back
+    assert decode([[3, 4]], [3, 4]) == [3, 4]  # the phrase's tokens are CTC-scored and the speech says them
+    assert decode([[3, 4]], [1, 2]) == [1, 2]  # a phrase nobody said is not inserted
+
+
 def test_context_gives_hotwords_and_rare_runs_of_the_turns_used_as_bias_phrases() -> None:
     assert rare_runs("you have a meeting with maren kessel tomorrow") == ["maren kessel"]
     tok = Tokenizer(ROOT / "bundles" / "default" / "tokenizer.model")
@@ -74,6 +96,11 @@ def test_context_gives_hotwords_and_rare_runs_of_the_turns_used_as_bias_phrases(
     # long audio: the previous window's own (maybe misrecognised) words are context, not bias phrases
     long = assemble_context(tok, ContextInput(turns=["i found ukow in your contacts"], previous_text="call zarnik"), 200)
     assert long.text.endswith("call zarnik") and long.bias_phrases == ["ukow"]
+    # a session's recognised user turns likewise: only the assistant's turn gives phrases
+    session = ContextInput(turns=["call tomas robel", "i found ukow in your contacts", "callton as roble"],
+                           recognised=[True, False, True])
+    assembled = assemble_context(tok, session, 200)
+    assert assembled.turns_used == 3 and assembled.bias_phrases == ["ukow"]
 
 
 def test_bias_bonus_is_a_request_parameter_with_a_server_default() -> None:
