@@ -85,9 +85,10 @@ def _with_ctc(
     if extra is not None:
         extra = extra.masked_fill(extra == ctc.blank, eos_id)
         boundary = top.values.masked_fill(torch.isinf(top.values), float("inf")).min(-1).values  # (N,)
-        pruned = torch.isinf(scores.gather(1, extra)) & torch.isfinite(boundary)[:, None]
+        own = scores.gather(1, extra)
+        pruned = torch.isinf(own) & torch.isfinite(boundary)[:, None]
         # duplicates of kept tokens keep their own score, so every copy of a token scores the same
-        scores = scores.scatter(1, extra, torch.where(pruned, boundary[:, None], scores.gather(1, extra)))
+        scores = scores.scatter(1, extra, torch.where(pruned, boundary[:, None], own))
         parts.append(extra)
     cands = torch.cat(parts, 1)
     psi, r_n, r_b = ctc.score(state, cands)
