@@ -81,7 +81,7 @@ def augment(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
     Lighter than a production recipe on purpose: with minutes of CPU training, heavy corruption of
     nearly every utterance kept the acoustic model from learning the clean voices at all.
     """
-    tags = []
+    tags: list[str] = []
     if rng.random() < 0.35:
         return samples * np.float32(rng.uniform(0.3, 0.95) / (float(np.max(np.abs(samples))) + 1e-6)), ["clean"]
     if rng.random() < 0.6:

@@ -1,4 +1,4 @@
-"""Synthesise (audio, text) manifests with espeak-ng and flite, with augmentation.
+"""Synthesise (audio, text) manifests with espeak-ng, flite and SVOX pico, with augmentation.
 
     python -m training.data.synth --out data/train --hours 8 --split train
     python -m training.data.synth --out data/dev --split dev      # reserved voices, held-out accents
@@ -37,6 +37,9 @@ ESPEAK_HELDOUT_ACCENTS = ["en-us-nyc", "en-gb-x-gbcwmd"]
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5",
                    "+klatt", "+klatt2", "+croak", "+whisper"]
 FLITE_TRAIN_VOICES = ["kal", "kal16", "awb", "rms"]
+# SVOX pico (PyPI `ttspico`, Apache-2.0): two female speakers, a real female voice beside the
+# pitch-shifted male ones; the reserved flite slt is female too.
+PICO_TRAIN_VOICES = ["en-US", "en-GB"]
 RESERVED = {"flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"}
 
 
@@ -50,17 +53,37 @@ class Job:
     uid: str
     text: str
     entity: str
-    voice: str  # "espeak:en-gb+f2", "flite:kal", "festival:ked_diphone"
-    rate: int  # espeak words per minute
-    pitch: int  # espeak 0..99
+    voice: str  # "espeak:en-gb+f2", "flite:kal", "pico:en-US", "festival:ked_diphone"
+    rate: int  # espeak words per minute (pico: mapped to its percent scale)
+    pitch: int  # espeak 0..99 (pico: mapped to its percent scale)
     seed: int
     out_dir: str
     augment: bool
     noise_snr: float | None = None
 
 
+_PICO_ENGINES: dict = {}  # one engine per language per worker process
+
+
+def pico_tts(language: str, text: str, rate: int, pitch: int) -> np.ndarray:
+    """SVOX pico in-process: 16 kHz int16 PCM -> float32 (N,). rate/pitch use the espeak scales."""
+    import ttspico
+
+    if language not in _PICO_ENGINES:
+        _PICO_ENGINES[language] = ttspico.TtsEngine(language)
+    engine = _PICO_ENGINES[language]
+    engine.rate = int(np.interp(rate, [120, 210], [80, 130]))
+    engine.pitch = int(np.interp(pitch, [25, 80], [85, 120]))
+    pcm = engine.speak(text)
+    if not pcm:
+        raise ValueError(f"pico produced no audio for {text!r}")
+    return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+
+
 def tts(voice: str, text: str, rate: int, pitch: int) -> np.ndarray:
     engine, name = voice.split(":", 1)
+    if engine == "pico":
+        return pico_tts(name, text, rate, pitch)
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
         if engine == "espeak":
             cmd = ["espeak-ng", "-v", name, "-s", str(rate), "-p", str(pitch), "-w", tmp.name, text]
@@ -78,7 +101,7 @@ def tts(voice: str, text: str, rate: int, pitch: int) -> np.ndarray:
 def run_job(job: Job) -> dict | None:
     try:
         samples = tts(job.voice, job.text, job.rate, job.pitch)
-    except (subprocess.SubprocessError, ValueError):
+    except (subprocess.SubprocessError, ValueError, RuntimeError):
         return None
     rng = np.random.default_rng(job.seed)
     tags: list[str] = []
@@ -99,10 +122,13 @@ def run_job(job: Job) -> dict | None:
 
 
 def train_voice(rng: random.Random) -> str:
-    if rng.random() < 0.5:  # flite's voices are closer to the reserved ones; espeak adds accents
+    draw = rng.random()
+    if draw < 0.4:  # espeak adds accents; flite's and pico's voices are closer to the reserved ones
         voice = "espeak:" + rng.choice(ESPEAK_TRAIN_ACCENTS) + rng.choice(ESPEAK_VARIANTS)
-    else:
+    elif draw < 0.75:
         voice = "flite:" + rng.choice(FLITE_TRAIN_VOICES)
+    else:
+        voice = "pico:" + rng.choice(PICO_TRAIN_VOICES)
     check_training_voice(voice)
     return voice
 
