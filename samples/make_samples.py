@@ -7,13 +7,14 @@ import json
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 
 from shared.audio import decode_audio
 
 HERE = Path(__file__).resolve().parent
-DIALOGUE = {
+DIALOGUE: dict[str, Any] = {
     "session_id": "demo-dialogue",
     "steps": [
         {"role": "assistant", "text": "I found two contacts, Siobhan McGillicuddy and Tomasz Wrobel."},

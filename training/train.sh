@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 WORK=${WORK:-runs/default}
 export PYTHONPATH=.
+# Faker's set-built lists follow the hash seed (training/data/synth.py): same seed, same sentences
+export PYTHONHASHSEED=0
 stage() { local done_file=$1; shift; [ -f "$WORK/$done_file" ] || "$PY" "$@"; }
 
 [ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count "${SEEDASR_SYNTH_COUNT:-36000}" --seed "${SEEDASR_SYNTH_SEED:-1}"

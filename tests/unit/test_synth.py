@@ -1,14 +1,22 @@
-"""Training-data synthesis: the voice mix never names a reserved voice, and the in-process pico
-engine renders the words it is given (PocketSphinx, the eval peer, recognises them)."""
+"""Training-data synthesis: the voice mix never names a reserved voice, the in-process pico
+engine and the voice conversion keep the words (PocketSphinx, the eval peer, recognises them), and
+a seed gives the same sentences whatever the interpreter's hash seed."""
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
 
+from training.data.augment import change_voice
 from training.data.synth import check_training_voice, make_jobs, train_voice, tts
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("voice", ["flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone", "festival:kal_diphone"])
@@ -37,3 +45,36 @@ def test_pico_speaks_the_text_and_follows_the_rate(tmp_path) -> None:
     assert len(slow) > 1.3 * len(fast)  # 16 kHz samples; a lower rate speaks longer
     sf.write(tmp_path / "gb.wav", tts("pico:en-GB", text, 160, 50), 16000, subtype="PCM_16")
     assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "gb.wav"))) <= 0.35
+
+
+def _median_f0(samples: np.ndarray) -> float:
+    import parselmouth
+    from parselmouth.praat import call
+
+    return float(call(parselmouth.Sound(samples.astype(np.float64), 16000).to_pitch(), "Get quantile", 0, 0, 0.5, "Hertz"))
+
+
+def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> None:
+    pytest.importorskip("parselmouth")
+    pytest.importorskip("pocketsphinx")
+    from training.eval.run import PocketSphinx
+    text = "please remind me to call the dentist tomorrow"
+    male = tts("flite:awb", text, 160, 50)
+    converted, tag = change_voice(male, np.random.default_rng(1))
+    assert tag.startswith("vc1.") and len(converted) == len(male)  # formants up, duration kept
+    assert _median_f0(male) < 160 < _median_f0(converted)
+    back, tag = change_voice(converted, np.random.default_rng(2))
+    assert tag.startswith("vc0.") and _median_f0(back) < 160
+    sf.write(tmp_path / "vc.wav", converted, 16000, subtype="PCM_16")
+    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "vc.wav"))) <= 0.35
+
+
+def test_a_seed_gives_the_same_sentences_under_any_hash_seed(tmp_path) -> None:
+    plans = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / hash_seed / "plan"  # same folder name: it prefixes every utterance id
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-m", "training.data.synth", "--out", str(out), "--count", "100",
+                        "--seed", "6", "--plan-only"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+        plans.append([line.split('"out_dir"')[0] for line in (out / "jobs.jsonl").read_text().splitlines()])
+    assert plans[0] == plans[1] and len(plans[0]) == 100

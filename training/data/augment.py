@@ -1,5 +1,7 @@
 """Waveform augmentation so a few synthetic voices cover many speakers and rooms.
 
+Voice conversion (Praat's "Change gender": PSOLA pitch change plus formant scaling) turns a male
+voice female and a female one male, so every engine lends its vocoder to speakers it does not ship.
 Speed perturbation and vocal-tract-length-like formant warping (resampling then restoring the
 duration), additive white/pink/babble-like noise at random SNR, synthetic reverberation and a
 telephone band. Feature-level SpecAugment lives in training/common.py.
@@ -39,6 +41,26 @@ def formant_shift(samples: np.ndarray, factor: float) -> np.ndarray:
         out[i * hop_out : i * hop_out + win] += seg
         norm[i * hop_out : i * hop_out + win] += window
     return (out / np.maximum(norm, 1e-3))[: len(samples)].astype(np.float32)
+
+
+def change_voice(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """A new speaker from an old one: a low voice (median F0 under 160 Hz) gets a higher pitch
+    (170-240 Hz) and a shorter vocal tract (formants x1.08-1.22), a high one the reverse
+    (90-135 Hz, x0.84-0.93). Duration is kept. Returns the samples and a tag like "vc1.15f210"."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    sound = parselmouth.Sound(samples.astype(np.float64), RATE)
+    f0 = call(sound.to_pitch(), "Get quantile", 0, 0, 0.5, "Hertz")
+    if not np.isfinite(f0):  # no voiced frames: nothing to convert
+        return samples, ""
+    if f0 < 160:
+        ratio, median = rng.uniform(1.08, 1.22), rng.uniform(170, 240)
+    else:
+        ratio, median = rng.uniform(0.84, 0.93), rng.uniform(90, 135)
+    out = call(sound, "Change gender", 75, 600, ratio, median, 1.0, 1.0)
+    converted = out.values[0].astype(np.float32)[: len(samples)]
+    return converted, f"vc{ratio:.2f}f{median:.0f}"
 
 
 def noise(n: int, rng: np.random.Generator, color: str) -> np.ndarray:

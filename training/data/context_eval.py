@@ -14,10 +14,11 @@ from pathlib import Path
 
 from training.data.contexts import dialogue_context_with_entities
 from training.data.synth import Job, run_job
-from training.data.text import PLAIN, EntityFaker, entity_sentence, fill, is_dev
+from training.data.text import PLAIN, EntityFaker, entity_sentence, fill, is_dev, pin_hash_seed
 
 
 def main() -> None:
+    pin_hash_seed()
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--count", type=int, default=150)

@@ -8,16 +8,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
 from shared.audio import TARGET_RATE
 from training.data.synth import tts
-from training.data.text import sentence_stream
+from training.data.text import pin_hash_seed, sentence_stream
 
 
 def main() -> None:
+    pin_hash_seed()
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=4.5)
@@ -26,7 +28,9 @@ def main() -> None:
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(9)
     stream = sentence_stream(909, dev=True)
-    pieces, segments, t = [], [], 0.0
+    pieces: list[np.ndarray] = []
+    segments: list[dict[str, Any]] = []
+    t = 0.0
     while t < args.minutes * 60:
         text, _ = next(stream)
         audio = tts(args.voice, text, 175, 50)

@@ -9,8 +9,10 @@ lowercase words with numbers spelled out. A stable hash splits sentences into tr
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +23,14 @@ from shared.text import normalize_text
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 FAKER_LOCALES = ["en_US", "en_GB", "en_IN", "en_AU", "en_IE", "de_DE", "fr_FR", "es_ES", "it_IT",
                  "nl_NL", "pl_PL", "sv_SE", "pt_BR", "tr_TR", "cs_CZ", "fi_FI"]
+
+
+def pin_hash_seed() -> None:
+    """Re-run this command with PYTHONHASHSEED=0 unless it already has it. Faker builds some locales'
+    lists from sets (it_IT cities), so their order, and with it the sentences a seed gives, follows
+    the interpreter's hash seed; data commands call this first so that a seed means one data set."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "PYTHONHASHSEED": "0"})
 
 
 def is_dev(sentence: str, dev_share: int = 20) -> bool:

@@ -50,13 +50,15 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "## Data",
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
         "en-gb-x-rp; 17 variants; random rate and pitch), flite kal, kal16, awb, rms and SVOX pico en-US, en-GB",
-        "(PyPI ttspico; random rate and pitch), with speed, formant (VTLP-like), reverberation, telephone-band and",
+        "(PyPI ttspico; random rate and pitch), with voice conversion (Praat's Change gender through parselmouth:",
+        "male voices made female, female ones male), speed, formant (VTLP-like), reverberation, telephone-band and",
         "noise augmentation. Text: Faker entities in 16 locales,",
         "Debian fortunes, wordfreq words, assistant command templates; dev sentences held out by hash.",
         "Never trained on: flite slt, festival voices (reserved for evaluation).",
         "",
         f"Training set: {data['utterances']} utterances, {data['hours']} h, vocabulary {data['vocabulary']} words"
-        f" ({data['running_words']} running words), {data['voices']} base voices, {data['augmented_share']:.0%} augmented.",
+        f" ({data['running_words']} running words), {data['voices']} base voices, {data['augmented_share']:.0%} augmented"
+        f" ({data.get('converted_share', 0):.0%} voice-converted).",
         "",
         "## Training time per stage",
         "| stage | trained on | steps | minutes | final loss |",
