@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.data.augment import change_voice
+from training.data.augment import change_voice, median_f0
 from training.data.synth import check_training_voice, make_jobs, train_voice, tts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +47,6 @@ def test_pico_speaks_the_text_and_follows_the_rate(tmp_path) -> None:
     assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "gb.wav"))) <= 0.35
 
 
-def _median_f0(samples: np.ndarray) -> float:
-    import parselmouth
-    from parselmouth.praat import call
-
-    return float(call(parselmouth.Sound(samples.astype(np.float64), 16000).to_pitch(), "Get quantile", 0, 0, 0.5, "Hertz"))
-
-
 def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> None:
     pytest.importorskip("parselmouth")
     pytest.importorskip("pocketsphinx")
@@ -62,9 +55,9 @@ def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> No
     male = tts("flite:awb", text, 160, 50)
     converted, tag = change_voice(male, np.random.default_rng(1))
     assert tag.startswith("vc1.") and len(converted) == len(male)  # formants up, duration kept
-    assert _median_f0(male) < 160 < _median_f0(converted)
+    assert median_f0(male) < 160 < median_f0(converted)
     back, tag = change_voice(converted, np.random.default_rng(2))
-    assert tag.startswith("vc0.") and _median_f0(back) < 160
+    assert tag.startswith("vc0.") and median_f0(back) < 160
     sf.write(tmp_path / "vc.wav", converted, 16000, subtype="PCM_16")
     assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "vc.wav"))) <= 0.35
 

@@ -43,6 +43,14 @@ def formant_shift(samples: np.ndarray, factor: float) -> np.ndarray:
     return (out / np.maximum(norm, 1e-3))[: len(samples)].astype(np.float32)
 
 
+def median_f0(samples: np.ndarray) -> float:
+    """Median pitch in Hz of the voiced frames (Praat's pitch track); nan when nothing is voiced."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    return float(call(parselmouth.Sound(samples.astype(np.float64), RATE).to_pitch(), "Get quantile", 0, 0, 0.5, "Hertz"))
+
+
 def change_voice(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """A new speaker from an old one: a low voice (median F0 under 160 Hz) gets a higher pitch
     (170-240 Hz) and a shorter vocal tract (formants x1.08-1.22), a high one the reverse
@@ -50,14 +58,14 @@ def change_voice(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     import parselmouth
     from parselmouth.praat import call
 
-    sound = parselmouth.Sound(samples.astype(np.float64), RATE)
-    f0 = call(sound.to_pitch(), "Get quantile", 0, 0, 0.5, "Hertz")
+    f0 = median_f0(samples)
     if not np.isfinite(f0):  # no voiced frames: nothing to convert
         return samples, ""
     if f0 < 160:
         ratio, median = rng.uniform(1.08, 1.22), rng.uniform(170, 240)
     else:
         ratio, median = rng.uniform(0.84, 0.93), rng.uniform(90, 135)
+    sound = parselmouth.Sound(samples.astype(np.float64), RATE)
     out = call(sound, "Change gender", 75, 600, ratio, median, 1.0, 1.0)
     converted = out.values[0].astype(np.float32)[: len(samples)]
     return converted, f"vc{ratio:.2f}f{median:.0f}"
