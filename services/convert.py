@@ -6,6 +6,7 @@ import numpy as np
 
 from seedasr.v1 import common_pb2
 from shared.model.beam_search import BeamConfig
+from shared.model.phrase_correction import CorrectionConfig
 from shared.settings import Settings
 
 
@@ -38,3 +39,11 @@ def beam_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> BeamCo
         raise ValueError(f"bias_bonus must be in [0, 50], got {bonus}")
     return BeamConfig(beam_size=beam, nbest=nbest, alpha=float(alpha), prune_k=max(settings.context_prune_k, 2 * beam),
                       ctc_weight=settings.ctc_weight, bias_bonus=float(bonus))
+
+
+def correction_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> CorrectionConfig:
+    """Request config with server defaults; raises ValueError on out-of-range values."""
+    margin = cfg.correction_margin if cfg.HasField("correction_margin") else settings.correction_margin
+    if not 0.0 <= margin <= 100.0 or margin != margin:
+        raise ValueError(f"correction_margin must be in [0, 100], got {margin}")
+    return CorrectionConfig(margin=float(margin), min_similarity=settings.correction_min_similarity)

@@ -8,6 +8,9 @@ token budget is spent, then laid out oldest to newest.
 It also picks the biasing phrases of the decoder (shared/model/biasing.py): every hotword, and every
 run of rare words (wordfreq Zipf frequency below RARE_ZIPF: names, places, products) in the prompt and
 the turns used, since those are what a recogniser gets wrong and context is there to fix.
+Phrase correction (shared/model/phrase_correction.py) takes a wider list from the same sources: every
+hotword and every word n-gram holding a word that is not common, entities made of ordinary words
+("phillips walker", "first arrive") included; the speech decides which of them was said.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from shared.tokenizer import Tokenizer
 
 RARE_ZIPF = 3.5  # below this a word is rare (3 = once per million words); "meeting" is 5.2, "ullrich" 2.0
 MAX_BIAS_PHRASES = 64
+# correction candidates: n-grams of up to CORRECTION_MAX_WORDS words with a word below CORRECTION_ZIPF
+# ("walker" 4.4, "store" 5.0), not starting or ending with a function word (above FUNCTION_ZIPF: "the" 7.7).
+# On context_eval rows 30-150 (6th run's bundle, margin 12) n-grams of 3, 4 or 5 words gave the same recall.
+CORRECTION_ZIPF = 4.5
+CORRECTION_MAX_WORDS = 4
+FUNCTION_ZIPF = 6.0
+MAX_CORRECTION_PHRASES = 256
 
 
 @dataclass
@@ -43,6 +53,7 @@ class AssembledContext:
     text: str
     turns_used: int
     bias_phrases: list[str] = field(default_factory=list)
+    correction_phrases: list[str] = field(default_factory=list)
 
 
 def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
@@ -56,6 +67,18 @@ def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
             runs.append(" ".join(run))
             run = []
     return runs
+
+
+def phrase_ngrams(text: str) -> list[str]:
+    """Correction candidates of (normalised) text: "the nearest store is perry inc" -> [..., "perry", "perry inc", ...]."""
+    words = text.split()
+    zipf = [zipf_frequency(w, "en") for w in words]
+    out = []
+    for n in range(1, CORRECTION_MAX_WORDS + 1):
+        for i in range(len(words) - n + 1):
+            if zipf[i] <= FUNCTION_ZIPF and zipf[i + n - 1] <= FUNCTION_ZIPF and min(zipf[i : i + n]) < CORRECTION_ZIPF:
+                out.append(" ".join(words[i : i + n]))
+    return out
 
 
 def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> AssembledContext:
@@ -100,4 +123,8 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
     for text in [normalize_text(ctx.prompt), *biasable]:
         phrases += rare_runs(text)
     phrases = list(dict.fromkeys(p for p in phrases if p))[:MAX_BIAS_PHRASES]
-    return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases)
+    candidates = [normalize_text(h) for h in ctx.hotwords]
+    for text in [normalize_text(ctx.prompt), *biasable]:
+        candidates += phrase_ngrams(text)
+    candidates = list(dict.fromkeys(p for p in candidates if p))[:MAX_CORRECTION_PHRASES]
+    return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases, candidates)

@@ -20,6 +20,7 @@ from shared.features import fbank, normalize
 from shared.model.beam_search import BeamConfig, joint_beam_search
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
+from shared.model.phrase_correction import CorrectionConfig, correct_phrases
 
 ENCODER_FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
 
@@ -81,23 +82,31 @@ class AsrCore:
 
     # ---- decoder side --------------------------------------------------------------------------
     def decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig,
-               bias_phrases: Sequence[str] = ()) -> list[NBestEntry]:
+               bias_phrases: Sequence[str] = (), correction_phrases: Sequence[str] = (),
+               correction: Optional[CorrectionConfig] = None) -> list[NBestEntry]:
         """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free; bias_phrases
-        (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole."""
+        (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole; then
+        correction_phrases may replace look-alike spans of the best text (shared/model/phrase_correction.py;
+        it keeps its search score)."""
         # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
         cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, 10 + len(speech)))
         with self.lock, torch.inference_mode():
             sp = torch.from_numpy(np.array(speech, dtype=np.float32))  # a writable copy
             free = self.model.prefix_embeds(self.tok, sp, None)
             ctx = self.model.prefix_embeds(self.tok, sp, list(context_ids)) if context_ids else None
-            ctc = None
-            if self.model.ctc is not None and cfg.ctc_weight > 0:
+            ctc, logp = None, None
+            if self.model.ctc is not None:
                 logp = self.model.ctc_logits(sp[None])[0].log_softmax(-1)  # (S, V), cheap next to the LM
+            if logp is not None and cfg.ctc_weight > 0:
                 ctc = CTCPrefixScorer(logp, self.model.ctc_blank, self.tok.eos_id)
             phrases = [self.tok.encode(p) for p in bias_phrases if p]
             bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
             hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias)
-        return [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
+            nbest = [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
+            if nbest and logp is not None and correction is not None and correction_phrases:
+                nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, logp, self.tok.encode,
+                                                self.model.ctc_blank, correction)
+        return nbest
 
 
 def align_words(text: str, anchors: list[Word], duration_s: float) -> list[Word]:

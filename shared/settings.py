@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # of the 6th run, k=128, alpha 0.5: recall / distractor rows with an insertion: bonus 3 57% / 0 of 30,
     # 4 58% / 0, 5 60% / 0, 6 62% / 0, 8 55% / 1, 10 53% / 3; on EVAL.md's 30 rows 3 gave 40%, 4 50%
     bias_bonus: float = Field(4.0, ge=0, le=50)
+    # context phrase correction after the search (shared/model/phrase_correction.py): nats of CTC
+    # log-likelihood a context phrase in place of a look-alike span may cost (0 = off), and how alike
+    # the span must be spelled. Tuned on context_eval rows 30-150 with the 6th run's bundle (recall /
+    # distractor rows with an insertion, of 80 keywords / 40 rows): off 65% / 0; similarity 0.7 with
+    # margin 4 74% / 0, 8 79% / 0, 12 81% / 0, 16 82% / 0 (context-set WER 6.5% -> 3.8, 3.8, 5.0%); 0.6 and
+    # 0.8 did no better
+    correction_margin: float = Field(12.0, ge=0, le=100)
+    correction_min_similarity: float = Field(0.7, gt=0, le=1)
     # long audio is decoded in windows of at most this length, cut in pauses; the shipped model
     # trained on utterances of 1-16 s (95% under 6 s), so windows stay near that
     segment_s: float = Field(8.0, gt=1)

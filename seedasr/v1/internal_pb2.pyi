@@ -39,28 +39,32 @@ class AssembleRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., previous_text: _Optional[str] = ...) -> None: ...
 
 class AssembleResponse(_message.Message):
-    __slots__ = ("token_ids", "text", "turns_used", "bias_phrases")
+    __slots__ = ("token_ids", "text", "turns_used", "bias_phrases", "correction_phrases")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TURNS_USED_FIELD_NUMBER: _ClassVar[int]
     BIAS_PHRASES_FIELD_NUMBER: _ClassVar[int]
+    CORRECTION_PHRASES_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     text: str
     turns_used: int
     bias_phrases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., turns_used: _Optional[int] = ..., bias_phrases: _Optional[_Iterable[str]] = ...) -> None: ...
+    correction_phrases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., turns_used: _Optional[int] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
-    __slots__ = ("speech", "context_ids", "config", "bias_phrases")
+    __slots__ = ("speech", "context_ids", "config", "bias_phrases", "correction_phrases")
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_IDS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     BIAS_PHRASES_FIELD_NUMBER: _ClassVar[int]
+    CORRECTION_PHRASES_FIELD_NUMBER: _ClassVar[int]
     speech: _common_pb2.Tensor
     context_ids: _containers.RepeatedScalarFieldContainer[int]
     config: _common_pb2.RecognitionConfig
     bias_phrases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ...) -> None: ...
+    correction_phrases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DecodeResponse(_message.Message):
     __slots__ = ("alternatives", "decode_ms")

@@ -48,7 +48,8 @@ class ContextService(internal_pb2_grpc.ContextServicer):
         )
         assembled = assemble_context(self.tok, ctx, self.budget)
         return internal_pb2.AssembleResponse(token_ids=assembled.token_ids, text=assembled.text,
-                                             turns_used=assembled.turns_used, bias_phrases=assembled.bias_phrases)
+                                             turns_used=assembled.turns_used, bias_phrases=assembled.bias_phrases,
+                                             correction_phrases=assembled.correction_phrases)
 
     def AppendTurn(
         self, request: recognizer_pb2.AppendTurnRequest, context: grpc.ServicerContext

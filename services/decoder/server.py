@@ -7,8 +7,8 @@ import time
 import grpc
 
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
-from services.convert import beam_config, tensor_from_pb
-from shared.context import MAX_BIAS_PHRASES
+from services.convert import beam_config, correction_config, tensor_from_pb
+from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES
 from shared.recognition import AsrCore
 from shared.settings import Settings
 
@@ -25,6 +25,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
         try:
             speech = tensor_from_pb(request.speech)
             cfg = beam_config(request.config, self.settings)
+            correction = correction_config(request.config, self.settings)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if speech.ndim != 2 or speech.shape[1] != self.width or speech.shape[0] == 0:
@@ -34,8 +35,13 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
         if len(request.bias_phrases) > MAX_BIAS_PHRASES or any(len(p) > MAX_PHRASE_CHARS for p in request.bias_phrases):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"at most {MAX_BIAS_PHRASES} bias_phrases of at most {MAX_PHRASE_CHARS} characters")
+        if len(request.correction_phrases) > MAX_CORRECTION_PHRASES or any(
+                len(p) > MAX_PHRASE_CHARS for p in request.correction_phrases):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"at most {MAX_CORRECTION_PHRASES} correction_phrases of at most {MAX_PHRASE_CHARS} characters")
         start = time.perf_counter()
-        nbest = self.core.decode(speech, list(request.context_ids), cfg, list(request.bias_phrases))
+        nbest = self.core.decode(speech, list(request.context_ids), cfg, list(request.bias_phrases),
+                                 list(request.correction_phrases), correction)
         return internal_pb2.DecodeResponse(
             alternatives=[common_pb2.Alternative(text=h.text, score=h.score) for h in nbest],
             decode_ms=(time.perf_counter() - start) * 1000,

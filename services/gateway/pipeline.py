@@ -62,6 +62,7 @@ class TurnPipeline:
         for start, end in windows:
             ctx_ids: list[int] = []
             phrases: list[str] = []
+            candidates: list[str] = []
             if use_context or previous:
                 history = [] if not use_context else list(request_context.history)
                 req_ctx = common_pb2.RequestContext(
@@ -77,7 +78,7 @@ class TurnPipeline:
                 )
                 timings.context_ms += (time.perf_counter() - t) * 1000
                 ctx_ids, context_text = list(assembled.token_ids), context_text or assembled.text
-                phrases = list(assembled.bias_phrases)
+                phrases, candidates = list(assembled.bias_phrases), list(assembled.correction_phrases)
             pcm16 = (np.clip(samples[start:end], -1, 1) * 32767).astype("<i2").tobytes()
             t = time.perf_counter()
             encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=left())
@@ -85,7 +86,7 @@ class TurnPipeline:
             t = time.perf_counter()
             decoded = self.peers.decoder.Decode(
                 internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config,
-                                           bias_phrases=phrases), timeout=left()
+                                           bias_phrases=phrases, correction_phrases=candidates), timeout=left()
             )
             timings.decode_ms += (time.perf_counter() - t) * 1000
             alts = list(decoded.alternatives)

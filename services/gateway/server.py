@@ -11,7 +11,7 @@ import grpc
 
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
 from services.context.server import check_session_id
-from services.convert import beam_config
+from services.convert import beam_config, correction_config
 from services.gateway.pipeline import TurnPipeline
 from services.gateway.streaming import StreamSession
 from shared.audio import AudioError, AudioLimits, decode_audio
@@ -33,6 +33,7 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"language {config.language!r} is not supported; use 'en'")
         try:
             beam_config(config, self.settings)
+            correction_config(config, self.settings)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 

@@ -52,6 +52,7 @@ def test_recognize_returns_nbest_timings_and_turn(stub) -> None:
         (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(beam_size=500), grpc.StatusCode.INVALID_ARGUMENT),
         (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(context_weight=3.0), grpc.StatusCode.INVALID_ARGUMENT),
         (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(bias_bonus=-1.0), grpc.StatusCode.INVALID_ARGUMENT),
+        (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(correction_margin=-1.0), grpc.StatusCode.INVALID_ARGUMENT),
         (wav_bytes(tone(0.5)), common_pb2.RecognitionConfig(language="xx"), grpc.StatusCode.INVALID_ARGUMENT),
     ],
 )
@@ -193,6 +194,7 @@ def test_an_appended_assistant_turn_is_in_the_next_turns_context(server, stub) -
             timeout=5)
     assert "zorblatt quux" in ctx.text and ctx.text.startswith("kilbride") and ctx.turns_used == 1
     assert list(ctx.bias_phrases) == ["kilbride", "zorblatt quux"]  # hotwords, then rare words of the turns
+    assert list(ctx.correction_phrases)[:2] == ["kilbride", "zorblatt"] and "zorblatt quux" in ctx.correction_phrases
     assert len(ctx.token_ids) > 5
 
 
@@ -207,3 +209,8 @@ def test_decoder_rejects_too_many_bias_phrases(server) -> None:
         with pytest.raises(grpc.RpcError) as err:
             decoder.Decode(internal_pb2.DecodeRequest(speech=speech, bias_phrases=["x"] * 65), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "bias_phrases" in err.value.details()
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            internal_pb2_grpc.DecoderStub(ch).Decode(
+                internal_pb2.DecodeRequest(speech=speech, correction_phrases=["x"] * 257), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "correction_phrases" in err.value.details()

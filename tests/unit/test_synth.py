@@ -58,6 +58,9 @@ def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> No
     assert median_f0(male) < 160 < median_f0(converted)
     back, tag = change_voice(converted, np.random.default_rng(2))
     assert tag.startswith("vc0.") and median_f0(back) < 160
+    other_man, tag = change_voice(male, np.random.default_rng(3), cross_sex=False)
+    assert tag.startswith("vs") and median_f0(other_man) < 160 and len(other_man) == len(male)
+    assert not np.allclose(other_man, male, atol=1e-3)
     sf.write(tmp_path / "vc.wav", converted, 16000, subtype="PCM_16")
     assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "vc.wav"))) <= 0.35
 

@@ -51,24 +51,31 @@ def median_f0(samples: np.ndarray) -> float:
     return float(call(parselmouth.Sound(samples.astype(np.float64), RATE).to_pitch(), "Get quantile", 0, 0, 0.5, "Hertz"))
 
 
-def change_voice(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """A new speaker from an old one: a low voice (median F0 under 160 Hz) gets a higher pitch
-    (170-240 Hz) and a shorter vocal tract (formants x1.08-1.22), a high one the reverse
-    (90-135 Hz, x0.84-0.93). Duration is kept. Returns the samples and a tag like "vc1.15f210"."""
+def change_voice(samples: np.ndarray, rng: np.random.Generator, cross_sex: bool = True) -> tuple[np.ndarray, str]:
+    """A new speaker from an old one. Across sexes, a low voice (median F0 under 160 Hz) gets a higher
+    pitch (170-240 Hz) and a shorter vocal tract (formants x1.08-1.22), a high one the reverse
+    (90-135 Hz, x0.84-0.93). Within a sex (cross_sex=False) F0 and formants move less (low: 85-150 Hz,
+    x0.92-1.06; high: 170-250 Hz, x0.95-1.10). Either way the intonation range is scaled by 0.5-1.4
+    (diphone voices speak flatter than clustergen ones). Duration is kept.
+    Returns the samples and a tag like "vc1.15f210r0.8" ("vs..." within a sex)."""
     import parselmouth
     from parselmouth.praat import call
 
     f0 = median_f0(samples)
     if not np.isfinite(f0):  # no voiced frames: nothing to convert
         return samples, ""
-    if f0 < 160:
-        ratio, median = rng.uniform(1.08, 1.22), rng.uniform(170, 240)
+    low = f0 < 160
+    if cross_sex:
+        ratio, median = (rng.uniform(1.08, 1.22), rng.uniform(170, 240)) if low else \
+            (rng.uniform(0.84, 0.93), rng.uniform(90, 135))
     else:
-        ratio, median = rng.uniform(0.84, 0.93), rng.uniform(90, 135)
+        ratio, median = (rng.uniform(0.92, 1.06), rng.uniform(85, 150)) if low else \
+            (rng.uniform(0.95, 1.10), rng.uniform(170, 250))
+    pitch_range = rng.uniform(0.5, 1.4)
     sound = parselmouth.Sound(samples.astype(np.float64), RATE)
-    out = call(sound, "Change gender", 75, 600, ratio, median, 1.0, 1.0)
+    out = call(sound, "Change gender", 75, 600, ratio, median, pitch_range, 1.0)
     converted = out.values[0].astype(np.float32)[: len(samples)]
-    return converted, f"vc{ratio:.2f}f{median:.0f}"
+    return converted, f"{'vc' if cross_sex else 'vs'}{ratio:.2f}f{median:.0f}r{pitch_range:.1f}"
 
 
 def noise(n: int, rng: np.random.Generator, color: str) -> np.ndarray:

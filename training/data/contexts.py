@@ -12,12 +12,12 @@ import random
 from shared.context import ContextInput
 from training.data.text import EntityFaker
 
-ASSISTANT_TURNS = [
-    "who would you like to call", "sure what should the message say", "i found {e} in your contacts",
-    "your last trip was to {e}", "you have a meeting with {e} tomorrow", "the nearest store is {e}",
-    "i added {e} to your list", "your prescription for {e} is due", "{e} sent you a message",
-    "okay what else can i do for you",
+ASSISTANT_TURNS = [  # every one names its entity: a turn chosen to mention one must not drop it
+    "i found {e} in your contacts", "your last trip was to {e}", "you have a meeting with {e} tomorrow",
+    "the nearest store is {e}", "i added {e} to your list", "your prescription for {e} is due",
+    "{e} sent you a message",
 ]
+FILLER_TURNS = ["who would you like to call", "sure what should the message say", "okay what else can i do for you"]
 USER_TURNS = [
     "i need to talk to {e}", "what about {e}", "remind me about {e} later", "how about {e}",
     "i was thinking of {e}", "is {e} open today", "tell me more about {e}",
@@ -40,6 +40,7 @@ def dialogue_context_with_entities(rng: random.Random, ents: EntityFaker, entity
         mentions.insert(rng.randint(0, len(mentions)), entity)
     turns: list[str] = []
     hotwords: list[str] = []
+    cities: list[str] = []  # extra places the assistant named: distractors too
     for m in mentions:
         where = rng.random()
         if where < 0.25:
@@ -47,5 +48,8 @@ def dialogue_context_with_entities(rng: random.Random, ents: EntityFaker, entity
         else:
             turns.append(rng.choice(ASSISTANT_TURNS if where < 0.7 else USER_TURNS).format(e=m))
         if rng.random() < 0.3:
-            turns.append(rng.choice(ASSISTANT_TURNS).format(e=ents.city()))
-    return ContextInput(turns=turns, hotwords=hotwords, prompt=rng.choice(PROMPTS)), mentions
+            cities.append(ents.city())
+            turns.append(rng.choice(ASSISTANT_TURNS).format(e=cities[-1]))
+        if rng.random() < 0.2:
+            turns.append(rng.choice(FILLER_TURNS))
+    return ContextInput(turns=turns, hotwords=hotwords, prompt=rng.choice(PROMPTS)), mentions + cities

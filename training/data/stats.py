@@ -15,7 +15,8 @@ def manifest_stats(path: Path) -> dict:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     words = Counter(w for r in rows for w in r["text"].split())
     voices = Counter(r.get("voice", "?").split("+")[0] for r in rows)
-    converted = sum(1 for r in rows if any(t.startswith("vc") for t in r.get("aug") or []))  # augment.change_voice
+    # augment.change_voice tags: "vc..." across sexes, "vs..." within one
+    converted = sum(1 for r in rows if any(t.startswith(("vc", "vs")) for t in r.get("aug") or []))
     return {"manifest": str(path), "utterances": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 2),
             "vocabulary": len(words), "running_words": sum(words.values()), "voices": len(voices),
             "augmented_share": round(sum(1 for r in rows if set(r.get("aug") or ["clean"]) - {"clean"}) / max(len(rows), 1), 2),

@@ -40,9 +40,11 @@ FLITE_TRAIN_VOICES = ["kal", "kal16", "awb", "rms"]
 # SVOX pico (PyPI `ttspico`, Apache-2.0): two female speakers, a real female voice beside the
 # pitch-shifted male ones; the reserved flite slt is female too.
 PICO_TRAIN_VOICES = ["en-US", "en-GB"]
-# Share of training utterances whose voice is converted to the other sex first (augment.change_voice):
-# new speakers were the largest gain of every run; this makes female voices from flite's male ones.
-VOICE_CONVERSION_SHARE = 0.3
+# Share of training utterances whose voice is converted first (augment.change_voice): new speakers
+# were the largest gain of every run. Two thirds go to the other sex (female voices from flite's male
+# ones, for the reserved slt), the rest to a new speaker of the same sex (more male voices, for ked).
+VOICE_CONVERSION_SHARE = 0.45
+CROSS_SEX_SHARE = 2 / 3
 RESERVED = {"flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"}
 
 
@@ -112,7 +114,7 @@ def run_job(job: Job) -> dict | None:
         # conversion draws from its own stream so the augmentation chain's draws stay as they were
         vc_rng, vc_tag = np.random.default_rng([job.seed, 2]), ""
         if vc_rng.random() < VOICE_CONVERSION_SHARE:
-            samples, vc_tag = change_voice(samples, vc_rng)
+            samples, vc_tag = change_voice(samples, vc_rng, cross_sex=vc_rng.random() < CROSS_SEX_SHARE)
         samples, tags = augment(samples, rng)
         tags = [vc_tag, *tags] if vc_tag else tags
     elif job.noise_snr is not None:

@@ -55,7 +55,8 @@ class Ours:
         self.recognizer = regs[0].servicer
 
     def __call__(self, audio: str, history: list[str] = (), hotwords: list[str] = (), prompt: str = "",
-                 alpha: Optional[float] = None, no_context: bool = False, bias: Optional[float] = None) -> str:
+                 alpha: Optional[float] = None, no_context: bool = False, bias: Optional[float] = None,
+                 correction: Optional[float] = None) -> str:
         from seedasr.v1 import common_pb2, recognizer_pb2
         from shared.bus import CallContext
 
@@ -64,6 +65,8 @@ class Ours:
             cfg.context_weight = alpha
         if bias is not None:
             cfg.bias_bonus = bias
+        if correction is not None:
+            cfg.correction_margin = correction
         req = recognizer_pb2.RecognizeRequest(
             audio=common_pb2.Audio(content=Path(audio).read_bytes()), config=cfg,
             context=common_pb2.RequestContext(history=list(history), hotwords=list(hotwords), prompt=prompt))
@@ -108,25 +111,32 @@ def eval_set(name: str, rows: list[dict[str, Any]], ours: Ours, peer: Optional[P
 
 
 def keyword_hit(keyword: str, hyp: str) -> bool:
-    return f" {normalize_text(keyword)} " in f" {normalize_text(hyp)} "
+    """The keyword as whole words, possessive included ("what is roy's phone number" says "roy")."""
+    needle, hay = f" {normalize_text(keyword)} ", f" {normalize_text(hyp)} "
+    return needle in hay or needle in hay.replace("'s ", " ")
 
 
 def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], alphas: list[float],
-                 prune_ks: list[int], peer: Optional[PocketSphinx], biases: Sequence[float] = (0.0,)) -> list[dict]:
+                 prune_ks: list[int], peer: Optional[PocketSphinx], biases: Sequence[float] = (0.0,),
+                 margins: Sequence[float] = (0.0,)) -> list[dict]:
     """Keyword recall on keyword rows, insertion rate of context entities on distractor rows, for
-    every alpha and phrase-bias bonus at every context prune_k (one recogniser per prune_k: it is a
-    server setting; alpha and the bonus are request parameters)."""
+    every alpha, phrase-bias bonus and phrase-correction margin at every context prune_k (one
+    recogniser per prune_k: it is a server setting; the others are request parameters)."""
     table = []
-    runs: list[tuple[str, Ours, Optional[float], bool, float]] = [("no context", ours_for(prune_ks[0]), None, True, 0.0)]
+    runs: list[tuple[str, Ours, Optional[float], bool, float, float]] = [
+        ("no context", ours_for(prune_ks[0]), None, True, 0.0, 0.0)]
     for k in prune_ks:
         for b in biases:
-            suffix = (f", prune_k={k}" if len(prune_ks) > 1 else "") + (f", bias={b:g}" if len(biases) > 1 else "")
-            runs += [(f"alpha={a:g}{suffix}", ours_for(k), a, False, b) for a in alphas]
-    for label, ours, alpha, no_ctx, bias in runs:
+            for m in margins:
+                suffix = (f", prune_k={k}" if len(prune_ks) > 1 else "") + (f", bias={b:g}" if len(biases) > 1 else "")
+                suffix += f", correction={m:g}" if len(margins) > 1 else ""
+                runs += [(f"alpha={a:g}{suffix}", ours_for(k), a, False, b, m) for a in alphas]
+    for label, ours, alpha, no_ctx, bias, margin in runs:
         hits = keys = inserted = distractors = 0
         errs = []
         for r in rows:
-            hyp = ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx, bias)
+            hyp = ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx, bias,
+                       margin)
             errs.append(wer(r["text"], hyp))
             if r.get("distractor"):
                 distractors += 1
@@ -137,6 +147,7 @@ def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], al
                     keys += 1
                     hits += keyword_hit(k, hyp)
         table.append({"setting": label, "alpha": alpha, "prune_k": ours.settings.context_prune_k, "bias": bias,
+                      "correction": margin,
                       "keyword_recall": hits / max(keys, 1),
                       "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
         print(f"context {label}: recall {table[-1]['keyword_recall']:.1%}", flush=True)
@@ -185,6 +196,8 @@ def main() -> None:
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
     ap.add_argument("--prune-ks", default="8", help="context prune_k values to sweep alpha at (first = default)")
     ap.add_argument("--biases", default="0,6", help="phrase-bias bonuses to sweep alpha at (shared/model/biasing.py)")
+    ap.add_argument("--corrections", default="0,12",
+                    help="phrase-correction margins to sweep alpha at (shared/model/phrase_correction.py)")
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
     args = ap.parse_args()
     ours = Ours(args.model)
@@ -216,7 +229,8 @@ def main() -> None:
             return recognisers[k]
 
         biases = [float(b) for b in args.biases.split(",")]
-        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peer, biases)
+        margins = [float(m) for m in args.corrections.split(",")]
+        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peer, biases, margins)
         out += ["## Context: keyword recall and distractor insertions (reserved voice flite slt)", "",
                 "| setting | keyword recall | distractor insertions | WER |", "|---|---|---|---|"]
         out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
@@ -241,12 +255,12 @@ def _plot_alpha(table: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3))
-    for k, b in sorted({(t["prune_k"], t["bias"]) for t in table if t.get("alpha") is not None}):
-        pts = sorted((t["alpha"], t["keyword_recall"], t["distractor_insertions"])
-                     for t in table if t.get("alpha") is not None and (t["prune_k"], t["bias"]) == (k, b))
+    for k, b, m in sorted({(t["prune_k"], t["bias"], t["correction"]) for t in table if t.get("alpha") is not None}):
+        pts = sorted((t["alpha"], t["keyword_recall"], t["distractor_insertions"]) for t in table
+                     if t.get("alpha") is not None and (t["prune_k"], t["bias"], t["correction"]) == (k, b, m))
         a, r, i = zip(*pts)
-        ax.plot(a, r, "o-", label=f"recall (prune_k {k}, bias {b:g})")
-        ax.plot(a, i, "s--", label=f"insertions (prune_k {k}, bias {b:g})")
+        ax.plot(a, r, "o-", label=f"recall (prune_k {k}, bias {b:g}, correction {m:g})")
+        ax.plot(a, i, "s--", label=f"insertions (prune_k {k}, bias {b:g}, correction {m:g})")
     ax.set_xlabel("alpha (context weight)")
     ax.legend(fontsize=6)
     fig.tight_layout()

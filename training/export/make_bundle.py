@@ -51,7 +51,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
         "en-gb-x-rp; 17 variants; random rate and pitch), flite kal, kal16, awb, rms and SVOX pico en-US, en-GB",
         "(PyPI ttspico; random rate and pitch), with voice conversion (Praat's Change gender through parselmouth:",
-        "male voices made female, female ones male), speed, formant (VTLP-like), reverberation, telephone-band and",
+        "male voices made female and female ones male, or a new speaker of the same sex; intonation range"
+        " scaled), speed, formant (VTLP-like), reverberation, telephone-band and",
         "noise augmentation. Text: Faker entities in 16 locales,",
         "Debian fortunes, wordfreq words, assistant command templates; dev sentences held out by hash.",
         "Never trained on: flite slt, festival voices (reserved for evaluation).",

@@ -1,0 +1,76 @@
+"""Context phrase correction: put a context phrase in place of a look-alike span when the speech agrees.
+
+Beam search can only write a rare name its streams rank within reach; a name the model has never
+heard often comes out as a look-alike ("call toom ashroble" for "call tomasz wrobel"). After the
+search, every context phrase (hotwords and word n-grams of the context: shared/context.py) is tried in
+place of each span of the best hypothesis that is spelled like it (difflib ratio >= min_similarity,
+spaces ignored). The CTC head then scores the whole utterance, log P(text | speech) summed over
+alignments: a variant is kept when it scores at most `margin` below the current text. The margin is
+the prior that a phrase of the context is what was said; the acoustics keep a name nobody said out:
+a distractor rarely looks like any span, and where it does the speech rarely supports it.
+Up to `max_subs` substitutions, best first.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class CorrectionConfig:
+    margin: float = 0.0  # nats a variant may lose against the current text; 0 turns correction off
+    min_similarity: float = 0.7  # difflib ratio between the replaced span and the phrase, spaces ignored
+    max_subs: int = 2
+
+
+def ctc_log_likelihood(logp: torch.Tensor, targets: Sequence[Sequence[int]], blank: int) -> torch.Tensor:
+    """logp (T, V) CTC log-probabilities of one utterance, N token sequences -> (N,) log P(sequence)."""
+    n = len(targets)
+    lens = torch.tensor([len(t) for t in targets])
+    flat = torch.tensor([i for t in targets for i in t], dtype=torch.long)
+    loss = F.ctc_loss(logp[:, None].expand(-1, n, -1), flat, torch.full((n,), logp.shape[0]), lens,
+                      blank=blank, reduction="none")
+    return -loss  # -inf where no alignment fits (a text longer than the speech)
+
+
+def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -> list[list[str]]:
+    """Every way to replace a span of words (the phrase's length -1..+1) that is spelled like a phrase."""
+    text = f" {' '.join(words)} "
+    out: list[list[str]] = []
+    for phrase in phrases:
+        new = phrase.split()
+        if not new or f" {phrase} " in text:
+            continue
+        joined = "".join(new)
+        for m in range(max(1, len(new) - 1), len(new) + 2):
+            for i in range(len(words) - m + 1):
+                span = "".join(words[i : i + m])
+                if difflib.SequenceMatcher(None, span, joined, autojunk=False).ratio() >= min_similarity:
+                    out.append(words[:i] + new + words[i + m :])
+    return out
+
+
+def correct_phrases(text: str, phrases: Sequence[str], logp: torch.Tensor, encode: Callable[[str], list[int]],
+                    blank: int, cfg: CorrectionConfig) -> str:
+    """text: the best hypothesis; logp (T, V) its utterance's CTC log-probabilities -> corrected text."""
+    words = text.split()
+    if cfg.margin <= 0 or not words or not phrases:
+        return text
+    current = float(ctc_log_likelihood(logp, [encode(text)], blank)[0])
+    if current == float("-inf"):
+        return text
+    for _ in range(cfg.max_subs):
+        variants = [v for v in _variants(words, phrases, cfg.min_similarity) if encode(" ".join(v))]
+        if not variants:
+            break
+        scores = ctc_log_likelihood(logp, [encode(" ".join(v)) for v in variants], blank)
+        best = int(scores.argmax())
+        if float(scores[best]) < current - cfg.margin:
+            break
+        words, current = variants[best], float(scores[best])
+    return " ".join(words)

@@ -1,0 +1,75 @@
+"""Context phrase correction: a look-alike span becomes the context phrase only where the speech says it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from seedasr.v1 import common_pb2
+from services.convert import correction_config
+from shared.context import ContextInput, assemble_context, phrase_ngrams
+from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_log_likelihood
+from shared.settings import load_settings
+from shared.tokenizer import Tokenizer
+
+ROOT = Path(__file__).resolve().parents[2]
+BLANK = 3
+ON = CorrectionConfig(margin=12.0, min_similarity=0.7)
+
+
+@pytest.fixture(scope="module")
+def tok() -> Tokenizer:
+    return Tokenizer(ROOT / "bundles" / "default" / "tokenizer.model")
+
+
+def spoken(tok: Tokenizer, text: str, sharpness: float = 20.0) -> torch.Tensor:
+    """(T, V) CTC log-probabilities that spell `text`: each token framed by blanks."""
+    frames = [BLANK]
+    for token in tok.encode(text):
+        frames += [token, BLANK]
+    logits = torch.zeros(len(frames), tok.vocab_size)
+    logits[torch.arange(len(frames)), torch.tensor(frames)] = sharpness
+    return logits.log_softmax(-1)
+
+
+def test_a_look_alike_span_becomes_the_phrase_the_speech_says(tok) -> None:
+    logp = spoken(tok, "call tomasz wrobel please")
+    phrases = ["kilbride street", "tomasz wrobel", "tomasz"]
+    assert correct_phrases("call toomas wrobble please", phrases, logp, tok.encode, BLANK, ON) == "call tomasz wrobel please"
+    assert correct_phrases("call toomas wrobble please", phrases, logp, tok.encode, BLANK,
+                           CorrectionConfig(margin=0.0)) == "call toomas wrobble please"  # margin 0: off
+
+
+def test_a_phrase_the_speech_does_not_say_is_not_put_in(tok) -> None:
+    logp = spoken(tok, "call thomas please")
+    assert correct_phrases("call thomas please", ["tomasz"], logp, tok.encode, BLANK, ON) == "call thomas please"
+    # nothing spelled like the phrase: no candidate at all, whatever the margin
+    wide = CorrectionConfig(margin=100.0, min_similarity=0.7)
+    assert correct_phrases("call thomas please", ["kilbride street"], logp, tok.encode, BLANK, wide) == "call thomas please"
+
+
+def test_ctc_log_likelihood_prefers_the_spoken_text_and_rules_out_too_long_ones(tok) -> None:
+    logp = spoken(tok, "call tomasz")
+    scores = ctc_log_likelihood(logp, [tok.encode("call tomasz"), tok.encode("call thomas"), tok.encode("x " * 40)], BLANK)
+    assert scores[0] > scores[1] > float("-inf") and scores[2] == float("-inf")
+
+
+def test_correction_candidates_are_hotwords_and_ngrams_of_the_turns_clients_wrote(tok) -> None:
+    assert "perry inc" in phrase_ngrams("the nearest store is perry inc")
+    assert not any(p.startswith("the ") or p.endswith(" is") for p in phrase_ngrams("the nearest store is perry inc"))
+    assert phrase_ngrams("what is on my list for today") == []  # common words only
+    ctx = ContextInput(turns=["callton as roble", "i found phillips walker in your contacts"], hotwords=["Kilbride"],
+                       recognised=[True, False])
+    phrases = assemble_context(tok, ctx, 200).correction_phrases
+    assert phrases[0] == "kilbride" and "phillips walker" in phrases  # common-word names too
+    assert not any("callton" in p for p in phrases)  # never the recogniser's own words
+
+
+def test_correction_margin_is_a_request_parameter_with_a_server_default() -> None:
+    settings = load_settings(correction_margin=5.0)
+    assert correction_config(common_pb2.RecognitionConfig(), settings).margin == 5.0
+    assert correction_config(common_pb2.RecognitionConfig(correction_margin=0.0), settings).margin == 0.0
+    with pytest.raises(ValueError, match="correction_margin"):
+        correction_config(common_pb2.RecognitionConfig(correction_margin=-1.0), settings)
