@@ -46,11 +46,14 @@ def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -
         new = phrase.split()
         if not new or f" {phrase} " in text:
             continue
-        joined = "".join(new)
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2("".join(new))  # difflib caches what it learns about seq2
         for m in range(max(1, len(new) - 1), len(new) + 2):
             for i in range(len(words) - m + 1):
-                span = "".join(words[i : i + m])
-                if difflib.SequenceMatcher(None, span, joined, autojunk=False).ratio() >= min_similarity:
+                matcher.set_seq1("".join(words[i : i + m]))
+                # the quick upper bounds first: most spans are nothing like the phrase
+                if (matcher.real_quick_ratio() >= min_similarity and matcher.quick_ratio() >= min_similarity
+                        and matcher.ratio() >= min_similarity):
                     out.append(words[:i] + new + words[i + m :])
     return out
 
