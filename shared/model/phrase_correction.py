@@ -24,7 +24,7 @@ import torch.nn.functional as F
 @dataclass
 class CorrectionConfig:
     margin: float = 0.0  # nats a variant may lose against the current text; 0 turns correction off
-    min_similarity: float = 0.7  # difflib ratio between the replaced span and the phrase, spaces ignored
+    min_similarity: float = 0.6  # difflib ratio between the replaced span and the phrase, spaces ignored
     max_subs: int = 2
 
 

@@ -196,7 +196,7 @@ def main() -> None:
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
     ap.add_argument("--prune-ks", default="8", help="context prune_k values to sweep alpha at (first = default)")
     ap.add_argument("--biases", default="0,6", help="phrase-bias bonuses to sweep alpha at (shared/model/biasing.py)")
-    ap.add_argument("--corrections", default="0,12",
+    ap.add_argument("--corrections", default="0,16",
                     help="phrase-correction margins to sweep alpha at (shared/model/phrase_correction.py)")
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
     args = ap.parse_args()
