@@ -68,10 +68,12 @@ def correct_phrases(text: str, phrases: Sequence[str], logp: torch.Tensor, encod
     if current == float("-inf"):
         return text
     for _ in range(cfg.max_subs):
-        variants = [v for v in _variants(words, phrases, cfg.min_similarity) if encode(" ".join(v))]
-        if not variants:
+        encoded = [(v, encode(" ".join(v))) for v in _variants(words, phrases, cfg.min_similarity)]
+        encoded = [(v, ids) for v, ids in encoded if ids]
+        if not encoded:
             break
-        scores = ctc_log_likelihood(logp, [encode(" ".join(v)) for v in variants], blank)
+        variants = [v for v, _ in encoded]
+        scores = ctc_log_likelihood(logp, [ids for _, ids in encoded], blank)
         best = int(scores.argmax())
         if float(scores[best]) < current - cfg.margin:
             break
