@@ -76,8 +76,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         if "copy_gain" in st:
             gain = st["copy_gain"]
             lines.append(f"\nCopying from context after `{s}` (training/lm/examples.py `copy_gain`): mean log P per"
-                         f" token of a garbled entity {gain['with_context']} with the context naming it,"
-                         f" {gain['without_context']} without context.")
+                         f" token of a garbled entity {gain['with_context']:.3f} with the context naming it,"
+                         f" {gain['without_context']:.3f} without context.")
     init_file = work / "init.json"
     if init_file.exists():  # continued training: say what it started from (training/init_from_bundle.py)
         init = json.loads(init_file.read_text())
