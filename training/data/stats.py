@@ -16,11 +16,15 @@ def manifest_stats(path: Path) -> dict:
     words = Counter(w for r in rows for w in r["text"].split())
     voices = Counter(r.get("voice", "?").split("+")[0] for r in rows)
     # augment.change_voice tags: "vc..." across sexes, "vs..." within one
+    engine_hours: Counter = Counter()
+    for r in rows:
+        engine_hours[r.get("voice", "?").split(":")[0]] += r["duration"] / 3600
     converted = sum(1 for r in rows if any(t.startswith(("vc", "vs")) for t in r.get("aug") or []))
     return {"manifest": str(path), "utterances": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 2),
             "vocabulary": len(words), "running_words": sum(words.values()), "voices": len(voices),
             "augmented_share": round(sum(1 for r in rows if set(r.get("aug") or ["clean"]) - {"clean"}) / max(len(rows), 1), 2),
-            "converted_share": round(converted / max(len(rows), 1), 2)}
+            "converted_share": round(converted / max(len(rows), 1), 2),
+            "hours_by_engine": {k: round(v, 2) for k, v in engine_hours.most_common()}}
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Synthesise (audio, text) manifests with espeak-ng, flite and SVOX pico, with voice conversion and augmentation.
+"""Synthesise (audio, text) manifests with espeak-ng, flite, SVOX pico and Kokoro, with voice conversion and augmentation.
 
     python -m training.data.synth --out data/train --hours 8 --split train
     python -m training.data.synth --out data/dev --split dev      # reserved voices, held-out accents
@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from shared.audio import TARGET_RATE, decode_audio
 from training.data.augment import augment, change_voice
+from training.data.kokoro import KOKORO_ACCENTS, KOKORO_SPEAKERS, ensure_model, kokoro_tts
 from training.data.text import pin_hash_seed, sentence_stream
 
 ESPEAK_TRAIN_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-rp"]
@@ -43,6 +44,9 @@ PICO_TRAIN_VOICES = ["en-US", "en-GB"]
 # Share of training utterances whose voice is converted first (augment.change_voice): new speakers
 # were the largest gain of every run. Two thirds go to the other sex (female voices from flite's male
 # ones, for the reserved slt), the rest to a new speaker of the same sex (more male voices, for ked).
+# Kokoro (training/data/kokoro.py): blended neural speakers, natural where every other engine is
+# not; about 50 times the CPU time per utterance of the others, hence a small share.
+KOKORO_SHARE = 0.08
 VOICE_CONVERSION_SHARE = 0.45
 CROSS_SEX_SHARE = 2 / 3
 RESERVED = {"flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"}
@@ -58,7 +62,7 @@ class Job:
     uid: str
     text: str
     entity: str
-    voice: str  # "espeak:en-gb+f2", "flite:kal", "pico:en-US", "festival:ked_diphone"
+    voice: str  # "espeak:en-gb+f2", "flite:kal", "pico:en-US", "kokoro:us-17", "festival:ked_diphone"
     rate: int  # espeak words per minute (pico: mapped to its percent scale)
     pitch: int  # espeak 0..99 (pico: mapped to its percent scale)
     seed: int
@@ -89,6 +93,8 @@ def tts(voice: str, text: str, rate: int, pitch: int) -> np.ndarray:
     engine, name = voice.split(":", 1)
     if engine == "pico":
         return pico_tts(name, text, rate, pitch)
+    if engine == "kokoro":
+        return kokoro_tts(name, text, rate)
     with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
         if engine == "espeak":
             cmd = ["espeak-ng", "-v", name, "-s", str(rate), "-p", str(pitch), "-w", tmp.name, text]
@@ -133,9 +139,11 @@ def run_job(job: Job) -> dict | None:
 
 def train_voice(rng: random.Random) -> str:
     draw = rng.random()
-    if draw < 0.35:  # espeak adds accents; flite's and pico's voices are closer to the reserved ones
+    if draw < KOKORO_SHARE:
+        voice = f"kokoro:{rng.choice(sorted(KOKORO_ACCENTS))}-{rng.randrange(KOKORO_SPEAKERS)}"
+    elif draw < KOKORO_SHARE + 0.32:  # espeak adds accents; flite's and pico's voices are closer to the reserved ones
         voice = "espeak:" + rng.choice(ESPEAK_TRAIN_ACCENTS) + rng.choice(ESPEAK_VARIANTS)
-    elif draw < 0.65:
+    elif draw < KOKORO_SHARE + 0.6:
         voice = "flite:" + rng.choice(FLITE_TRAIN_VOICES)
     else:
         voice = "pico:" + rng.choice(PICO_TRAIN_VOICES)
@@ -164,6 +172,8 @@ def synthesise(jobs: list[Job], manifest: Path, workers: int) -> None:
     if manifest.exists():  # resume: keep what is there, make only what is missing
         done = {json.loads(line)["id"] for line in manifest.read_text().splitlines() if line.strip()}
     todo = [j for j in jobs if j.uid not in done]
+    if any(j.voice.startswith("kokoro:") for j in todo):
+        ensure_model()
     hours = 0.0
     with Pool(workers) as pool, manifest.open("a") as out:
         for row in tqdm(pool.imap(run_job, todo, chunksize=8), total=len(todo), desc=manifest.name):

