@@ -65,6 +65,10 @@ def test_correction_candidates_are_hotwords_and_ngrams_of_the_turns_clients_wrot
     phrases = assemble_context(tok, ctx, 200).correction_phrases
     assert phrases[0] == "kilbride" and "phillips walker" in phrases  # common-word names too
     assert not any("callton" in p for p in phrases)  # never the recogniser's own words
+    # a turn past the token budget is not read by the LM but its entities still are candidates
+    ctx = ContextInput(turns=["the nearest store is perry inc", *["your prescription for roth is due"] * 12])
+    assembled = assemble_context(tok, ctx, 40)
+    assert "perry" not in assembled.text and "perry inc" in assembled.correction_phrases
 
 
 def test_correction_margin_is_a_request_parameter_with_a_server_default() -> None:

@@ -117,6 +117,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("runs/default"))
     ap.add_argument("--out", type=Path, default=Path("bundles/default"))
+    ap.add_argument("--stage", choices=["rl", "context_sft", "sft"], default=None,
+                    help="export this stage's weights (default: the last finished stage), e.g. the SFT model"
+                    " to compare plain-set WER before and after context SFT")
     args = ap.parse_args()
     recipe = Recipe.from_env()
     tok = Tokenizer(args.work / "tokenizer.model")
@@ -125,7 +128,7 @@ def main() -> None:
     if probe.exists():
         cfg.encoder_layers = int(json.loads(probe.read_text())["best_layer"])
     model = SeedASR.build(cfg)
-    stage = next(s for s in ("rl", "context_sft", "sft") if (args.work / f"{s}_final.pt").exists())
+    stage = args.stage or next(s for s in ("rl", "context_sft", "sft") if (args.work / f"{s}_final.pt").exists())
     model.load_state_dict(torch.load(args.work / f"{stage}_final.pt", map_location="cpu"))
     model.eval()
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
