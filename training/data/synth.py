@@ -41,12 +41,12 @@ FLITE_TRAIN_VOICES = ["kal", "kal16", "awb", "rms"]
 # SVOX pico (PyPI `ttspico`, Apache-2.0): two female speakers, a real female voice beside the
 # pitch-shifted male ones; the reserved flite slt is female too.
 PICO_TRAIN_VOICES = ["en-US", "en-GB"]
-# Share of training utterances whose voice is converted first (augment.change_voice): new speakers
-# were the largest gain of every run. Two thirds go to the other sex (female voices from flite's male
-# ones, for the reserved slt), the rest to a new speaker of the same sex (more male voices, for ked).
 # Kokoro (training/data/kokoro.py): blended neural speakers, natural where every other engine is
 # not; about 50 times the CPU time per utterance of the others, hence a small share.
 KOKORO_SHARE = 0.08
+# Share of training utterances whose voice is converted first (augment.change_voice): new speakers
+# were the largest gain of every run. Two thirds go to the other sex (female voices from flite's male
+# ones, for the reserved slt), the rest to a new speaker of the same sex (more male voices, for ked).
 VOICE_CONVERSION_SHARE = 0.45
 CROSS_SEX_SHARE = 2 / 3
 RESERVED = {"flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"}
