@@ -186,6 +186,10 @@ def eval_long(row: dict[str, Any], ours: Ours) -> dict[str, float]:
 
 
 def main() -> None:
+    from shared.settings import Settings
+
+    served = Settings.model_fields  # sweep defaults follow the server's defaults, so `make eval` measures what ships
+    k, bonus, margin = (served[f].default for f in ("context_prune_k", "bias_bonus", "correction_margin"))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=[str(p) for p in sorted(Path("data").glob("dev_*"))])
     ap.add_argument("--model")
@@ -194,9 +198,9 @@ def main() -> None:
     ap.add_argument("--context", default="data/context_eval")
     ap.add_argument("--long", default="data/long_slt")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
-    ap.add_argument("--prune-ks", default="8", help="context prune_k values to sweep alpha at (first = default)")
-    ap.add_argument("--biases", default="0,6", help="phrase-bias bonuses to sweep alpha at (shared/model/biasing.py)")
-    ap.add_argument("--corrections", default="0,16",
+    ap.add_argument("--prune-ks", default=str(k), help="context prune_k values to sweep alpha at (first = default)")
+    ap.add_argument("--biases", default=f"0,{bonus:g}", help="phrase-bias bonuses to sweep alpha at (shared/model/biasing.py)")
+    ap.add_argument("--corrections", default=f"0,{margin:g}",
                     help="phrase-correction margins to sweep alpha at (shared/model/phrase_correction.py)")
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
     args = ap.parse_args()
