@@ -90,8 +90,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 row = json.loads(line)
                 if not isinstance(row, dict) or not isinstance(row.get("audio"), str):
                     raise ValueError("each line needs an \"audio\" path")
-                resp = _recognize_file(recognizer, row["audio"], list(row.get("history") or []),
-                                       list(row.get("hotwords") or []), str(row.get("prompt") or ""), args.no_context)
+                resp = _recognize_file(recognizer, row["audio"], _strings(row, "history"), _strings(row, "hotwords"),
+                                       str(row.get("prompt") or ""), args.no_context)
                 result = {"id": row.get("id", str(n)), "audio": row["audio"],
                           "text": resp.alternatives[0].text if resp.alternatives else "",
                           "alternatives": [{"text": a.text, "score": round(a.score, 4)} for a in resp.alternatives]}
@@ -103,6 +103,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                           "error": msg}
             out.write(json.dumps(result) + "\n")
     return EXIT_PARTIAL if failures else 0
+
+
+def _strings(row: dict[str, Any], key: str) -> list[str]:
+    """A manifest field that must be a list of strings (DESIGN.md §3), or a clear error."""
+    value = row.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"\"{key}\" must be a list of strings")
+    return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
