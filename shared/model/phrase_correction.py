@@ -4,10 +4,11 @@ Beam search can only write a rare name its streams rank within reach; a name the
 heard often comes out as a look-alike ("call toom ashroble" for "call tomasz wrobel"). After the
 search, every context phrase (hotwords and word n-grams of the context: shared/context.py) is tried in
 place of each span of the best hypothesis that is spelled like it (difflib ratio >= min_similarity,
-spaces ignored). The CTC head then scores the whole utterance, log P(text | speech) summed over
-alignments: a variant is kept when it scores at most `margin` below the current text. The margin is
-the prior that a phrase of the context is what was said; the acoustics keep a name nobody said out:
-a distractor rarely looks like any span, and where it does the speech rarely supports it.
+spaces ignored), leaving the phrases the hypothesis already spells where they are. The CTC head then
+scores the whole utterance, log P(text | speech) summed over alignments: a variant is kept when it
+scores at most `margin` below the current text. The margin is the prior that a phrase of the context
+is what was said; the acoustics keep a name nobody said out: a distractor rarely looks like any span,
+and where it does the speech rarely supports it.
 Up to `max_subs` substitutions, best first.
 """
 
@@ -38,9 +39,39 @@ def ctc_log_likelihood(logp: torch.Tensor, targets: Sequence[Sequence[int]], bla
     return -loss  # -inf where no alignment fits (a text longer than the speech)
 
 
+def _spelled_out(words: list[str], phrases: Sequence[str]) -> list[tuple[int, list[str]]]:
+    """(start, words) of every place where the text already spells a phrase exactly."""
+    out = []
+    for phrase in phrases:
+        p = phrase.split()
+        out += [(i, p) for i in range(len(words) - len(p) + 1) if p and words[i : i + len(p)] == p]
+    return out
+
+
+def _keeps(spelled: list[tuple[int, list[str]]], i: int, m: int, new: list[str]) -> bool:
+    """Whether replacing words[i:i+m] by `new` keeps every exactly spelled phrase it touches.
+
+    A phrase the text already spells is speech-backed context. A look-alike phrase may hold it and
+    respell the words around it ("grahnen eriksson hb" -> "grahn and eriksson hb"), but words on one
+    side of it may not vanish or appear from nothing: "call bet kilbride street" -> "kilbride street
+    closes" would trade two spoken words for a context word nobody said."""
+    for start, p in spelled:
+        if start + len(p) <= i or start >= i + m:
+            continue  # no overlap
+        if start < i or start + len(p) > i + m:
+            return False  # the span cuts the phrase
+        at = next((j for j in range(len(new) - len(p) + 1) if new[j : j + len(p)] == p), -1)
+        if at < 0 or (at > 0) != (start > i) or (at + len(p) < len(new)) != (start + len(p) < i + m):
+            return False
+    return True
+
+
 def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -> list[list[str]]:
-    """Every way to replace a span of words (the phrase's length -1..+1) that is spelled like a phrase."""
+    """Every way to replace a span of words that is spelled like a phrase and keeps the phrases the
+    text already spells in place. Spans have the phrase's length -2..+1 words: a long name often
+    comes out as fewer, fused words ("carlijnder spaendonc")."""
     text = f" {' '.join(words)} "
+    spelled = _spelled_out(words, phrases)
     out: list[list[str]] = []
     for phrase in phrases:
         new = phrase.split()
@@ -48,8 +79,10 @@ def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -
             continue
         matcher = difflib.SequenceMatcher(autojunk=False)
         matcher.set_seq2("".join(new))  # difflib caches what it learns about seq2
-        for m in range(max(1, len(new) - 1), len(new) + 2):
+        for m in range(max(1, len(new) - 2), len(new) + 2):
             for i in range(len(words) - m + 1):
+                if not _keeps(spelled, i, m, new):
+                    continue
                 matcher.set_seq1("".join(words[i : i + m]))
                 # the quick upper bounds first: most spans are nothing like the phrase
                 if (matcher.real_quick_ratio() >= min_similarity and matcher.quick_ratio() >= min_similarity

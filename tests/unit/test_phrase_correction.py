@@ -10,7 +10,7 @@ import torch
 from seedasr.v1 import common_pb2
 from services.convert import correction_config
 from shared.context import ContextInput, assemble_context, phrase_ngrams
-from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_log_likelihood
+from shared.model.phrase_correction import CorrectionConfig, _variants, correct_phrases, ctc_log_likelihood
 from shared.settings import load_settings
 from shared.tokenizer import Tokenizer
 
@@ -48,6 +48,22 @@ def test_a_phrase_the_speech_does_not_say_is_not_put_in(tok) -> None:
     # nothing spelled like the phrase: no candidate at all, whatever the margin
     wide = CorrectionConfig(margin=100.0, min_similarity=0.7)
     assert correct_phrases("call thomas please", ["kilbride street"], logp, tok.encode, BLANK, wide) == "call thomas please"
+
+
+def test_variants_keep_a_spelled_phrase_in_place_and_reach_fused_long_names() -> None:
+    def variants(text: str, phrases: list[str]) -> set[str]:
+        return {" ".join(v) for v in _variants(text.split(), phrases, 0.6)}
+
+    # "kilbride street" is spelled: a longer phrase may not shift it and eat the spoken words before it
+    out = variants("remind me to call bet kilbride street on the way", ["kilbride street", "kilbride street closes"])
+    assert "remind me to kilbride street closes on the way" not in out
+    assert "remind me to call bet kilbride street closes the way" in out  # in place, only words after it respelled
+    # a spelled part may be kept while the words around it are respelled
+    assert "find the nearest grahn and eriksson hb store" in variants(
+        "find the nearest grahnen eriksson hb store", ["eriksson hb", "grahn and eriksson hb"])
+    # a four-word name that came out as two fused words
+    assert "call carlijn van der spaendonc on friday" in variants(
+        "call carlijnder spaendonc on friday", ["carlijn van der spaendonc"])
 
 
 def test_ctc_log_likelihood_prefers_the_spoken_text_and_rules_out_too_long_ones(tok) -> None:
