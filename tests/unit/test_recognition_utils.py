@@ -20,6 +20,21 @@ def test_long_audio_is_cut_in_pauses() -> None:
         assert np.abs(audio[cut - 400 : cut + 400]).max() < 1e-6  # every cut lands in silence
 
 
+def test_long_audio_gets_one_window_per_sentence_and_noise_falls_back_to_max_length() -> None:
+    rng = np.random.default_rng(0)
+    lengths = [2.0, 3.5, 1.0, 2.5, 4.0]  # sentences, 0.4 s pauses between them
+    pieces = []
+    for sec in lengths:
+        pieces += [tone(sec), np.zeros(6_400, np.float32)]
+    audio = np.concatenate(pieces)
+    windows = segment_audio(audio, max_s=8)
+    # the 1 s sentence is shorter than min_s (1.5 s): it shares a window with the sentence after it
+    assert [round((b - a) / 16_000, 1) for a, b in windows] == [2.2, 3.9, 4.3, 4.6]
+    noise = rng.normal(0, 0.1, 16_000 * 20).astype(np.float32)  # no pause anywhere
+    windows = segment_audio(noise, max_s=8)
+    assert len(windows) == 3 and all(b - a <= 8 * 16_000 for a, b in windows)
+
+
 def test_align_words_uses_anchors_and_interpolates() -> None:
     anchors = [Word("call", 0.1, 0.3), Word("now", 1.0, 1.2)]
     out = align_words("call my friend now", anchors, 2.0)
