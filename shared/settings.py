@@ -40,7 +40,10 @@ class Settings(BaseSettings):
     max_audio_s: float = Field(600.0, gt=0)
     beam_size: int = Field(4, ge=1, le=32)
     nbest: int = Field(4, ge=1, le=32)
-    context_weight: float = Field(0.5, ge=0, le=1)
+    # alpha of the joint beam search. With phrase bias and correction on (below), context rows 30-150
+    # (80 keywords, 40 distractor rows): alpha 0.5 / 0.7 / 0.9 -> recall 87.5% each, WER 3.1 / 3.1 / 2.8%,
+    # 0 insertions each; the highest alpha that inserts nothing there
+    context_weight: float = Field(0.9, ge=0, le=1)
     # weight of the CTC head's prefix scores against the LM's in beam search (0 = LM only)
     ctc_weight: float = Field(0.5, ge=0, le=1)
     context_budget: int = Field(96, ge=0)

@@ -42,7 +42,8 @@ FLITE_TRAIN_VOICES = ["kal", "kal16", "awb", "rms"]
 # pitch-shifted male ones; the reserved flite slt is female too.
 PICO_TRAIN_VOICES = ["en-US", "en-GB"]
 # Kokoro (training/data/kokoro.py): blended neural speakers, natural where every other engine is
-# not; about 50 times the CPU time per utterance of the others, hence a small share.
+# not; about 2 CPU-s per utterance, some 40 times the others, hence a small share (a ninth run with
+# 13% of 12,000 utterances spent four fifths of its synthesis time on them, and did not beat this mix).
 KOKORO_SHARE = 0.08
 # Share of training utterances whose voice is converted first (augment.change_voice): new speakers
 # were the largest gain of every run. Two thirds go to the other sex (female voices from flite's male

