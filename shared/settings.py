@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     # the span must be spelled. Tuned on context_eval rows 30-150 (disjoint from EVAL.md's first 30) with
     # the 8th run's bundle, alpha 0.5, k 128, bonus 4, similarity 0.6, candidates from every turn with a
     # word below Zipf 5; keyword recall (80 keywords, 0 insertions in 40 distractor rows everywhere) /
-    # context-set WER: margin 0 70% / 5.3%, 8 85% / 2.9%, 12 86% / 3.3%, 16 86% / 4.3%, 24 88% / 7.1%
-    # (7th run's bundle: 12 81% / 3.5%, 16 84% / 3.9%; similarity 0.7 gave 1-2 points less)
+    # context-set WER: margin 0 70% / 5.3%, 8 84% / 3.2%, 12 87.5% / 3.1%, 16 87.5% / 3.2% (before spelled
+    # phrases were kept in place: 8 85% / 2.9%, 12 86% / 3.3%, 16 86% / 4.3%, 24 88% / 7.1%; 7th run's
+    # bundle: 12 81% / 3.5%, 16 84% / 3.9%; similarity 0.7 gave 1-2 points less)
     correction_margin: float = Field(12.0, ge=0, le=100)
     correction_min_similarity: float = Field(0.6, gt=0, le=1)
     # long audio is decoded in windows of at most this length, one per pause-separated sentence
