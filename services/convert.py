@@ -37,8 +37,11 @@ def beam_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> BeamCo
     bonus = cfg.bias_bonus if cfg.HasField("bias_bonus") else settings.bias_bonus
     if not 0.0 <= bonus <= 50.0 or bonus != bonus:
         raise ValueError(f"bias_bonus must be in [0, 50], got {bonus}")
+    oov = cfg.oov_penalty if cfg.HasField("oov_penalty") else settings.oov_penalty
+    if not 0.0 <= oov <= 50.0 or oov != oov:
+        raise ValueError(f"oov_penalty must be in [0, 50], got {oov}")
     return BeamConfig(beam_size=beam, nbest=nbest, alpha=float(alpha), prune_k=max(settings.context_prune_k, 2 * beam),
-                      ctc_weight=settings.ctc_weight, bias_bonus=float(bonus))
+                      ctc_weight=settings.ctc_weight, bias_bonus=float(bonus), oov_penalty=float(oov))
 
 
 def correction_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> CorrectionConfig:

@@ -1,5 +1,6 @@
 """Model bundles: one folder with config.json, model.safetensors, tokenizer.model,
-encoder.onnx (optional), encoder.plan (optional, GPU) and MODEL_CARD.md."""
+encoder.onnx (optional), encoder.plan (optional, GPU), lexicon.txt (optional: the decoder's word
+list, shared/model/lexicon.py) and MODEL_CARD.md."""
 
 from __future__ import annotations
 

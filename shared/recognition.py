@@ -20,6 +20,7 @@ from shared.features import fbank, normalize
 from shared.model.beam_search import BeamConfig, joint_beam_search
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
+from shared.model.lexicon import WordLexicon, load_words
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases
 
 ENCODER_FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
@@ -47,6 +48,10 @@ class AsrCore:
             torch.set_num_threads(threads)
         self.model, self.tok, self.meta = load_bundle(self.bundle_dir)
         self.engine: EncoderEngine = make_encoder_engine(engine, self.model, self.bundle_dir, threads)
+        lexicon_file = self.bundle_dir / "lexicon.txt"
+        self.lexicon = WordLexicon(load_words(lexicon_file) if lexicon_file.exists() else frozenset(),
+                                   [self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
+                                   self.tok.special_ids, self.tok.eos_id)
         self.lock = threading.Lock()  # torch intra-op threads already use the cores; serialize decodes
 
     # ---- encoder side --------------------------------------------------------------------------
@@ -85,7 +90,8 @@ class AsrCore:
                bias_phrases: Sequence[str] = (), correction_phrases: Sequence[str] = (),
                correction: Optional[CorrectionConfig] = None) -> list[NBestEntry]:
         """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free; bias_phrases
-        (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole; then
+        (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole; words outside
+        the bundle's lexicon and the context cost cfg.oov_penalty (shared/model/lexicon.py); then
         correction_phrases may replace look-alike spans of the best text (shared/model/phrase_correction.py;
         it keeps its search score)."""
         # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
@@ -101,7 +107,11 @@ class AsrCore:
                 ctc = CTCPrefixScorer(logp, self.model.ctc_blank, self.tok.eos_id)
             phrases = [self.tok.encode(p) for p in bias_phrases if p]
             bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
-            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias)
+            # context words, and words spelled like them, are never out of the lexicon
+            near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
+            lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near)
+            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias,
+                                     lexicon=lexicon if lexicon else None)
             nbest = [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
             if nbest and logp is not None and correction is not None and correction_phrases:
                 nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, logp, self.tok.encode,

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     # bundle: 12 81% / 3.5%, 16 84% / 3.9%; similarity 0.7 gave 1-2 points less)
     correction_margin: float = Field(12.0, ge=0, le=100)
     correction_min_similarity: float = Field(0.6, gt=0, le=1)
+    # score a finished word outside the bundle's lexicon.txt and the request's context words costs in
+    # beam search (shared/model/lexicon.py); 0 = off. Tuned on data/tune (60 held-out sentences in
+    # training voices, never the dev sets), 8th run's bundle, 100k-word lexicon: WER 23.7% at 0, 21.2 at 3,
+    # 21.1 at 4, 22.1 at 5 (50k words: 20.9 at 4; 200k: 21.4; a penalty per piece or per character of the
+    # word was worse, 23.4-26.9%). Context rows 30-150, alpha 0.9, bias 4, correction 12: recall 70/80 and
+    # WER 2.77% at 0, 71/80 and 2.79% at 4 (68/80, 3.31% before words spelled like a context word were free)
+    oov_penalty: float = Field(4.0, ge=0, le=50)
     # long audio is decoded in windows of at most this length, one per pause-separated sentence
     # (shared/recognition.py segment_audio); the shipped model trained on utterances of 1-16 s
     # (95% under 6 s). Long-form set (4.5 min): 53.2% WER with windows filled up to 8 s, 47.6% cut

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17seedasr/v1/common.proto\x12\nseedasr.v1\"Q\n\x05\x41udio\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08\x65ncoding\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\"\x87\x02\n\x11RecognitionConfig\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x11\n\tbeam_size\x18\x02 \x01(\x05\x12\r\n\x05nbest\x18\x03 \x01(\x05\x12\x1b\n\x0e\x63ontext_weight\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x17\n\x0fword_timestamps\x18\x05 \x01(\x08\x12\x17\n\x0f\x64isable_context\x18\x06 \x01(\x08\x12\x17\n\nbias_bonus\x18\x07 \x01(\x02H\x01\x88\x01\x01\x12\x1e\n\x11\x63orrection_margin\x18\x08 \x01(\x02H\x02\x88\x01\x01\x42\x11\n\x0f_context_weightB\r\n\x0b_bias_bonusB\x14\n\x12_correction_margin\"I\n\x04Turn\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07turn_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x04 \x01(\x01\"C\n\x0eRequestContext\x12\x0f\n\x07history\x18\x01 \x03(\t\x12\x10\n\x08hotwords\x18\x02 \x03(\t\x12\x0e\n\x06prompt\x18\x03 \x01(\t\":\n\nWordTiming\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\"Q\n\x0b\x41lternative\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12%\n\x05words\x18\x03 \x03(\x0b\x32\x16.seedasr.v1.WordTiming\"s\n\x0cStageTimings\x12\x17\n\x0f\x64\x65\x63ode_audio_ms\x18\x01 \x01(\x02\x12\x11\n\tencode_ms\x18\x02 \x01(\x02\x12\x12\n\ncontext_ms\x18\x03 \x01(\x02\x12\x11\n\tdecode_ms\x18\x04 \x01(\x02\x12\x10\n\x08total_ms\x18\x05 \x01(\x02\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17seedasr/v1/common.proto\x12\nseedasr.v1\"Q\n\x05\x41udio\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08\x65ncoding\x18\x02 \x01(\t\x12\x13\n\x0bsample_rate\x18\x03 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x04 \x01(\x05\"\xb1\x02\n\x11RecognitionConfig\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x11\n\tbeam_size\x18\x02 \x01(\x05\x12\r\n\x05nbest\x18\x03 \x01(\x05\x12\x1b\n\x0e\x63ontext_weight\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x17\n\x0fword_timestamps\x18\x05 \x01(\x08\x12\x17\n\x0f\x64isable_context\x18\x06 \x01(\x08\x12\x17\n\nbias_bonus\x18\x07 \x01(\x02H\x01\x88\x01\x01\x12\x1e\n\x11\x63orrection_margin\x18\x08 \x01(\x02H\x02\x88\x01\x01\x12\x18\n\x0boov_penalty\x18\t \x01(\x02H\x03\x88\x01\x01\x42\x11\n\x0f_context_weightB\r\n\x0b_bias_bonusB\x14\n\x12_correction_marginB\x0e\n\x0c_oov_penalty\"I\n\x04Turn\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07turn_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x04 \x01(\x01\"C\n\x0eRequestContext\x12\x0f\n\x07history\x18\x01 \x03(\t\x12\x10\n\x08hotwords\x18\x02 \x03(\t\x12\x0e\n\x06prompt\x18\x03 \x01(\t\":\n\nWordTiming\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\"Q\n\x0b\x41lternative\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12%\n\x05words\x18\x03 \x03(\x0b\x32\x16.seedasr.v1.WordTiming\"s\n\x0cStageTimings\x12\x17\n\x0f\x64\x65\x63ode_audio_ms\x18\x01 \x01(\x02\x12\x11\n\tencode_ms\x18\x02 \x01(\x02\x12\x12\n\ncontext_ms\x18\x03 \x01(\x02\x12\x11\n\tdecode_ms\x18\x04 \x01(\x02\x12\x10\n\x08total_ms\x18\x05 \x01(\x02\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +34,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUDIO']._serialized_start=39
   _globals['_AUDIO']._serialized_end=120
   _globals['_RECOGNITIONCONFIG']._serialized_start=123
-  _globals['_RECOGNITIONCONFIG']._serialized_end=386
-  _globals['_TURN']._serialized_start=388
-  _globals['_TURN']._serialized_end=461
-  _globals['_REQUESTCONTEXT']._serialized_start=463
-  _globals['_REQUESTCONTEXT']._serialized_end=530
-  _globals['_WORDTIMING']._serialized_start=532
-  _globals['_WORDTIMING']._serialized_end=590
-  _globals['_ALTERNATIVE']._serialized_start=592
-  _globals['_ALTERNATIVE']._serialized_end=673
-  _globals['_STAGETIMINGS']._serialized_start=675
-  _globals['_STAGETIMINGS']._serialized_end=790
-  _globals['_TENSOR']._serialized_start=792
-  _globals['_TENSOR']._serialized_end=829
+  _globals['_RECOGNITIONCONFIG']._serialized_end=428
+  _globals['_TURN']._serialized_start=430
+  _globals['_TURN']._serialized_end=503
+  _globals['_REQUESTCONTEXT']._serialized_start=505
+  _globals['_REQUESTCONTEXT']._serialized_end=572
+  _globals['_WORDTIMING']._serialized_start=574
+  _globals['_WORDTIMING']._serialized_end=632
+  _globals['_ALTERNATIVE']._serialized_start=634
+  _globals['_ALTERNATIVE']._serialized_end=715
+  _globals['_STAGETIMINGS']._serialized_start=717
+  _globals['_STAGETIMINGS']._serialized_end=832
+  _globals['_TENSOR']._serialized_start=834
+  _globals['_TENSOR']._serialized_end=871
 # @@protoc_insertion_point(module_scope)

@@ -19,7 +19,7 @@ class Audio(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., encoding: _Optional[str] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("language", "beam_size", "nbest", "context_weight", "word_timestamps", "disable_context", "bias_bonus", "correction_margin")
+    __slots__ = ("language", "beam_size", "nbest", "context_weight", "word_timestamps", "disable_context", "bias_bonus", "correction_margin", "oov_penalty")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
     NBEST_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class RecognitionConfig(_message.Message):
     DISABLE_CONTEXT_FIELD_NUMBER: _ClassVar[int]
     BIAS_BONUS_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    OOV_PENALTY_FIELD_NUMBER: _ClassVar[int]
     language: str
     beam_size: int
     nbest: int
@@ -36,7 +37,8 @@ class RecognitionConfig(_message.Message):
     disable_context: bool
     bias_bonus: float
     correction_margin: float
-    def __init__(self, language: _Optional[str] = ..., beam_size: _Optional[int] = ..., nbest: _Optional[int] = ..., context_weight: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., disable_context: _Optional[bool] = ..., bias_bonus: _Optional[float] = ..., correction_margin: _Optional[float] = ...) -> None: ...
+    oov_penalty: float
+    def __init__(self, language: _Optional[str] = ..., beam_size: _Optional[int] = ..., nbest: _Optional[int] = ..., context_weight: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., disable_context: _Optional[bool] = ..., bias_bonus: _Optional[float] = ..., correction_margin: _Optional[float] = ..., oov_penalty: _Optional[float] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("role", "text", "turn_id", "created_unix")

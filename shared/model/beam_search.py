@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from shared.model.biasing import BiasState, PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer, PrefixState
+from shared.model.lexicon import WordLexicon
 from shared.model.moe_lm import BeamCache, MoeLM
 
 
@@ -40,6 +41,7 @@ class BeamConfig:
     prune_k: int = 8  # candidates kept from the context-free ranking (>= beam_size)
     ctc_weight: float = 0.5  # weight of CTC prefix scores when a CTC scorer is given
     bias_bonus: float = 0.0  # score per token that spells a biasing phrase (shared/model/biasing.py)
+    oov_penalty: float = 0.0  # score per finished word outside the lexicon (shared/model/lexicon.py)
 
 
 @dataclass
@@ -102,10 +104,11 @@ def _with_ctc(
 
 
 def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None,
-           bias: Optional[PhraseBiasing] = None) -> list[Hypothesis]:
+           bias: Optional[PhraseBiasing] = None, lexicon: Optional[WordLexicon] = None) -> list[Hypothesis]:
     """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first."""
     live_tokens: list[list[int]] = [[]]
     bias_states = [BiasState()]
+    words = [""]  # each live hypothesis's unfinished word (lexicon)
     live_scores = torch.zeros(1)
     finished: list[Hypothesis] = []
     parents: Optional[torch.Tensor] = None
@@ -124,6 +127,8 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
             scores = forced
         if bias:
             scores = scores + bias.bonuses(bias_states, scores.shape[-1])
+        if lexicon:
+            scores = scores + lexicon.bonuses(words, scores.shape[-1])
         total = (live_scores[:, None] + scores).flatten()
         vocab = scores.shape[-1]
         top = total.topk(min(2 * cfg.beam_size, int(torch.isfinite(total).sum()))).indices
@@ -131,6 +136,7 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
         next_scores: list[float] = []
         next_parents: list[int] = []
         next_bias: list[BiasState] = []
+        next_words: list[str] = []
         for flat in top.tolist():
             parent, token = divmod(flat, vocab)
             if token == eos_id:
@@ -141,11 +147,13 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
                 next_parents.append(parent)
                 if bias:
                     next_bias.append(bias.advance(bias_states[parent], token))
+                if lexicon:
+                    next_words.append(lexicon.advance(words[parent], token))
         finished.sort(key=lambda h: -h.score)
         done = len(finished) >= cfg.nbest and (not next_scores or max(next_scores) < finished[cfg.nbest - 1].score)
         if done or not next_tokens:
             break
-        live_tokens, live_scores, bias_states = next_tokens, torch.tensor(next_scores), next_bias
+        live_tokens, live_scores, bias_states, words = next_tokens, torch.tensor(next_scores), next_bias, next_words
         parents = torch.tensor(next_parents)
         last = torch.tensor([tk[-1] for tk in next_tokens])
         if use_ctc:
@@ -212,6 +220,7 @@ def joint_beam_search(
     cached: bool = True,
     ctc: Optional[CTCPrefixScorer] = None,
     bias: Optional[PhraseBiasing] = None,
+    lexicon: Optional[WordLexicon] = None,
 ) -> list[Hypothesis]:
     """free_prefix / ctx_prefix: (L, D) prompt embeddings ending right before the transcript."""
     alpha = cfg.alpha if ctx_prefix is not None else 0.0
@@ -222,4 +231,4 @@ def joint_beam_search(
     else:
         prefixes = [free_prefix, ctx_prefix]
     step: StepFn = CachedStep(lm, prefixes) if cached else UncachedStep(lm, prefixes)
-    return search(step, eos_id, cfg, alpha, ctc, bias)
+    return search(step, eos_id, cfg, alpha, ctc, bias, lexicon)

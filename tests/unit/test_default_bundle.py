@@ -13,7 +13,7 @@ MAX_BUNDLE_MB = 50
 
 
 def test_bundle_is_complete_and_small() -> None:
-    for name in ("config.json", "model.safetensors", "tokenizer.model", "encoder.onnx", "MODEL_CARD.md"):
+    for name in ("config.json", "model.safetensors", "tokenizer.model", "encoder.onnx", "lexicon.txt", "MODEL_CARD.md"):
         assert (DEFAULT_BUNDLE / name).is_file(), name
     size = sum(p.stat().st_size for p in DEFAULT_BUNDLE.iterdir()) / 1e6
     assert size <= MAX_BUNDLE_MB, f"bundle is {size:.1f} MB"
@@ -48,3 +48,12 @@ def test_default_model_listens_to_the_audio(settings) -> None:
             texts[step["audio"]] = regs[0].servicer.Recognize(req, CallContext(60)).alternatives[0].text
     assert len(set(texts.values())) == len(texts), texts
     assert all(texts.values()), texts
+
+
+def test_default_bundle_decodes_with_its_word_list() -> None:
+    from shared.recognition import AsrCore
+    from shared.settings import load_settings
+
+    lexicon = AsrCore(DEFAULT_BUNDLE).lexicon
+    assert {"using", "weather", "height"} <= lexicon.words and "useing" not in lexicon.words
+    assert load_settings().oov_penalty > 0  # on by default

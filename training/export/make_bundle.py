@@ -16,6 +16,7 @@ from shared.model.asr import SeedASR
 from shared.tokenizer import Tokenizer
 from training.data.kokoro import KOKORO_SPEAKERS
 from training.data.stats import manifest_stats
+from training.export.lexicon import write_lexicon
 from training.export.onnx_export import export_onnx, parity
 from training.recipe import Recipe, model_config
 
@@ -47,6 +48,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         " the LM's cross-entropy plus a CTC head tied to the LM's token embeddings; context SFT tuned the LM too at"
         " 0.5x the encoder's learning rate (training/sft/train.py); RL: MWER on 4-best lists scored by"
         " keyword-weighted WER, whole model",
+        "- decoding word list: lexicon.txt (wordfreq's 100k most frequent English words and Debian's wamerican,"
+        " training/export/lexicon.py); words outside it and the context cost SEEDASR_OOV_PENALTY in beam search",
         "",
         "## Data",
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
@@ -135,6 +138,7 @@ def main() -> None:
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
                 {"name": "seedasr-mesh-default", "stage": stage})
     export_onnx(args.out)
+    write_lexicon(args.out / "lexicon.txt")
     plot_stage_losses(args.work, args.out / "loss_curves.png")
     print(f"bundle {args.out}: ONNX parity max abs diff {parity(args.out):.2e}")
 

@@ -1,0 +1,86 @@
+"""Out-of-lexicon penalty: non-words pay when they end, context words never do, and in beam search a
+real word the model ranks second beats a non-word."""
+
+import math
+
+import pytest
+import torch
+
+from seedasr.v1 import common_pb2
+from services.convert import beam_config
+from shared.model.beam_search import BeamConfig, search
+from shared.model.lexicon import WordLexicon
+from shared.settings import load_settings
+from training.export.lexicon import build_lexicon
+
+# pieces: 0 <unk>, 1 "▁use", 2 "ing", 3 "▁us", 4 "▁the", 5 </s>
+PIECES = ["<unk>", "\u2581use", "ing", "\u2581us", "\u2581the", "</s>"]
+EOS, VOCAB = 5, 6
+WORDS = frozenset({"use", "using", "us", "the"})
+
+
+def lexicon(penalty: float = 2.0, context=(), near: float = 1.0) -> WordLexicon:
+    return WordLexicon(WORDS, PIECES, {0, EOS}, EOS).for_request(penalty, context, near)
+
+
+def test_a_word_pays_only_when_it_ends_out_of_the_lexicon() -> None:
+    lex = lexicon()
+    assert lex.advance("", 1) == "use" and lex.advance("use", 2) == "useing"
+    row = lex.bonuses(["useing"], VOCAB)[0]
+    # word-initial pieces and the end of the transcript finish "useing": they pay; "ing" continues it
+    assert row.tolist() == [0.0, -2.0, 0.0, -2.0, -2.0, -2.0]
+    assert lex.bonuses(["use"], VOCAB).abs().sum() == 0  # a word of the lexicon is free
+    assert lex.bonuses([""], VOCAB).abs().sum() == 0  # nothing written yet
+
+
+def test_context_words_and_compounds_of_known_words_are_free() -> None:
+    lex = lexicon(context=["Zorblatt Quux"])
+    assert lex.known("zorblatt") and lex.known("Quux,") and not lex.known("zorblat")
+    assert lex.known("us-the") and not lex.known("us-thee")
+    assert not lexicon(penalty=0.0)  # off
+
+
+def test_near_misses_of_context_phrases_are_left_for_phrase_correction() -> None:
+    lex = lexicon(context=["serious economy"], near=0.6)
+    # split or fused, a near miss stays free so the search keeps it and correction can fix it
+    assert lex.known("serias") and lex.known("acony") and lex.known("seriuseconomy")
+    assert not lex.known("useing") and not lex.known("quolp")
+
+
+def _step(parents, last):
+    """First step ▁use 0.6 / ▁us 0.4, then ing, then </s>: the non-word "useing" outranks "using"."""
+    rows = [None] if last is None else last.tolist()
+    out = torch.full((len(rows), VOCAB), 1e-4)
+    for i, tok in enumerate(rows):
+        nxt = {None: {1: 0.6, 3: 0.4}, 1: {2: 0.9}, 3: {2: 0.9}, 2: {EOS: 0.9}}.get(tok, {EOS: 0.9})
+        for t, p in nxt.items():
+            out[i, t] = p
+    return out.log()[None]
+
+
+def test_penalty_turns_a_non_word_into_the_word_the_model_ranked_second() -> None:
+    words = WORDS | {"using"}
+    cfg = BeamConfig(beam_size=4, nbest=2, max_tokens=5, prune_k=6)
+    plain = search(_step, EOS, cfg, 0.0)
+    assert plain[0].tokens == [1, 2]  # "useing"
+    lex = WordLexicon(frozenset(words - {"using"}) | {"usin"}, PIECES, {0, EOS}, EOS, 2.0)
+    assert search(_step, EOS, cfg, 0.0, lexicon=lex)[0].tokens == [1, 2]  # both are non-words: order kept
+    lex = WordLexicon(frozenset(words), PIECES, {0, EOS}, EOS, 2.0)
+    best = search(_step, EOS, cfg, 0.0, lexicon=lex)
+    assert best[0].tokens == [3, 2]  # "▁us ing" spells "using": in the lexicon
+    assert math.isclose(best[0].score, math.log(0.4 * 0.9 * 0.9), rel_tol=1e-4)
+    assert math.isclose(best[1].score, math.log(0.6 * 0.9 * 0.9) - 2.0, rel_tol=1e-4)
+
+
+def test_oov_penalty_is_a_request_parameter_with_a_server_default() -> None:
+    settings = load_settings(oov_penalty=3.0)
+    assert beam_config(common_pb2.RecognitionConfig(), settings).oov_penalty == 3.0
+    assert beam_config(common_pb2.RecognitionConfig(oov_penalty=0.0), settings).oov_penalty == 0.0
+    with pytest.raises(ValueError, match="oov_penalty"):
+        beam_config(common_pb2.RecognitionConfig(oov_penalty=-1.0), settings)
+
+
+def test_bundle_lexicon_is_general_english(tmp_path) -> None:
+    words = build_lexicon(top=5000, system_words=tmp_path / "missing")
+    assert {"the", "using", "weather", "tomorrow"} <= set(words) and "useing" not in words
+    assert words == sorted(words) and all(w == w.lower() for w in words[:100])
