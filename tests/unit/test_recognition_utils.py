@@ -15,9 +15,11 @@ def test_long_audio_is_cut_in_pauses() -> None:
     windows = segment_audio(audio, max_s=7)
     assert windows[0][0] == 0 and windows[-1][1] == len(audio)
     assert all(b - a <= 7 * 16_000 for a, b in windows)
-    assert all(windows[i][1] == windows[i + 1][0] for i in range(len(windows) - 1))
-    for _, cut in windows[:-1]:
-        assert np.abs(audio[cut - 400 : cut + 400]).max() < 1e-6  # every cut lands in silence
+    for (_, end), (start, _) in zip(windows, windows[1:]):
+        # cut mid-pause, each window keeps 0.2 s of its 0.25 s half: the middle 0.1 s is in neither
+        assert start - end == 1_600 and np.abs(audio[end - 3_200 : start + 3_200]).max() < 1e-6
+        assert np.abs(audio[end - 3_300 : end]).max() > 0 and np.abs(audio[start : start + 3_300]).max() > 0
+    assert segment_audio(audio, max_s=7, keep_pause_s=1.0)[0][1] == windows[0][1] + 800  # all of its half
 
 
 def test_long_audio_gets_one_window_per_sentence_and_noise_falls_back_to_max_length() -> None:
@@ -29,7 +31,7 @@ def test_long_audio_gets_one_window_per_sentence_and_noise_falls_back_to_max_len
     audio = np.concatenate(pieces)
     windows = segment_audio(audio, max_s=8)
     # the 1 s sentence is shorter than min_s (1.5 s): it shares a window with the sentence after it
-    assert [round((b - a) / 16_000, 1) for a, b in windows] == [2.2, 3.9, 4.3, 4.6]
+    assert [round((b - a) / 16_000, 1) for a, b in windows] == [2.2, 3.9, 4.3, 4.6]  # half of 0.4 s: all kept
     noise = rng.normal(0, 0.1, 16_000 * 20).astype(np.float32)  # no pause anywhere
     windows = segment_audio(noise, max_s=8)
     assert len(windows) == 3 and all(b - a <= 8 * 16_000 for a, b in windows)

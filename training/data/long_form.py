@@ -24,10 +24,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=4.5)
     ap.add_argument("--voice", default="flite:slt")
+    ap.add_argument("--sentence-seed", type=int, default=909, help="another seed, other held-out sentences")
     args = ap.parse_args()
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(9)
-    stream = sentence_stream(909, dev=True)
+    stream = sentence_stream(args.sentence_seed, dev=True)
     pieces: list[np.ndarray] = []
     segments: list[dict[str, Any]] = []
     t = 0.0

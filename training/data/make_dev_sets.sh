@@ -15,3 +15,5 @@ make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
 # Decoding knobs (CTC weight) are tuned here: held-out sentences in training voices, never the dev sets.
 [ -f data/tune/manifest.jsonl ] || "$PY" -m training.data.synth --out data/tune --split dev --count 60 --seed 106 \
   --voices flite:kal16,flite:awb,espeak:en-gb+m3,espeak:en-us+f2
+# long-form knobs (how much of a pause a window keeps) are tuned on a training voice and other sentences
+[ -f data/long_tune/manifest.jsonl ] || "$PY" -m training.data.long_form --out data/long_tune --minutes 3 --voice flite:kal16 --sentence-seed 910
