@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     # long audio is decoded in windows of at most this length, one per pause-separated sentence
     # (shared/recognition.py segment_audio); the shipped model trained on utterances of 1-16 s
     # (95% under 6 s). Long-form set (4.5 min): 53.2% WER with windows filled up to 8 s, 47.6% cut
-    # at every pause, 43.1% when each window also sheds all but 0.2 s of the pauses it was cut in, 43.6%
-    # with the sentences recognised one by one
+    # at every pause, 42.8% when each window also sheds all but 0.2 s of the pauses it was cut in (and the
+    # audio all but 0.5 s of its leading and trailing silence), 43.6% with the sentences recognised one by one
     segment_s: float = Field(8.0, gt=1)
 
     # sessions
