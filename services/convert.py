@@ -23,30 +23,30 @@ def tensor_from_pb(t: common_pb2.Tensor) -> np.ndarray:
     return np.frombuffer(t.data, dtype="<f4").reshape(shape)
 
 
+def _request_or_default(cfg: common_pb2.RecognitionConfig, settings: Settings, name: str, hi: float) -> float:
+    """An optional float of the request, else the server's setting of that name; raises ValueError
+    outside [0, hi] (NaN included)."""
+    value = float(getattr(cfg, name) if cfg.HasField(name) else getattr(settings, name))
+    if not 0.0 <= value <= hi:
+        raise ValueError(f"{name} must be in [0, {hi:g}], got {value}")
+    return value
+
+
 def beam_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> BeamConfig:
     """Request config with server defaults; raises ValueError on out-of-range values."""
     beam = cfg.beam_size or settings.beam_size
     nbest = cfg.nbest or min(settings.nbest, beam)
-    alpha = cfg.context_weight if cfg.HasField("context_weight") else settings.context_weight
     if not 1 <= beam <= 32:
         raise ValueError(f"beam_size must be in [1, 32], got {beam}")
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be in [1, beam_size={beam}], got {nbest}")
-    if not 0.0 <= alpha <= 1.0 or alpha != alpha:
-        raise ValueError(f"context_weight must be in [0, 1], got {alpha}")
-    bonus = cfg.bias_bonus if cfg.HasField("bias_bonus") else settings.bias_bonus
-    if not 0.0 <= bonus <= 50.0 or bonus != bonus:
-        raise ValueError(f"bias_bonus must be in [0, 50], got {bonus}")
-    oov = cfg.oov_penalty if cfg.HasField("oov_penalty") else settings.oov_penalty
-    if not 0.0 <= oov <= 50.0 or oov != oov:
-        raise ValueError(f"oov_penalty must be in [0, 50], got {oov}")
-    return BeamConfig(beam_size=beam, nbest=nbest, alpha=float(alpha), prune_k=max(settings.context_prune_k, 2 * beam),
-                      ctc_weight=settings.ctc_weight, bias_bonus=float(bonus), oov_penalty=float(oov))
+    return BeamConfig(beam_size=beam, nbest=nbest, alpha=_request_or_default(cfg, settings, "context_weight", 1.0),
+                      prune_k=max(settings.context_prune_k, 2 * beam), ctc_weight=settings.ctc_weight,
+                      bias_bonus=_request_or_default(cfg, settings, "bias_bonus", 50.0),
+                      oov_penalty=_request_or_default(cfg, settings, "oov_penalty", 50.0))
 
 
 def correction_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> CorrectionConfig:
     """Request config with server defaults; raises ValueError on out-of-range values."""
-    margin = cfg.correction_margin if cfg.HasField("correction_margin") else settings.correction_margin
-    if not 0.0 <= margin <= 100.0 or margin != margin:
-        raise ValueError(f"correction_margin must be in [0, 100], got {margin}")
-    return CorrectionConfig(margin=float(margin), min_similarity=settings.correction_min_similarity)
+    return CorrectionConfig(margin=_request_or_default(cfg, settings, "correction_margin", 100.0),
+                            min_similarity=settings.correction_min_similarity)

@@ -44,15 +44,17 @@ class WordLexicon:
         self.penalty = penalty
         special = set(special_ids)
         self.pieces = [("" if i in special else p) for i, p in enumerate(pieces)]
-        self.word_end = torch.tensor([p.startswith(WORD_START) for p in self.pieces])
-        self.word_end[eos_id] = True
+        word_end = torch.tensor([p.startswith(WORD_START) for p in self.pieces])
+        word_end[eos_id] = True
+        self.word_end = word_end.float()  # (V,) 1 where a token ends the word before it
         self.context: frozenset[str] = frozenset()
         self.near_forms: tuple[str, ...] = ()
         self.near = 1.0
         self._known: dict[str, bool] = {}
 
-    def for_request(self, penalty: float, context_phrases: Iterable[str] = (), near: float = 0.6) -> WordLexicon:
-        """This lexicon with a request's penalty and context phrases (the piece tables are shared)."""
+    def for_request(self, penalty: float, context_phrases: Iterable[str] = (), near: float = 1.0) -> WordLexicon:
+        """This lexicon with a request's penalty and context phrases (the piece tables are shared);
+        words at least `near` alike a context word or phrase are free too (1.0: only the words themselves)."""
         out = copy.copy(self)
         phrases = [normalize_word(p) for p in context_phrases if p.strip()]
         out.penalty, out.near, out._known = penalty, near, {}
@@ -86,7 +88,7 @@ class WordLexicon:
 
     def bonuses(self, states: Sequence[str], vocab: int) -> torch.Tensor:
         """(N, V): the score change of appending each token (only word-ending tokens pay)."""
-        return self.penalties(states)[:, None] * self.word_end[None, :vocab].float()
+        return self.penalties(states)[:, None] * self.word_end[None, :vocab]
 
     def advance(self, state: str, token: int) -> str:
         piece = self.pieces[token] if token < len(self.pieces) else ""
