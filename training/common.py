@@ -122,7 +122,9 @@ class FeatBatch:
 def feature_batches(cache: FeatureCache, max_frames: int, rng: random.Random, augment: bool) -> Iterator[FeatBatch]:
     """One epoch of length-bucketed batches holding at most `max_frames` padded frames."""
     order = sorted(range(len(cache)), key=lambda i: cache.offsets[i][1] - cache.offsets[i][0] + rng.random() * 50)
-    batches, cur, longest = [], [], 0
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    longest = 0
     for i in order:
         n = cache.offsets[i][1] - cache.offsets[i][0]
         if cur and max(longest, n) * (len(cur) + 1) > max_frames:

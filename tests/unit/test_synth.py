@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.data.augment import change_voice, median_f0
-from training.data.synth import check_training_voice, make_jobs, train_voice, tts
+from training.data.augment import RATE, change_voice, median_f0, pad_edges
+from training.data.synth import Job, check_training_voice, make_jobs, run_job, train_voice, tts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +80,28 @@ def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> No
     assert not np.allclose(other_man, male, atol=1e-3)
     sf.write(tmp_path / "vc.wav", converted, 16000, subtype="PCM_16")
     assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "vc.wav"))) <= 0.35
+
+
+def test_edge_padding_adds_faint_silence_around_untouched_speech() -> None:
+    speech = np.sin(np.arange(RATE) / 5.0).astype(np.float32) * 0.5
+    padded, tag = pad_edges(speech, np.random.default_rng(4), lead_s=0.5, trail_s=0.8)
+    lead, trail = (float(x) for x in tag.removeprefix("pad").split("+"))
+    assert 0 < lead <= 0.5 and 0 < trail <= 0.8
+    start = int(np.argmax(np.abs(padded) > 1e-3)) - 1  # speech[0] is 0, speech[1] is not
+    assert abs(start - lead * RATE) < 0.01 * RATE
+    assert abs(len(padded) - start - len(speech) - trail * RATE) < 0.01 * RATE
+    np.testing.assert_array_equal(padded[start : start + len(speech)], speech)
+    edges = np.concatenate([padded[:start], padded[start + len(speech) :]])
+    assert 0 < np.abs(edges).max() < 1e-3  # a floor, not digital zero and not speech
+
+
+def test_edge_padding_follows_the_jobs_share(tmp_path) -> None:
+    (tmp_path / "wav").mkdir()
+    def job(uid: str, share: float) -> Job:
+        return Job(uid, "turn on the lights", "", "flite:kal", 170, 50, 7, str(tmp_path), True, edge_pad_share=share)
+    plain, padded = run_job(job("a", 0.0)), run_job(job("b", 1.0))
+    assert plain and padded and not any(t.startswith("pad") for t in plain["aug"])
+    assert any(t.startswith("pad") for t in padded["aug"]) and padded["duration"] > plain["duration"]
 
 
 def test_a_seed_gives_the_same_sentences_under_any_hash_seed(tmp_path) -> None:

@@ -4,7 +4,8 @@ Voice conversion (Praat's "Change gender": PSOLA pitch change plus formant scali
 voice female and a female one male, so every engine lends its vocoder to speakers it does not ship.
 Speed perturbation and vocal-tract-length-like formant warping (resampling then restoring the
 duration), additive white/pink/babble-like noise at random SNR, synthetic reverberation and a
-telephone band. Feature-level SpecAugment lives in training/common.py.
+telephone band, and silence added at the edges (served turns start and end with up to half a second
+of it, synthesised ones with almost none). Feature-level SpecAugment lives in training/common.py.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def change_voice(samples: np.ndarray, rng: np.random.Generator, cross_sex: bool 
     out = call(sound, "Change gender", 75, 600, ratio, median, pitch_range, 1.0)
     converted = out.values[0].astype(np.float32)[: len(samples)]
     return converted, f"{'vc' if cross_sex else 'vs'}{ratio:.2f}f{median:.0f}r{pitch_range:.1f}"
+
+
+def pad_edges(samples: np.ndarray, rng: np.random.Generator, lead_s: float = 0.5, trail_s: float = 0.8) -> tuple[np.ndarray, str]:
+    """Prepend U(0, lead_s) and append U(0, trail_s) seconds of silence (a faint floor, not digital
+    zero): a model that never heard a pause at the edges of a turn hallucinates or drops words there."""
+    lead, trail = int(rng.uniform(0, lead_s) * RATE), int(rng.uniform(0, trail_s) * RATE)
+    floor = 1e-4 * (float(np.max(np.abs(samples))) + 1e-6)
+    head = (rng.standard_normal(lead) * floor).astype(np.float32)
+    tail = (rng.standard_normal(trail) * floor).astype(np.float32)
+    padded = np.concatenate([head, samples.astype(np.float32), tail])
+    return padded, f"pad{lead / RATE:.2f}+{trail / RATE:.2f}"
 
 
 def noise(n: int, rng: np.random.Generator, color: str) -> np.ndarray:
