@@ -52,7 +52,8 @@ VOICE_CONVERSION_SHARE = 0.45
 CROSS_SEX_SHARE = 2 / 3
 # Default share of training utterances given extra silence at both edges (augment.pad_edges) before
 # the chain, so added noise covers it: serving keeps up to 0.5 s at the edges of a turn (shared/recognition.py
-# segment_audio) and the shipped model, trained without it, loses 5.8 WER points to a VAD-ended turn's 0.6 s tail.
+# segment_audio) and the shipped model, trained without it, loses 4.8 WER points (data/tune 20.4 -> 25.2%)
+# to a VAD-ended turn's 0.6 s tail.
 EDGE_PAD_SHARE = 0.5
 RESERVED = {"flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"}
 
