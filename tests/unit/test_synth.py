@@ -102,6 +102,10 @@ def test_edge_padding_follows_the_jobs_share(tmp_path) -> None:
     plain, padded = run_job(job("a", 0.0)), run_job(job("b", 1.0))
     assert plain and padded and not any(t.startswith("pad") for t in plain["aug"])
     assert any(t.startswith("pad") for t in padded["aug"]) and padded["duration"] > plain["duration"]
+    # dev sets never get it, whatever the share: they must stay as they were
+    dev = make_jobs("dev", str(tmp_path), 2, 3, ["flite:kal"], None, edge_pad_share=1.0)
+    train = make_jobs("train", str(tmp_path), 2, 3, None, None, edge_pad_share=1.0)
+    assert [j.edge_pad_share for j in dev] == [0.0, 0.0] and [j.edge_pad_share for j in train] == [1.0, 1.0]
 
 
 def test_a_seed_gives_the_same_sentences_under_any_hash_seed(tmp_path) -> None:
