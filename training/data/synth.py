@@ -1,4 +1,4 @@
-"""Synthesise (audio, text) manifests with espeak-ng, flite, SVOX pico and Kokoro, with voice conversion and augmentation.
+"""Synthesise (audio, text) manifests with espeak-ng, flite, SVOX pico, Kokoro and Piper, with voice conversion and augmentation.
 
     python -m training.data.synth --out data/train --hours 8 --split train
     python -m training.data.synth --out data/dev --split dev      # reserved voices, held-out accents
@@ -31,6 +31,7 @@ from tqdm import tqdm
 from shared.audio import TARGET_RATE, decode_audio
 from training.data.augment import augment, change_voice, pad_edges
 from training.data.kokoro import KOKORO_ACCENTS, KOKORO_SPEAKERS, ensure_model, kokoro_tts
+from training.data.piper_voice import PIPER_VOICES, piper_tts
 from training.data.text import pin_hash_seed, sentence_stream
 
 ESPEAK_TRAIN_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-rp"]
@@ -45,6 +46,10 @@ PICO_TRAIN_VOICES = ["en-US", "en-GB"]
 # not; about 2 CPU-s per utterance, some 40 times the others, hence a small share (a ninth run with
 # 13% of 12,000 utterances spent four fifths of its synthesis time on them, and did not beat this mix).
 KOKORO_SHARE = 0.08
+# Piper (training/data/piper_voice.py): a recorded American man through VITS, the one human voice
+# of the mix (the reserved ked is an American man too); cheap (0.05 CPU-s per audio second), and
+# voice conversion makes women and other men of it.
+PIPER_SHARE = 0.2
 # Share of training utterances whose voice is converted first (augment.change_voice): new speakers
 # were the largest gain of every run. Two thirds go to the other sex (female voices from flite's male
 # ones, for the reserved slt), the rest to a new speaker of the same sex (more male voices, for ked).
@@ -68,7 +73,7 @@ class Job:
     uid: str
     text: str
     entity: str
-    voice: str  # "espeak:en-gb+f2", "flite:kal", "pico:en-US", "kokoro:us-17", "festival:ked_diphone"
+    voice: str  # "espeak:en-gb+f2", "flite:kal", "pico:en-US", "kokoro:us-17", "piper:joe", "festival:ked_diphone"
     rate: int  # espeak words per minute (pico: mapped to its percent scale)
     pitch: int  # espeak 0..99 (pico: mapped to its percent scale)
     seed: int
@@ -96,8 +101,11 @@ def pico_tts(language: str, text: str, rate: int, pitch: int) -> np.ndarray:
     return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
 
 
-def tts(voice: str, text: str, rate: int, pitch: int) -> np.ndarray:
+def tts(voice: str, text: str, rate: int, pitch: int, seed: int = 0) -> np.ndarray:
+    """One utterance, float32 (N,) at TARGET_RATE; seed draws the neural engines' sampling noise (piper)."""
     engine, name = voice.split(":", 1)
+    if engine == "piper":
+        return piper_tts(name, text, rate, seed)
     if engine == "pico":
         return pico_tts(name, text, rate, pitch)
     if engine == "kokoro":
@@ -118,7 +126,7 @@ def tts(voice: str, text: str, rate: int, pitch: int) -> np.ndarray:
 
 def run_job(job: Job) -> dict | None:
     try:
-        samples = tts(job.voice, job.text, job.rate, job.pitch)
+        samples = tts(job.voice, job.text, job.rate, job.pitch, job.seed)
     except (subprocess.SubprocessError, ValueError, RuntimeError):
         return None
     rng = np.random.default_rng(job.seed)
@@ -147,13 +155,17 @@ def run_job(job: Job) -> dict | None:
     return row
 
 
-def train_voice(rng: random.Random) -> str:
-    draw = rng.random()
+def train_voice(rng: random.Random, piper_share: float = PIPER_SHARE) -> str:
+    # the rest keeps its old proportions (espeak 32 : flite 28 : pico 32); piper_share 0 draws as runs before it
+    draw, rest = rng.random(), (1 - KOKORO_SHARE - piper_share) / 0.92
     if draw < KOKORO_SHARE:
         voice = f"kokoro:{rng.choice(sorted(KOKORO_ACCENTS))}-{rng.randrange(KOKORO_SPEAKERS)}"
-    elif draw < KOKORO_SHARE + 0.32:  # espeak adds accents; flite's and pico's voices are closer to the reserved ones
+    elif draw < KOKORO_SHARE + piper_share:
+        voice = "piper:" + rng.choice(sorted(PIPER_VOICES))
+    # espeak adds accents; flite's and pico's voices are closer to the reserved ones
+    elif draw < KOKORO_SHARE + piper_share + 0.32 * rest:
         voice = "espeak:" + rng.choice(ESPEAK_TRAIN_ACCENTS) + rng.choice(ESPEAK_VARIANTS)
-    elif draw < KOKORO_SHARE + 0.6:
+    elif draw < KOKORO_SHARE + piper_share + 0.6 * rest:
         voice = "flite:" + rng.choice(FLITE_TRAIN_VOICES)
     else:
         voice = "pico:" + rng.choice(PICO_TRAIN_VOICES)
@@ -162,13 +174,13 @@ def train_voice(rng: random.Random) -> str:
 
 
 def make_jobs(split: str, out_dir: str, count: int, seed: int, voices: list[str] | None, noise_snr: float | None,
-              edge_pad_share: float = EDGE_PAD_SHARE) -> list[Job]:
+              edge_pad_share: float = EDGE_PAD_SHARE, piper_share: float = PIPER_SHARE) -> list[Job]:
     rng = random.Random(seed)
     stream = sentence_stream(seed, dev=split != "train")
     jobs = []
     for i in range(count):
         text, entity = next(stream)
-        voice = voices[i % len(voices)] if voices else train_voice(rng)
+        voice = voices[i % len(voices)] if voices else train_voice(rng, piper_share)
         if split == "train":
             check_training_voice(voice)
         jobs.append(Job(f"{Path(out_dir).name}-{i:06d}", text, entity, voice, rng.randint(120, 210),
@@ -206,6 +218,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--edge-pad-share", type=float, default=EDGE_PAD_SHARE,
                     help="share of training utterances given extra silence at the edges (0 reproduces runs before it)")
+    ap.add_argument("--piper-share", type=float, default=PIPER_SHARE,
+                    help="share of training utterances spoken by Piper (0 reproduces runs before it)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--plan-only", action="store_true", help="write OUT/jobs.jsonl and stop")
     ap.add_argument("--from-plan", action="store_true", help="render OUT/jobs.jsonl")
@@ -220,7 +234,10 @@ def main() -> None:
     else:
         if not 0.0 <= args.edge_pad_share <= 1.0:
             ap.error(f"--edge-pad-share must be within 0..1, got {args.edge_pad_share}")
-        jobs = make_jobs(args.split, args.out, args.count, args.seed, voices, args.noise_snr, args.edge_pad_share)
+        if not 0.0 <= args.piper_share <= 1.0 - KOKORO_SHARE:
+            ap.error(f"--piper-share must be within 0..{1 - KOKORO_SHARE:g}, got {args.piper_share}")
+        jobs = make_jobs(args.split, args.out, args.count, args.seed, voices, args.noise_snr, args.edge_pad_share,
+                         args.piper_share)
     if args.plan_only:
         plan.parent.mkdir(parents=True, exist_ok=True)
         plan.write_text("".join(json.dumps(asdict(j)) + "\n" for j in jobs))

