@@ -39,4 +39,4 @@ def test_context_sft_rows_follow_the_no_context_share() -> None:
         named = [c is not None and tok.decode(c).count("ada lovelace") > 0 for c in ctxs]
         assert abs(sum(c is None for c in ctxs) / len(rows) - share) < 0.06
         assert abs(sum(named) / len(rows) - 0.75 * (1 - share)) < 0.06  # the rest hold distractors only
-    assert contexts_for(rows[:5], tok, random.Random(1), EntityFaker(1), "sft") == [None] * 5
+    assert contexts_for(rows[:5], tok, random.Random(1), EntityFaker(1), "sft", 0.2) == [None] * 5

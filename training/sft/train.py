@@ -62,7 +62,7 @@ def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
 
 
 def contexts_for(rows: list[dict], tok: Tokenizer, rng: random.Random, ents: EntityFaker, stage: str,
-                 no_context_share: float = 0.2) -> list:
+                 no_context_share: float) -> list:
     """Context SFT: a share of rows goes without context (plain SFT, so context-free decoding keeps what
     SFT taught it); of the rest, entity rows get their entity in context 3 times in 4, else distractors only."""
     out: list = []
