@@ -5,7 +5,8 @@
 # SEEDASR_SYNTH_SEED (default 1) picks the synthesised training set, fresh sentences for a continued run;
 # SEEDASR_SYNTH_COUNT (default 36000) its size; SEEDASR_EDGE_PAD_SHARE (default 0.5) the share of it given
 # extra silence at the edges (0 for runs made before that augmentation); SEEDASR_PIPER_SHARE (default 0.2) the
-# share spoken by Piper (0 for runs made before that engine).
+# share spoken by Piper (0 for runs made before that engine); SEEDASR_BUNDLE_OUT (default bundles/default) where
+# the bundle is exported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -31,4 +32,4 @@ fi
 stage sft_final.pt -m training.sft.train --stage sft
 stage context_sft_final.pt -m training.sft.train --stage context_sft
 stage rl_final.pt -m training.rl.train
-"$PY" -m training.export.make_bundle --work "$WORK" --out bundles/default
+"$PY" -m training.export.make_bundle --work "$WORK" --out "${SEEDASR_BUNDLE_OUT:-bundles/default}"
