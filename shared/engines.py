@@ -1,6 +1,7 @@
 """Encoder engines: the same contract over torch, ONNX Runtime (CPU default) and TensorRT (GPU).
 
-encode(feats (T, F) float32) -> EncoderOutput(speech (S, D_lm), ctc_logp (S, V)).
+encode(feats (T, F) float32) -> EncoderOutput(speech (S, D_lm), ctc_logp (S, V)); encode_batch(feats
+(B, T, F)) -> one EncoderOutput per row, for rows of one length (the same audio under several warps).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class EncoderEngine(Protocol):
 
     def encode(self, feats: np.ndarray) -> EncoderOutput: ...
 
+    def encode_batch(self, feats: np.ndarray) -> list[EncoderOutput]: ...
+
 
 class TorchEncoder:
     name = "torch"
@@ -33,10 +36,14 @@ class TorchEncoder:
     def __init__(self, model: SeedASR) -> None:
         self.module = EncoderWithConverter(model).eval()
 
-    @torch.inference_mode()
     def encode(self, feats: np.ndarray) -> EncoderOutput:
-        speech, lens, ctc = self.module(torch.from_numpy(feats)[None], torch.tensor([feats.shape[0]]))
-        return EncoderOutput(speech[0, : int(lens[0])].numpy(), ctc[0].numpy())
+        return self.encode_batch(feats[None])[0]
+
+    @torch.inference_mode()
+    def encode_batch(self, feats: np.ndarray) -> list[EncoderOutput]:
+        lengths = torch.full((feats.shape[0],), feats.shape[1])
+        speech, lens, ctc = self.module(torch.from_numpy(np.ascontiguousarray(feats)), lengths)
+        return [EncoderOutput(speech[i, : int(lens[i])].numpy(), ctc[i].numpy()) for i in range(len(feats))]
 
 
 class OnnxEncoder:
@@ -51,10 +58,12 @@ class OnnxEncoder:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     def encode(self, feats: np.ndarray) -> EncoderOutput:
-        speech, lens, ctc = self.session.run(
-            None, {"feats": feats[None].astype(np.float32), "lengths": np.array([feats.shape[0]], dtype=np.int64)}
-        )
-        return EncoderOutput(speech[0, : int(lens[0])], ctc[0])
+        return self.encode_batch(feats[None])[0]
+
+    def encode_batch(self, feats: np.ndarray) -> list[EncoderOutput]:
+        lengths = np.full((feats.shape[0],), feats.shape[1], dtype=np.int64)
+        speech, lens, ctc = self.session.run(None, {"feats": feats.astype(np.float32), "lengths": lengths})
+        return [EncoderOutput(speech[i, : int(lens[i])], ctc[i]) for i in range(len(feats))]
 
 
 class TensorRTEncoder:
@@ -86,6 +95,9 @@ class TensorRTEncoder:
         stream.synchronize()
         n = int(outputs["speech_lens"][0])
         return EncoderOutput(outputs["speech"][0, :n].cpu().numpy(), outputs["ctc_logp"][0].cpu().numpy())
+
+    def encode_batch(self, feats: np.ndarray) -> list[EncoderOutput]:
+        return [self.encode(f) for f in feats]  # one row at a time: the engine's profile allows batch <= 4
 
 
 def make_encoder_engine(kind: str, model: SeedASR, bundle_dir: Path, threads: int = 0) -> EncoderEngine:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -17,6 +19,10 @@ class FbankConfig:
     n_mels: int = 80
     f_min: float = 20.0
     f_max: float = 7_600.0
+    # frequency warp of the filterbank (vocal tract length normalisation): a filter meant for f reads the
+    # spectrum at warp * f up to a knee, then linearly to f_max, so 1.1 reads a shorter vocal tract's
+    # formants where a longer one's would be; 1.0 is the plain filterbank
+    warp: float = 1.0
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -27,11 +33,21 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return 700.0 * np.expm1(mel / 1127.0)
 
 
-@lru_cache(maxsize=4)
+def warp_frequencies(hz: np.ndarray, warp: float, f_max: float) -> np.ndarray:
+    """Piecewise-linear VTLN warp (Kaldi's shape): hz * warp below the knee, then a line to f_max,
+    so that no filter leaves the band."""
+    knee = 0.8 * f_max * min(1.0, 1.0 / warp)
+    upper = knee * warp + (hz - knee) * (f_max - knee * warp) / (f_max - knee)
+    return np.where(hz <= knee, hz * warp, upper)
+
+
+@lru_cache(maxsize=16)
 def mel_filters(cfg: FbankConfig) -> np.ndarray:
     """Triangular filters, shape (n_mels, n_fft // 2 + 1)."""
     bins = np.linspace(0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
     edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(cfg.f_min)), _hz_to_mel(np.array(cfg.f_max)), cfg.n_mels + 2))
+    if cfg.warp != 1.0:
+        edges = warp_frequencies(edges, cfg.warp, cfg.f_max)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bins[None] - lower) / (centre - lower)
     falling = (upper - bins[None]) / (upper - centre)
@@ -51,6 +67,17 @@ def num_frames(num_samples: int, cfg: FbankConfig = FbankConfig()) -> int:
 
 def fbank(samples: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
     """Samples (N,) float32 at cfg.sample_rate -> log-mel features (T, n_mels) float32."""
+    return log_mel(power_spectrum(samples, cfg), cfg)
+
+
+def warped_fbanks(samples: np.ndarray, warps: Sequence[float], cfg: FbankConfig = FbankConfig()) -> np.ndarray:
+    """Samples (N,) -> log-mel features under each frequency warp (K, T, n_mels), one FFT for all."""
+    power = power_spectrum(samples, cfg)
+    return np.stack([log_mel(power, dataclasses.replace(cfg, warp=w)) for w in warps])
+
+
+def power_spectrum(samples: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
+    """Samples (N,) -> pre-emphasised, windowed power spectrum (T, n_fft // 2 + 1) float32."""
     samples = np.asarray(samples, dtype=np.float32)
     if samples.shape[0] < cfg.win_length:
         samples = np.pad(samples, (0, cfg.win_length - samples.shape[0]))
@@ -60,9 +87,12 @@ def fbank(samples: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
     padded = np.pad(samples, (pad, cfg.n_fft))
     idx = np.arange(cfg.n_fft)[None, :] + cfg.hop_length * np.arange(t)[:, None]
     frames = padded[idx] * _window(cfg)[None, :]
-    power = np.abs(np.fft.rfft(frames, n=cfg.n_fft, axis=1)) ** 2
-    mel = power.astype(np.float32) @ mel_filters(cfg).T
-    return np.log(mel + 1e-6).astype(np.float32)
+    return (np.abs(np.fft.rfft(frames, n=cfg.n_fft, axis=1)) ** 2).astype(np.float32)
+
+
+def log_mel(power: np.ndarray, cfg: FbankConfig = FbankConfig()) -> np.ndarray:
+    """Power spectrum (T, n_fft // 2 + 1) -> log-mel features (T, n_mels) float32."""
+    return np.log(power @ mel_filters(cfg).T + 1e-6).astype(np.float32)
 
 
 def normalize(feats: np.ndarray) -> np.ndarray:

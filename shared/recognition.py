@@ -16,7 +16,7 @@ import torch
 
 from shared.bundle import default_bundle_dir, load_bundle
 from shared.engines import EncoderEngine, EncoderOutput, make_encoder_engine
-from shared.features import fbank, normalize
+from shared.features import normalize, warped_fbanks
 from shared.model.beam_search import BeamConfig, joint_beam_search
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
@@ -40,9 +40,14 @@ class NBestEntry:
 
 
 class AsrCore:
-    """A loaded bundle: the encoder engine for `encode`, the LM for `decode`."""
+    """A loaded bundle: the encoder engine for `encode`, the LM for `decode`. `warps`: the filterbank
+    frequency warps each audio is encoded under (shared/features.py), the most confident kept."""
 
-    def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0) -> None:
+    def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0,
+                 warps: Sequence[float] = (1.0,)) -> None:
+        if not warps or any(not 0.5 <= w <= 2.0 for w in warps):
+            raise ValueError(f"filterbank warps must be a non-empty list of values in [0.5, 2], got {list(warps)}")
+        self.warps = tuple(warps)
         self.bundle_dir = Path(bundle_dir) if bundle_dir else default_bundle_dir()
         if threads:
             torch.set_num_threads(threads)
@@ -56,8 +61,14 @@ class AsrCore:
 
     # ---- encoder side --------------------------------------------------------------------------
     def encode(self, samples: np.ndarray) -> tuple[EncoderOutput, str, list[Word]]:
-        """16 kHz float32 (N,) -> speech embeddings, CTC greedy text and its word timings."""
-        out = self.engine.encode(normalize(fbank(samples)))
+        """16 kHz float32 (N,) -> speech embeddings, CTC greedy text and its word timings.
+
+        Test-time vocal tract length normalisation: the audio is encoded under each of self.warps (one
+        batch) and the encoding whose CTC posteriors are surest (lowest mean entropy) is kept, so a voice
+        unlike the training voices is read through the filterbank that makes it most familiar."""
+        feats = np.stack([normalize(f) for f in warped_fbanks(samples, self.warps)])  # (K, T, F)
+        outs = self.engine.encode_batch(feats) if len(feats) > 1 else [self.engine.encode(feats[0])]
+        out = outs[most_confident(outs)]
         text, words = self.ctc_greedy(out.ctc_logp)
         return out, text, words
 
@@ -117,6 +128,12 @@ class AsrCore:
                 nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, logp, self.tok.encode,
                                                 self.model.ctc_blank, correction)
         return nbest
+
+
+def most_confident(outputs: Sequence[EncoderOutput]) -> int:
+    """Index of the encoding whose CTC posteriors have the lowest mean entropy per frame."""
+    entropies = [float(-(np.exp(o.ctc_logp) * o.ctc_logp).sum(-1).mean()) for o in outputs]
+    return int(np.argmin(entropies))
 
 
 def align_words(text: str, anchors: list[Word], duration_s: float) -> list[Word]:

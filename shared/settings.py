@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,14 @@ class Settings(BaseSettings):
     # one intra-op thread per process: at this model size more threads cost CPU and add no speed (2-core
     # CPU, 30 reserved-voice utterances: 1 thread 0.08 CPU-s / 0.055 wall-s per audio s, 2 threads 0.14 / 0.073)
     threads: int = Field(1, ge=0, description="intra-op threads for torch/ONNX Runtime; 0 = library default")
+    # filterbank frequency warps each audio is encoded under, the most confident encoding kept (test-time
+    # vocal tract length normalisation, shared/recognition.py AsrCore.encode); "1" = off. Off by default: on the
+    # first 60 utterances of each dev set, 0.88,0.94,1,1.06,1.12 took the eleventh run's bundle from 54.0 /
+    # 30.5 / 43.9 / 28.5% to 53.5 / 28.5 / 43.0 / 26.8% (ked / festival slt / flite slt / espeak; data/tune
+    # 22.7 -> 22.1%), but on all 200 the averaged bundle went from 47.0 / 29.8 / 40.2 / 27.7% to 46.9 / 30.7 /
+    # 40.3 / 27.7% (pink10 68.8 -> 66.8%, data/tune 21.4 -> 21.6%), for about 30% more CPU (one encoder run per warp)
+    encoder_warps: str = Field("1", pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$",
+                               description="comma-separated warps in [0.5, 2]")
 
     # serving
     host: str = "127.0.0.1"
@@ -91,6 +99,17 @@ class Settings(BaseSettings):
     bridge_deliver: Literal["all", "new"] = Field("all", description="where a new bridge consumer starts in the stream")
     trace_file: str = Field("", description="also write spans as JSON lines here (tests, debugging)")
     log_level: str = "INFO"
+
+    @field_validator("encoder_warps")
+    @classmethod
+    def _warps_in_range(cls, value: str) -> str:
+        if any(not 0.5 <= float(w) <= 2.0 for w in value.split(",")):
+            raise ValueError("every warp must lie in [0.5, 2]")
+        return value
+
+    @property
+    def warps(self) -> tuple[float, ...]:
+        return tuple(float(w) for w in self.encoder_warps.split(","))
 
     @property
     def celery_broker_url(self) -> str:
