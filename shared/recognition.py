@@ -67,8 +67,11 @@ class AsrCore:
         batch) and the encoding whose CTC posteriors are surest (lowest mean entropy) is kept, so a voice
         unlike the training voices is read through the filterbank that makes it most familiar."""
         feats = np.stack([normalize(f) for f in warped_fbanks(samples, self.warps)])  # (K, T, F)
-        outs = self.engine.encode_batch(feats) if len(feats) > 1 else [self.engine.encode(feats[0])]
-        out = outs[most_confident(outs)]
+        if len(feats) == 1:
+            out = self.engine.encode(feats[0])
+        else:
+            outs = self.engine.encode_batch(feats)
+            out = outs[most_confident(outs)]
         text, words = self.ctc_greedy(out.ctc_logp)
         return out, text, words
 
