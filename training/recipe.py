@@ -48,13 +48,16 @@ class Recipe:
 
     @classmethod
     def from_env(cls) -> Recipe:
-        """SEEDASR_RECIPE=path.json overrides fields (budgets as {"minutes": .., "peak_lr": ..})."""
+        """SEEDASR_RECIPE=path.json overrides fields (budgets as {"minutes": .., "peak_lr": ..}); SEEDASR_WORK
+        (set by training/train.sh from WORK) the work folder every stage reads and writes."""
         r = cls()
         path = os.environ.get("SEEDASR_RECIPE")
         if path:
             for k, v in json.loads(Path(path).read_text()).items():
                 cur = getattr(r, k)
                 setattr(r, k, StageBudget(**v) if isinstance(cur, StageBudget) else type(cur)(v))
+        if os.environ.get("SEEDASR_WORK"):  # above the recipe's: train.sh checks and exports that folder
+            r.work_dir = Path(os.environ["SEEDASR_WORK"])
         return r
 
     def dump(self) -> dict:

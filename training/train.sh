@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 WORK=${WORK:-runs/default}
+export SEEDASR_WORK="$WORK"  # every stage's work folder (training/recipe.py)
 export PYTHONPATH=.
 # Faker's set-built lists follow the hash seed (training/data/synth.py): same seed, same sentences
 export PYTHONHASHSEED=0

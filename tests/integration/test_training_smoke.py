@@ -62,9 +62,8 @@ def test_recipe_end_to_end_at_smoke_size(tmp_path) -> None:
     assert model.cfg.encoder_layers == json.loads((work / "probe.json").read_text())["best_layer"]
 
     # continued training: a second run starts SFT from that bundle instead of from scratch
-    work2 = tmp_path / "work2"
-    (tmp_path / "recipe2.json").write_text(json.dumps({**recipe, "work_dir": str(work2)}))
-    env2 = {**env, "SEEDASR_RECIPE": str(tmp_path / "recipe2.json")}
+    work2 = tmp_path / "work2"  # SEEDASR_WORK (train.sh's WORK) wins over the recipe's work_dir
+    env2 = {**env, "SEEDASR_WORK": str(work2)}
     run(["training.init_from_bundle", str(bundle)], env2)
     init = torch.load(work2 / "init.pt")
     for key, value in model.state_dict().items():
