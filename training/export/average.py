@@ -77,13 +77,12 @@ def resolve(spec: str, scratch: Path) -> Source:
     commit = git("rev-parse", "--verify", f"{rev}^{{commit}}").decode().strip()
     folder = scratch / f"{len(list(scratch.iterdir()))}-{commit[:10]}"
     folder.mkdir()
-    for file in BUNDLE_FILES:
-        (folder / file).write_bytes(git("show", f"{commit}:{path.rstrip('/')}/{file}"))
-    for file in KEPT_FILES:  # optional: a bundle may lack them
+    for file in (*BUNDLE_FILES, *KEPT_FILES):
         try:
             (folder / file).write_bytes(git("show", f"{commit}:{path.rstrip('/')}/{file}"))
         except AverageError:
-            pass
+            if file in BUNDLE_FILES:  # the kept files are optional: a bundle may lack them
+                raise
     return Source(name, weight, folder, commit)
 
 
