@@ -43,7 +43,8 @@ def beam_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> BeamCo
     return BeamConfig(beam_size=beam, nbest=nbest, alpha=_request_or_default(cfg, settings, "context_weight", 1.0),
                       prune_k=max(settings.context_prune_k, 2 * beam), ctc_weight=settings.ctc_weight,
                       bias_bonus=_request_or_default(cfg, settings, "bias_bonus", 50.0),
-                      oov_penalty=_request_or_default(cfg, settings, "oov_penalty", 50.0))
+                      oov_penalty=_request_or_default(cfg, settings, "oov_penalty", 50.0),
+                      word_lm_weight=settings.word_lm_weight, word_bonus=settings.word_bonus)
 
 
 def correction_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> CorrectionConfig:

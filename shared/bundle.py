@@ -1,6 +1,7 @@
 """Model bundles: one folder with config.json, model.safetensors, tokenizer.model,
 encoder.onnx (optional), encoder.plan (optional, GPU), lexicon.txt (optional: the decoder's word
-list, shared/model/lexicon.py) and MODEL_CARD.md."""
+list, shared/model/lexicon.py), word_lm.arpa.gz (optional: the word n-gram LM fused in beam search,
+shared/model/word_lm.py) and MODEL_CARD.md."""
 
 from __future__ import annotations
 

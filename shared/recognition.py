@@ -22,6 +22,7 @@ from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases
+from shared.model.word_lm import WORD_LM_FILE, WordLM
 
 ENCODER_FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
 
@@ -53,10 +54,11 @@ class AsrCore:
             torch.set_num_threads(threads)
         self.model, self.tok, self.meta = load_bundle(self.bundle_dir)
         self.engine: EncoderEngine = make_encoder_engine(engine, self.model, self.bundle_dir, threads)
-        lexicon_file = self.bundle_dir / "lexicon.txt"
+        lexicon_file, word_lm_file = self.bundle_dir / "lexicon.txt", self.bundle_dir / WORD_LM_FILE
         self.lexicon = WordLexicon(load_words(lexicon_file) if lexicon_file.exists() else frozenset(),
                                    [self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
-                                   self.tok.special_ids, self.tok.eos_id)
+                                   self.tok.special_ids, self.tok.eos_id,
+                                   word_lm=WordLM(word_lm_file) if word_lm_file.exists() else None)
         self.lock = threading.Lock()  # torch intra-op threads already use the cores; serialize decodes
 
     # ---- encoder side --------------------------------------------------------------------------
@@ -123,7 +125,8 @@ class AsrCore:
             bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
             # context words, and words spelled like them, are never out of the lexicon
             near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
-            lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near)
+            lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near,
+                                               cfg.word_lm_weight, cfg.word_bonus)
             hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias,
                                      lexicon=lexicon if lexicon else None)
             nbest = [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]

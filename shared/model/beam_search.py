@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from shared.model.biasing import BiasState, PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer, PrefixState
-from shared.model.lexicon import WordLexicon
+from shared.model.lexicon import WordLexicon, WordState
 from shared.model.moe_lm import BeamCache, MoeLM
 
 
@@ -41,7 +41,9 @@ class BeamConfig:
     prune_k: int = 8  # candidates kept from the context-free ranking (>= beam_size)
     ctc_weight: float = 0.5  # weight of CTC prefix scores when a CTC scorer is given
     bias_bonus: float = 0.0  # score per token that spells a biasing phrase (shared/model/biasing.py)
-    oov_penalty: float = 0.0  # score per finished word outside the lexicon (shared/model/lexicon.py)
+    oov_penalty: float = 0.0  # score per word outside the lexicon (shared/model/lexicon.py)
+    word_lm_weight: float = 0.0  # shallow-fusion weight of the word n-gram LM (shared/model/word_lm.py)
+    word_bonus: float = 0.0  # score per finished word while fusing the word LM
 
 
 @dataclass
@@ -108,7 +110,7 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
     """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first."""
     live_tokens: list[list[int]] = [[]]
     bias_states = [BiasState()]
-    words = [""]  # each live hypothesis's unfinished word (lexicon)
+    words = [lexicon.initial() if lexicon else WordState()]  # each live hypothesis's unfinished word
     live_scores = torch.zeros(1)
     finished: list[Hypothesis] = []
     parents: Optional[torch.Tensor] = None
@@ -128,7 +130,7 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
         if bias:
             scores = scores + bias.bonuses(bias_states, scores.shape[-1])
         if lexicon:
-            scores = scores + lexicon.bonuses(words, scores.shape[-1])
+            scores = scores + lexicon.bonuses(words, scores, eos_id)
         total = (live_scores[:, None] + scores).flatten()
         vocab = scores.shape[-1]
         top = total.topk(min(2 * cfg.beam_size, int(torch.isfinite(total).sum()))).indices
@@ -136,7 +138,7 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
         next_scores: list[float] = []
         next_parents: list[int] = []
         next_bias: list[BiasState] = []
-        next_words: list[str] = []
+        next_words: list[WordState] = []
         for flat in top.tolist():
             parent, token = divmod(flat, vocab)
             if token == eos_id:

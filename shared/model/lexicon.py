@@ -1,28 +1,45 @@
-"""Word lexicon for beam search: a penalty for every finished word the lexicon does not hold.
+"""Word lexicon for beam search: a penalty for every word the lexicon does not hold, charged as soon
+as the word can no longer become one.
 
 On voices far from its training speakers the model spells what it hears ("useing", "shefsorry",
 "surfire"): sentencepiece pieces can write any string, and the frozen LM's prior over pieces does
 not stop a non-word the acoustics favour. A classic recogniser decodes through a pronunciation
-lexicon; this is its soft form. A hypothesis pays `penalty` when a word ends (the next token starts
-a new word, or the transcript ends) and that word is out of the lexicon. The penalty is added after
-pruning, like phrase bias: it only reorders candidates the search already keeps.
+lexicon; this is its soft form. A hypothesis pays `penalty` once per out-of-lexicon word: on the
+token whose spelling leaves every lexicon word's prefixes ("shefs" for "chef sorry"), or, for a word
+that stays a prefix but is not a word itself ("th"), when it ends (the next token starts a new word,
+or the transcript ends). Charging only at the end let the search put the end off: a non-word already
+written grew into a longer fusion ("veryquiremphing") that paid once for several words, so larger
+penalties made the WER worse. The penalty is added after pruning, like phrase bias: it only reorders
+candidates the search already keeps.
 
 Context words are never out of the lexicon, and neither is a word spelled like one (similarity
-`near` or more, as phrase correction measures it): a rare name comes out of the search as a near
-miss ("serias acony" for "serious economy") that phrase correction then puts right, and a penalty
-would push the search to fuse or respell it ("seriazikony") past what correction recognises.
+`near` or more, as phrase correction measures it; a prefix is measured against the context word's
+prefix of its length): a rare name comes out of the search as a near miss ("serias acony" for
+"serious economy") that phrase correction then puts right, and a penalty would push the search to
+fuse or respell it ("seriazikony") past what correction recognises.
+
+With a word n-gram LM (shared/model/word_lm.py) the same word ends also add its shallow-fusion score.
+Context words score at least as a rare word (CONTEXT_WORD_LOGP), not as <unk>, so fusion does not undo
+what context buys; words merely spelled like one do not (a floor for "firstrive", near "first
+arrive", made the search fuse the phrase into one word that scored better than its two).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import difflib
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple, Optional
 
 import torch
 
+from shared.model.word_lm import WordLM
+
 WORD_START = "\u2581"
+CONTEXT_WORD_LOGP = math.log(1e-3)  # word-LM score floor of a context word (a rare word's, not <unk>'s)
 
 
 def load_words(path: Path) -> frozenset[str]:
@@ -34,64 +51,167 @@ def normalize_word(word: str) -> str:
     return word.lower().strip(".,!?;:\"'")
 
 
+def _alpha_parts(w: str) -> list[str]:
+    return "".join(c if c.isalpha() else " " for c in w).split()
+
+
+class WordState(NamedTuple):
+    """A hypothesis's unfinished word and whether it has paid the penalty already."""
+
+    text: str = ""
+    paid: bool = False
+    lm: Any = None  # the word LM's state before this word (kenlm.State), None without fusion
+
+
 class WordLexicon:
-    """Per-hypothesis state is the unfinished word (a str); `penalties` gives (N,) score changes for
-    tokens that end that word, `word_end` (V,) says which tokens do (word-initial pieces and eos)."""
+    """Per-hypothesis state is a WordState; `bonuses` gives the (N, V) score change of appending each
+    candidate token, `advance` the state after it. Word-initial pieces and eos end the word before them."""
 
     def __init__(self, words: frozenset[str], pieces: Sequence[str], special_ids: Iterable[int], eos_id: int,
-                 penalty: float = 0.0) -> None:
+                 penalty: float = 0.0, word_lm: Optional[WordLM] = None) -> None:
         self.words = words
+        self.word_lm = word_lm
+        self.lm_weight = 0.0  # shallow-fusion weight of the word LM (for_request)
+        self.word_bonus = 0.0
+        self.sorted_words = tuple(sorted(words))  # prefix lookups by bisection
         self.penalty = penalty
         special = set(special_ids)
         self.pieces = [("" if i in special else p) for i, p in enumerate(pieces)]
-        word_end = torch.tensor([p.startswith(WORD_START) for p in self.pieces])
-        word_end[eos_id] = True
-        self.word_end = word_end.float()  # (V,) 1 where a token ends the word before it
+        self.ends_word = [p.startswith(WORD_START) for p in self.pieces]
+        self.ends_word[eos_id] = True
         self.context: frozenset[str] = frozenset()
+        self.sorted_context: tuple[str, ...] = ()
         self.near_forms: tuple[str, ...] = ()
         self.near = 1.0
         self._known: dict[str, bool] = {}
+        self._alive: dict[str, bool] = {}
 
-    def for_request(self, penalty: float, context_phrases: Iterable[str] = (), near: float = 1.0) -> WordLexicon:
-        """This lexicon with a request's penalty and context phrases (the piece tables are shared);
-        words at least `near` alike a context word or phrase are free too (1.0: only the words themselves)."""
+    def for_request(self, penalty: float, context_phrases: Iterable[str] = (), near: float = 1.0,
+                    lm_weight: float = 0.0, word_bonus: float = 0.0) -> WordLexicon:
+        """This lexicon with a request's penalty and context phrases (the word tables are shared);
+        words at least `near` alike a context word or phrase are free too (1.0: only the words themselves).
+        lm_weight > 0 fuses the word LM, if the bundle has one, with word_bonus per finished word."""
         out = copy.copy(self)
+        out.lm_weight, out.word_bonus = (lm_weight, word_bonus) if self.word_lm is not None else (0.0, 0.0)
         phrases = [normalize_word(p) for p in context_phrases if p.strip()]
-        out.penalty, out.near, out._known = penalty, near, {}
+        out.penalty, out.near, out._known, out._alive = penalty, near, {}, {}
         out.context = frozenset(w for p in phrases for w in p.split())
+        out.sorted_context = tuple(sorted(out.context))
         # each context word, and each phrase written as one word (the search may fuse it)
         out.near_forms = tuple(sorted(out.context | {p.replace(" ", "") for p in phrases}))
         return out
 
     def __bool__(self) -> bool:
-        return self.penalty > 0 and bool(self.words)
+        return (self.penalty > 0 and bool(self.words)) or self.fusing
+
+    @property
+    def fusing(self) -> bool:
+        return self.word_lm is not None and self.lm_weight > 0
+
+    # ---- words ---------------------------------------------------------------------------------
+    @staticmethod
+    def _memo(cache: dict[str, bool], word: str, test: Callable[[str], bool]) -> bool:
+        w = normalize_word(word)
+        if w not in cache:
+            cache[w] = not w or test(w)
+        return cache[w]
 
     def known(self, word: str) -> bool:
-        w = normalize_word(word)
-        if w not in self._known:
-            self._known[w] = not w or self._in_vocabulary(w) or self._near_context(w)
-        return self._known[w]
+        """A finished word is free: in the lexicon or the context, or spelled like a context word."""
+        return self._memo(self._known, word, lambda w: self._in_vocabulary(w) or self._near_context(w))
 
     def _in_vocabulary(self, w: str) -> bool:
         if w in self.words or w in self.context:
             return True
         # "it's", "x-ray", "4th": known when every alphabetic part is
-        parts = "".join(c if c.isalpha() else " " for c in w).split()
-        return not w.isalpha() and all(p in self.words or p in self.context for p in parts)
+        return not w.isalpha() and all(p in self.words or p in self.context for p in _alpha_parts(w))
 
     def _near_context(self, w: str) -> bool:
         return any(difflib.SequenceMatcher(None, w, form).ratio() >= self.near for form in self.near_forms)
 
-    def penalties(self, states: Sequence[str]) -> torch.Tensor:
-        """(N,): minus `penalty` where the unfinished word is out of the lexicon, else 0."""
-        return torch.tensor([0.0 if self.known(s) else -self.penalty for s in states])
+    # ---- prefixes ------------------------------------------------------------------------------
+    def alive(self, prefix: str) -> bool:
+        """Can this unfinished word still become a free one?"""
+        return self._memo(self._alive, prefix, lambda w: self._prefix_in_vocabulary(w) or self._near_context_prefix(w))
 
-    def bonuses(self, states: Sequence[str], vocab: int) -> torch.Tensor:
-        """(N, V): the score change of appending each token (only word-ending tokens pay)."""
-        return self.penalties(states)[:, None] * self.word_end[None, :vocab]
+    def _starts_a_word(self, p: str) -> bool:
+        for table in (self.sorted_words, self.sorted_context):
+            i = bisect.bisect_left(table, p)
+            if i < len(table) and table[i].startswith(p):
+                return True
+        return False
 
-    def advance(self, state: str, token: int) -> str:
+    def _prefix_in_vocabulary(self, w: str) -> bool:
+        if self._starts_a_word(w):
+            return True
+        if w.isalpha():
+            return False
+        parts = _alpha_parts(w)  # "x-ra": "x" a word, "ra" a word's start
+        if not parts:
+            return True  # digits or symbols alone: left to the end-of-word check
+        done, last = (parts[:-1], parts[-1]) if w[-1].isalpha() else (parts, "")
+        return all(p in self.words or p in self.context for p in done) and (not last or self._starts_a_word(last))
+
+    def _near_context_prefix(self, w: str) -> bool:
+        return any(difflib.SequenceMatcher(None, w, form[: len(w)]).ratio() >= self.near for form in self.near_forms)
+
+    # ---- search interface ----------------------------------------------------------------------
+    def initial(self) -> WordState:
+        return WordState(lm=self.word_lm.begin() if self.fusing and self.word_lm is not None else None)
+
+    def _lm_word(self, state: WordState) -> tuple[float, Any]:
+        """Fused score of finishing state's word and the word LM's state after it."""
+        assert self.word_lm is not None
+        word = normalize_word(state.text)
+        logp, after = self.word_lm.score(state.lm, word)
+        if word in self.context:  # not a near miss of one: the floor would pay the search to fuse into it
+            logp = max(logp, CONTEXT_WORD_LOGP)
+        return self.lm_weight * logp + self.word_bonus, after
+
+    def fused(self, state: WordState, ends_transcript: bool) -> float:
+        """The word LM's score change when state's word ends (and, if so, the transcript with it)."""
+        if not self.fusing or state.lm is None:
+            return 0.0
+        score, after = self._lm_word(state) if state.text else (0.0, state.lm)
+        if ends_transcript:
+            assert self.word_lm is not None
+            score += self.lm_weight * self.word_lm.end(after)
+        return score
+
+    def cost(self, state: WordState, token: int) -> float:
+        """The penalty appending `token` to a hypothesis in `state` incurs (0 or a multiple of penalty)."""
+        piece = self.pieces[token] if token < len(self.pieces) else ""
+        if token < len(self.ends_word) and self.ends_word[token]:
+            ending = 0.0 if state.paid or self.known(state.text) else self.penalty
+            starting = 0.0 if self.alive(piece[len(WORD_START):]) else self.penalty
+            return ending + starting
+        if not piece:
+            return 0.0
+        # every piece of a non-word pays: one charge for a whole fused tail would make fusing cheap
+        return self.penalty if state.paid or not self.alive(state.text + piece) else 0.0
+
+    def bonuses(self, states: Sequence[WordState], scores: torch.Tensor, eos_id: int) -> torch.Tensor:
+        """scores (N, V) -> (N, V) score changes of each candidate (finite score) token: minus its
+        lexicon cost, plus the word LM's score of the word it ends."""
+        out = torch.zeros_like(scores)
+        rows, cols = torch.isfinite(scores).nonzero(as_tuple=True)
+        fused: dict[tuple[int, bool], float] = {}
+        for r, c in zip(rows.tolist(), cols.tolist()):
+            change = -self.cost(states[r], c)
+            if self.fusing and c < len(self.ends_word) and self.ends_word[c]:
+                key = (r, c == eos_id)
+                if key not in fused:
+                    fused[key] = self.fused(states[r], c == eos_id)
+                change += fused[key]
+            if change:
+                out[r, c] = change
+        return out
+
+    def advance(self, state: WordState, token: int) -> WordState:
         piece = self.pieces[token] if token < len(self.pieces) else ""
         if piece.startswith(WORD_START):
-            return piece[len(WORD_START):]
-        return state + piece
+            text = piece[len(WORD_START):]
+            lm = self._lm_word(state)[1] if self.fusing and state.text else state.lm
+            return WordState(text, not self.alive(text), lm)
+        text = state.text + piece
+        return WordState(text, state.paid or not self.alive(text), state.lm)

@@ -9,7 +9,7 @@ import torch
 from seedasr.v1 import common_pb2
 from services.convert import beam_config
 from shared.model.beam_search import BeamConfig, search
-from shared.model.lexicon import WordLexicon
+from shared.model.lexicon import WordLexicon, WordState
 from shared.settings import load_settings
 from training.export.lexicon import build_lexicon
 
@@ -23,14 +23,33 @@ def lexicon(penalty: float = 2.0, context=(), near: float = 1.0) -> WordLexicon:
     return WordLexicon(WORDS, PIECES, {0, EOS}, EOS).for_request(penalty, context, near)
 
 
-def test_a_word_pays_only_when_it_ends_out_of_the_lexicon() -> None:
+def test_a_non_word_pays_on_every_piece_outside_the_lexicon() -> None:
     lex = lexicon()
-    assert lex.advance("", 1) == "use" and lex.advance("use", 2) == "useing"
-    row = lex.bonuses(["useing"], VOCAB)[0]
-    # word-initial pieces and the end of the transcript finish "useing": they pay; "ing" continues it
-    assert row.tolist() == [0.0, -2.0, 0.0, -2.0, -2.0, -2.0]
-    assert lex.bonuses(["use"], VOCAB).abs().sum() == 0  # a word of the lexicon is free
-    assert lex.bonuses([""], VOCAB).abs().sum() == 0  # nothing written yet
+    assert lex.advance(lex.initial(), 1).text == "use"
+    use = lex.advance(lex.initial(), 1)
+    assert not use.paid and lex.advance(use, 2) == ("useing", True, None)
+    # "use" + "ing" leaves every lexicon word's prefixes: the piece pays; ending "use" is free
+    assert lex.bonuses([use], torch.zeros(1, VOCAB), EOS)[0].tolist() == [0.0, 0.0, -2.0, 0.0, 0.0, 0.0]
+    useing = lex.advance(use, 2)
+    # a word that has paid pays again for each piece it grows by, not when it ends
+    assert lex.bonuses([useing], torch.zeros(1, VOCAB), EOS)[0].tolist() == [0.0, 0.0, -2.0, 0.0, 0.0, 0.0]
+    # a prefix that is not a word ("th" of "the") pays when it ends; a word-initial non-word at once
+    th = WordState("th")
+    assert lex.alive("th") and not lex.known("th")
+    assert lex.cost(th, 4) == 2.0 and lex.cost(th, EOS) == 2.0
+    assert lex.cost(WordState(), 4) == 0.0
+    only_candidates = torch.full((1, VOCAB), float("-inf"))
+    only_candidates[0, 2] = 0.0
+    assert lex.bonuses([use], only_candidates, EOS)[0, 2] == -2.0  # pruned tokens are not looked at
+    assert lex.bonuses([use], only_candidates, EOS)[0, 1] == 0.0
+
+
+def test_fusing_a_non_word_tail_costs_as_much_as_separate_non_words() -> None:
+    lex = lexicon()
+    fused = WordState("useing", True)
+    # growing a paid non-word by a piece costs the same as starting a new non-word after it
+    assert lex.cost(fused, 2) == 2.0
+    assert lex.cost(WordState("us"), 2) == 2.0  # "using" is not in this lexicon
 
 
 def test_context_words_and_compounds_of_known_words_are_free() -> None:

@@ -17,3 +17,7 @@ make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
   --voices flite:kal16,flite:awb,espeak:en-gb+m3,espeak:en-us+f2
 # long-form knobs (how much of a pause a window keeps) are tuned on a training voice and other sentences
 [ -f data/long_tune/manifest.jsonl ] || "$PY" -m training.data.long_form --out data/long_tune --minutes 3 --voice flite:kal16 --sentence-seed 910
+# the knobs that matter most on speakers far from training (beam size, word-LM weight) are tuned on these too:
+# held-out sentences in Kokoro blends no training run draws (training uses 96) and espeak's Storm variant
+[ -f data/tune_far/manifest.jsonl ] || "$PY" -m training.data.synth --out data/tune_far --split dev --count 60 --seed 107 \
+  --voices kokoro:us-201,kokoro:gb-202,kokoro:us-203,espeak:en-us+Storm

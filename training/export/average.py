@@ -30,7 +30,7 @@ from shared.bundle import REPO_ROOT
 from training.export.onnx_export import export_onnx, parity
 
 BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "MODEL_CARD.md")
-KEPT_FILES = ("lexicon.txt", "EVAL.md", "loss_curves.png", "alpha_sweep.png")
+KEPT_FILES = ("lexicon.txt", "word_lm.arpa.gz", "EVAL.md", "loss_curves.png", "alpha_sweep.png")
 
 
 class AverageError(ValueError):

@@ -13,11 +13,13 @@ import torch
 
 from shared.bundle import save_bundle
 from shared.model.asr import SeedASR
+from shared.model.word_lm import WORD_LM_FILE
 from shared.tokenizer import Tokenizer
 from training.data.kokoro import KOKORO_SPEAKERS
 from training.data.stats import manifest_stats
 from training.export.lexicon import write_lexicon
 from training.export.onnx_export import export_onnx, parity
+from training.export.word_lm import training_sentences, write_word_lm
 from training.recipe import Recipe, model_config
 
 STAGES = ["lm", "ssl1", "ssl2", "sft", "context_sft", "rl"]
@@ -50,6 +52,9 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         " keyword-weighted WER, whole model",
         "- decoding word list: lexicon.txt (wordfreq's 100k most frequent English words and Debian's wamerican,"
         " training/export/lexicon.py); words outside it and the context cost SEEDASR_OOV_PENALTY in beam search",
+        "- word LM: word_lm.arpa.gz, an interpolated Kneser-Ney trigram of the training split of the text stream and"
+        " the training-split fortunes (training/export/word_lm.py), fused in beam search with SEEDASR_WORD_LM_WEIGHT"
+        " per finished word (shared/model/word_lm.py)",
         "",
         "## Data",
         "Synthetic speech made here: espeak-ng (accents en-us, en-gb, en-gb-scotland, en-029, en-gb-x-gbclan,",
@@ -144,6 +149,7 @@ def main() -> None:
                 {"name": "seedasr-mesh-default", "stage": stage})
     export_onnx(args.out)
     write_lexicon(args.out / "lexicon.txt")
+    write_word_lm(args.out / WORD_LM_FILE, training_sentences(200_000))
     plot_stage_losses(args.work, args.out / "loss_curves.png")
     print(f"bundle {args.out}: ONNX parity max abs diff {parity(args.out):.2e}")
 

@@ -1,0 +1,102 @@
+"""Word n-gram LM: the Kneser-Ney ARPA we build is a distribution KenLM reads, and fusing it in beam
+search turns a pair of real words the acoustics prefer into the pair the text makes likely."""
+
+import math
+
+import pytest
+import torch
+
+from shared.model.beam_search import BeamConfig, search
+from shared.model.lexicon import CONTEXT_WORD_LOGP, WordLexicon
+from shared.model.word_lm import WordLM
+from training.export.word_lm import kneser_ney, training_sentences, write_word_lm
+
+SENTENCES = ["the cat sat on the mat", "the dog sat", "a cat ran", "the cat ran away", "a dog ran on the mat",
+             "san francisco is far", "we went to san francisco", "san francisco again", "i like the fog"]
+# pieces: 0 <unk>, 1 ▁the, 2 ▁cat, 3 ▁cap, 4 ▁sat, 5 </s>
+PIECES = ["<unk>", "\u2581the", "\u2581cat", "\u2581cap", "\u2581sat", "</s>"]
+EOS, VOCAB = 5, 6
+
+
+@pytest.fixture(scope="module")
+def word_lm(tmp_path_factory) -> WordLM:
+    path = tmp_path_factory.mktemp("lm") / "word_lm.arpa.gz"
+    write_word_lm(path, SENTENCES)
+    return WordLM(path)
+
+
+def _prob_sum(lm: WordLM, history: list[str]) -> float:
+    state = lm.begin()
+    for word in history:
+        state = lm.score(state, word)[1]
+    vocab = {w for s in SENTENCES for w in s.split()} | {"</s>", "<unk>"}
+    return sum(math.exp(lm.score(state, w)[0]) for w in vocab)
+
+
+@pytest.mark.parametrize("history", [[], ["the"], ["the", "cat"], ["on", "the"], ["zebra", "cat"], ["sat", "zebra"]])
+def test_every_history_gives_a_distribution(word_lm, history) -> None:
+    assert _prob_sum(word_lm, history) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_kneser_ney_ranks_words_by_the_contexts_they_follow() -> None:
+    unigrams = kneser_ney(SENTENCES)[0]
+    # "francisco" is as frequent as "cat" but only ever follows "san"
+    assert unigrams[("francisco",)][0] < unigrams[("cat",)][0]
+    assert unigrams[("<unk>",)][0] < unigrams[("fog",)][0]
+
+
+def test_lm_words_follow_the_text(word_lm) -> None:
+    state = word_lm.score(word_lm.begin(), "the")[1]
+    assert word_lm.score(state, "cat")[0] > word_lm.score(state, "cap")[0]
+    assert "cat" in word_lm and "cap" not in word_lm
+
+
+def _step(parents, last):
+    """▁the, then ▁cap 0.55 / ▁cat 0.45 (both words), then ▁sat, then </s>."""
+    rows = [None] if last is None else last.tolist()
+    out = torch.full((len(rows), VOCAB), 1e-4)
+    for i, tok in enumerate(rows):
+        nxt = {None: {1: 0.9}, 1: {3: 0.55, 2: 0.45}, 2: {4: 0.9}, 3: {4: 0.9}}.get(tok, {EOS: 0.9})
+        for t, p in nxt.items():
+            out[i, t] = p
+    return out.log()[None]
+
+
+def test_fusion_picks_the_word_the_text_makes_likely(word_lm) -> None:
+    cfg = BeamConfig(beam_size=4, nbest=2, max_tokens=6, prune_k=6)
+    words = frozenset({"the", "cat", "cap", "sat"})
+    plain = WordLexicon(words, PIECES, {0, EOS}, EOS, word_lm=word_lm).for_request(1.0)
+    assert search(_step, EOS, cfg, 0.0, lexicon=plain)[0].tokens == [1, 3, 4]  # "the cap sat"
+    fused = WordLexicon(words, PIECES, {0, EOS}, EOS, word_lm=word_lm).for_request(1.0, lm_weight=0.5, word_bonus=1.0)
+    best = search(_step, EOS, cfg, 0.0, lexicon=fused)
+    assert best[0].tokens == [1, 2, 4]  # "the cat sat"
+    # the search score is the acoustic score plus the fused word scores, </s> included
+    state, lm_score = word_lm.begin(), 0.0
+    for w in ["the", "cat", "sat", "</s>"]:
+        logp, state = word_lm.score(state, w)
+        lm_score += 0.5 * logp + (1.0 if w != "</s>" else 0.0)
+    assert best[0].score == pytest.approx(math.log(0.9 * 0.45 * 0.9 * 0.9) + lm_score, abs=1e-4)
+
+
+def test_context_words_score_as_rare_words_not_unknown_ones(word_lm) -> None:
+    lex = WordLexicon(frozenset({"the"}), PIECES, {0, EOS}, EOS, word_lm=word_lm)
+    plain = lex.for_request(1.0, lm_weight=1.0)
+    with_context = lex.for_request(1.0, ["Zorblatt"], lm_weight=1.0)
+    unknown = plain.fused(plain.initial()._replace(text="zorblatt"), False)
+    assert unknown == pytest.approx(word_lm.score(word_lm.begin(), "<unk>")[0])
+    named = with_context.fused(with_context.initial()._replace(text="zorblatt"), False)
+    assert named == pytest.approx(max(unknown, CONTEXT_WORD_LOGP))
+    assert with_context.fused(with_context.initial()._replace(text="cat"), False) == pytest.approx(
+        plain.fused(plain.initial()._replace(text="cat"), False))  # words the LM knows keep their score
+
+
+def test_without_a_word_lm_fusion_is_off() -> None:
+    lex = WordLexicon(frozenset({"the"}), PIECES, {0, EOS}, EOS).for_request(0.0, lm_weight=0.5)
+    assert not lex.fusing and not lex
+
+
+def test_the_shipped_lm_is_built_from_training_text_only() -> None:
+    from training.data.text import is_dev
+
+    sents = training_sentences(50)
+    assert len(sents) > 1000 and not any(is_dev(s) for s in sents)
