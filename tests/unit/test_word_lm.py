@@ -100,3 +100,10 @@ def test_the_shipped_lm_is_built_from_training_text_only() -> None:
 
     sents = training_sentences(50)
     assert len(sents) > 1000 and not any(is_dev(s) for s in sents)
+
+
+def test_a_broken_lm_file_is_a_clear_error(tmp_path) -> None:
+    bad = tmp_path / "word_lm.arpa"
+    bad.write_text("not an ARPA file\n")
+    with pytest.raises(ValueError, match="cannot read the word LM"):
+        WordLM(bad)
