@@ -151,3 +151,14 @@ def test_a_seed_gives_the_same_sentences_under_any_hash_seed(tmp_path) -> None:
                         "--seed", "6", "--plan-only"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
         plans.append([line.split('"out_dir"')[0] for line in (out / "jobs.jsonl").read_text().splitlines()])
     assert plans[0] == plans[1] and len(plans[0]) == 100
+
+
+def test_fortune_text_source_draws_fortunes_of_the_split_only(tmp_path) -> None:
+    from training.data.text import fortune_sentences, is_dev
+
+    fortunes = set(fortune_sentences())
+    for split in ("dev", "train"):
+        jobs = make_jobs(split, str(tmp_path), 8, 3, ["espeak:en-us"], None, text_source="fortunes")
+        assert all(j.text in fortunes and is_dev(j.text) == (split == "dev") and not j.entity for j in jobs)
+    mixed = make_jobs("dev", str(tmp_path), 40, 3, ["espeak:en-us"], None)
+    assert any(j.text not in fortunes for j in mixed)  # the default mix has templates and entities too

@@ -21,3 +21,6 @@ make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
 # held-out sentences in Kokoro blends no training run draws (training uses 96) and espeak's Storm variant
 [ -f data/tune_far/manifest.jsonl ] || "$PY" -m training.data.synth --out data/tune_far --split dev --count 60 --seed 107 \
   --voices kokoro:us-201,kokoro:gb-202,kokoro:us-203,espeak:en-us+Storm
+# and on this: dev-split fortunes (nearly all of every dev set's sentences) in unseen Kokoro blends and espeak voices
+[ -f data/tune_fortunes/manifest.jsonl ] || "$PY" -m training.data.synth --out data/tune_fortunes --split dev --count 120 \
+  --seed 108 --text fortunes --voices kokoro:us-204,kokoro:gb-205,espeak:en-us+Storm,espeak:en-gb-scotland+f5

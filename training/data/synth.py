@@ -32,7 +32,7 @@ from shared.audio import TARGET_RATE, decode_audio
 from training.data.augment import augment, change_voice, pad_edges
 from training.data.kokoro import KOKORO_ACCENTS, KOKORO_SPEAKERS, ensure_model, kokoro_tts
 from training.data.piper_voice import PIPER_VOICES, piper_tts
-from training.data.text import pin_hash_seed, sentence_stream
+from training.data.text import fortune_stream, pin_hash_seed, sentence_stream
 
 ESPEAK_TRAIN_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-rp"]
 ESPEAK_HELDOUT_ACCENTS = ["en-us-nyc", "en-gb-x-gbcwmd"]
@@ -174,9 +174,10 @@ def train_voice(rng: random.Random, piper_share: float = PIPER_SHARE) -> str:
 
 
 def make_jobs(split: str, out_dir: str, count: int, seed: int, voices: list[str] | None, noise_snr: float | None,
-              edge_pad_share: float = EDGE_PAD_SHARE, piper_share: float = PIPER_SHARE) -> list[Job]:
+              edge_pad_share: float = EDGE_PAD_SHARE, piper_share: float = PIPER_SHARE,
+              text_source: str = "mix") -> list[Job]:
     rng = random.Random(seed)
-    stream = sentence_stream(seed, dev=split != "train")
+    stream = (fortune_stream if text_source == "fortunes" else sentence_stream)(seed, dev=split != "train")
     jobs = []
     for i in range(count):
         text, entity = next(stream)
@@ -221,6 +222,8 @@ def main() -> None:
     ap.add_argument("--piper-share", type=float, default=PIPER_SHARE,
                     help="share of training utterances spoken by Piper (0 reproduces runs before it)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--text", choices=["mix", "fortunes"], default="mix",
+                    help="the sentence mix of training/data/text.py, or its fortunes only (a tuning set like the dev sets)")
     ap.add_argument("--plan-only", action="store_true", help="write OUT/jobs.jsonl and stop")
     ap.add_argument("--from-plan", action="store_true", help="render OUT/jobs.jsonl")
     args = ap.parse_args()
@@ -237,7 +240,7 @@ def main() -> None:
         if not 0.0 <= args.piper_share <= 1.0 - KOKORO_SHARE:
             ap.error(f"--piper-share must be within 0..{1 - KOKORO_SHARE:g}, got {args.piper_share}")
         jobs = make_jobs(args.split, args.out, args.count, args.seed, voices, args.noise_snr, args.edge_pad_share,
-                         args.piper_share)
+                         args.piper_share, args.text)
     if args.plan_only:
         plan.parent.mkdir(parents=True, exist_ok=True)
         plan.write_text("".join(json.dumps(asdict(j)) + "\n" for j in jobs))

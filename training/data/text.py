@@ -155,6 +155,14 @@ def word_sentence(rng: random.Random, words: list[str]) -> str:
     return " ".join(rng.choice(words) for _ in range(rng.randint(4, 10)))
 
 
+def fortune_stream(seed: int, dev: bool) -> Iterator[tuple[str, str]]:
+    """Endless fortunes of the train or dev split (no entities): most of every dev set's sentences."""
+    rng = random.Random(seed)
+    fortunes = [s for s in fortune_sentences() if is_dev(s) == dev]
+    while True:
+        yield rng.choice(fortunes), ""
+
+
 def sentence_stream(seed: int, dev: bool) -> Iterator[tuple[str, str]]:
     """Endless (sentence, entity or "") mix for synthesis, filtered to the train or dev split."""
     rng = random.Random(seed)
