@@ -85,6 +85,7 @@ class WordLexicon:
         self.near = 1.0
         self._known: dict[str, bool] = {}
         self._alive: dict[str, bool] = {}
+        self._starts: dict[int, float] = {}
 
     def for_request(self, penalty: float, context_phrases: Iterable[str] = (), near: float = 1.0,
                     lm_weight: float = 0.0, word_bonus: float = 0.0) -> WordLexicon:
@@ -94,7 +95,8 @@ class WordLexicon:
         out = copy.copy(self)
         out.lm_weight, out.word_bonus = (lm_weight, word_bonus) if self.word_lm is not None else (0.0, 0.0)
         phrases = [normalize_word(p) for p in context_phrases if p.strip()]
-        out.penalty, out.near, out._known, out._alive = penalty, near, {}, {}
+        # without a word list every word would be out of it: no penalty then
+        out.penalty, out.near, out._known, out._alive, out._starts = penalty if self.words else 0.0, near, {}, {}, {}
         out.context = frozenset(w for p in phrases for w in p.split())
         out.sorted_context = tuple(sorted(out.context))
         # each context word, and each phrase written as one word (the search may fuse it)
@@ -111,10 +113,11 @@ class WordLexicon:
     # ---- words ---------------------------------------------------------------------------------
     @staticmethod
     def _memo(cache: dict[str, bool], word: str, test: Callable[[str], bool]) -> bool:
-        w = normalize_word(word)
-        if w not in cache:
-            cache[w] = not w or test(w)
-        return cache[w]
+        hit = cache.get(word)  # keyed by the raw spelling: the search asks about the same strings again and again
+        if hit is None:
+            w = normalize_word(word)
+            hit = cache[word] = not w or test(w)
+        return hit
 
     def known(self, word: str) -> bool:
         """A finished word is free: in the lexicon or the context, or spelled like a context word."""
@@ -192,20 +195,35 @@ class WordLexicon:
 
     def bonuses(self, states: Sequence[WordState], scores: torch.Tensor, eos_id: int) -> torch.Tensor:
         """scores (N, V) -> (N, V) score changes of each candidate (finite score) token: minus its
-        lexicon cost, plus the word LM's score of the word it ends."""
-        out = torch.zeros_like(scores)
+        lexicon cost, plus the word LM's score of the word it ends (what -cost + fused say, one token
+        at a time; this is the search's hot loop, so what a row or a token shares is worked out once)."""
         rows, cols = torch.isfinite(scores).nonzero(as_tuple=True)
-        fused: dict[tuple[int, bool], float] = {}
+        per_row: dict[int, tuple[float, float]] = {}  # row -> (change when a word ends, when the transcript does)
+        values: list[float] = []
         for r, c in zip(rows.tolist(), cols.tolist()):
-            change = -self.cost(states[r], c)
-            if self.fusing and c < len(self.ends_word) and self.ends_word[c]:
-                key = (r, c == eos_id)
-                if key not in fused:
-                    fused[key] = self.fused(states[r], c == eos_id)
-                change += fused[key]
-            if change:
-                out[r, c] = change
+            state = states[r]
+            if c < len(self.ends_word) and self.ends_word[c]:
+                ends = per_row.get(r)
+                if ends is None:
+                    paid = 0.0 if state.paid or not self.penalty or self.known(state.text) else self.penalty
+                    ends = per_row[r] = (self.fused(state, False) - paid, self.fused(state, True) - paid)
+                values.append((ends[1] if c == eos_id else ends[0]) - self._start_cost(c))
+            else:
+                piece = self.pieces[c] if c < len(self.pieces) else ""
+                dead = bool(piece) and self.penalty > 0 and (state.paid or not self.alive(state.text + piece))
+                values.append(-self.penalty if dead else 0.0)
+        out = torch.zeros_like(scores)
+        if values:
+            out[rows, cols] = torch.tensor(values, dtype=scores.dtype)
         return out
+
+    def _start_cost(self, token: int) -> float:
+        """Penalty of the word a word-initial piece starts (0 for eos)."""
+        hit = self._starts.get(token)
+        if hit is None:
+            piece = self.pieces[token] if token < len(self.pieces) else ""
+            hit = self._starts[token] = 0.0 if self.alive(piece[len(WORD_START):]) else self.penalty
+        return hit
 
     def advance(self, state: WordState, token: int) -> WordState:
         piece = self.pieces[token] if token < len(self.pieces) else ""

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from shared.model.beam_search import BeamConfig, search
-from shared.model.lexicon import CONTEXT_WORD_LOGP, WordLexicon
+from shared.model.lexicon import CONTEXT_WORD_LOGP, WordLexicon, WordState
 from shared.model.word_lm import WordLM
 from training.export.word_lm import kneser_ney, training_sentences, write_word_lm
 
@@ -107,3 +107,23 @@ def test_a_broken_lm_file_is_a_clear_error(tmp_path) -> None:
     bad.write_text("not an ARPA file\n")
     with pytest.raises(ValueError, match="cannot read the word LM"):
         WordLM(bad)
+
+
+def test_the_search_loop_adds_what_cost_and_fused_say(word_lm) -> None:
+    lex = WordLexicon(frozenset({"the", "cat", "sat"}), PIECES, {0, EOS}, EOS, word_lm=word_lm)
+    lex = lex.for_request(2.0, ["Zorblatt"], lm_weight=0.5, word_bonus=1.0)
+    start = lex.initial()
+    states = [start, lex.advance(start, 1), lex.advance(lex.advance(start, 1), 3), start._replace(text="zorblatt")]
+    scores = torch.zeros(len(states), VOCAB)
+    scores[0, 4] = float("-inf")  # a pruned candidate gets nothing
+    got = lex.bonuses(states, scores, EOS)
+    for r, state in enumerate(states):
+        for c in range(VOCAB):
+            ends = c in (1, 2, 3, 4, EOS)
+            want = 0.0 if scores[r, c] == float("-inf") else -lex.cost(state, c) + (lex.fused(state, c == EOS) if ends else 0.0)
+            assert float(got[r, c]) == pytest.approx(want, abs=1e-5), (r, c)
+
+
+def test_no_word_list_means_no_penalty(word_lm) -> None:
+    lex = WordLexicon(frozenset(), PIECES, {0, EOS}, EOS, word_lm=word_lm).for_request(4.0, lm_weight=0.5)
+    assert lex.fusing and lex.penalty == 0.0 and lex.cost(WordState("qqq", True), 2) == 0.0
