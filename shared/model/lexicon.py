@@ -4,12 +4,12 @@ as the word can no longer become one.
 On voices far from its training speakers the model spells what it hears ("useing", "shefsorry",
 "surfire"): sentencepiece pieces can write any string, and the frozen LM's prior over pieces does
 not stop a non-word the acoustics favour. A classic recogniser decodes through a pronunciation
-lexicon; this is its soft form. A hypothesis pays `penalty` once per out-of-lexicon word: on the
-token whose spelling leaves every lexicon word's prefixes ("shefs" for "chef sorry"), or, for a word
-that stays a prefix but is not a word itself ("th"), when it ends (the next token starts a new word,
-or the transcript ends). Charging only at the end let the search put the end off: a non-word already
-written grew into a longer fusion ("veryquiremphing") that paid once for several words, so larger
-penalties made the WER worse. The penalty is added after pruning, like phrase bias: it only reorders
+lexicon; this is its soft form. A hypothesis pays `penalty` for each piece that takes a word outside
+every lexicon word's prefixes ("shefs" for "chef sorry") or grows a word already outside them, and,
+for a word that stays a prefix but is not a word itself ("th"), once when it ends (the next token
+starts a new word, or the transcript ends). Charging only at the end let the search put the end off:
+a non-word already written grew into a longer fusion ("veryquiremphing") that paid once for several
+words, so larger penalties made the WER worse. The penalty is added after pruning, like phrase bias: it only reorders
 candidates the search already keeps.
 
 Context words are never out of the lexicon, and neither is a word spelled like one (similarity
@@ -171,27 +171,36 @@ class WordLexicon:
             logp = max(logp, CONTEXT_WORD_LOGP)
         return self.lm_weight * logp + self.word_bonus, after
 
-    def fused(self, state: WordState, ends_transcript: bool) -> float:
-        """The word LM's score change when state's word ends (and, if so, the transcript with it)."""
+    def _fused_ends(self, state: WordState) -> tuple[float, float]:
+        """The word LM's score change when state's word ends, and when the transcript ends with it."""
         if not self.fusing or state.lm is None:
-            return 0.0
+            return 0.0, 0.0
+        assert self.word_lm is not None
         score, after = self._lm_word(state) if state.text else (0.0, state.lm)
-        if ends_transcript:
-            assert self.word_lm is not None
-            score += self.lm_weight * self.word_lm.end(after)
-        return score
+        return score, score + self.lm_weight * self.word_lm.end(after)
+
+    def fused(self, state: WordState, ends_transcript: bool) -> float:
+        return self._fused_ends(state)[ends_transcript]
+
+    def _ends(self, token: int) -> bool:
+        return token < len(self.ends_word) and self.ends_word[token]
+
+    def _end_cost(self, state: WordState) -> float:
+        """Penalty of ending state's word: a prefix of lexicon words that is not one itself."""
+        return 0.0 if state.paid or not self.penalty or self.known(state.text) else self.penalty
+
+    def _piece_cost(self, state: WordState, token: int) -> float:
+        """Penalty of a piece that continues state's word. Every piece of a non-word pays: one charge
+        for a whole fused tail would make fusing cheap."""
+        piece = self.pieces[token] if token < len(self.pieces) else ""
+        dead = bool(piece) and self.penalty > 0 and (state.paid or not self.alive(state.text + piece))
+        return self.penalty if dead else 0.0
 
     def cost(self, state: WordState, token: int) -> float:
         """The penalty appending `token` to a hypothesis in `state` incurs (0 or a multiple of penalty)."""
-        piece = self.pieces[token] if token < len(self.pieces) else ""
-        if token < len(self.ends_word) and self.ends_word[token]:
-            ending = 0.0 if state.paid or self.known(state.text) else self.penalty
-            starting = 0.0 if self.alive(piece[len(WORD_START):]) else self.penalty
-            return ending + starting
-        if not piece:
-            return 0.0
-        # every piece of a non-word pays: one charge for a whole fused tail would make fusing cheap
-        return self.penalty if state.paid or not self.alive(state.text + piece) else 0.0
+        if self._ends(token):
+            return self._end_cost(state) + self._start_cost(token)
+        return self._piece_cost(state, token)
 
     def bonuses(self, states: Sequence[WordState], scores: torch.Tensor, eos_id: int) -> torch.Tensor:
         """scores (N, V) -> (N, V) score changes of each candidate (finite score) token: minus its
@@ -202,16 +211,15 @@ class WordLexicon:
         values: list[float] = []
         for r, c in zip(rows.tolist(), cols.tolist()):
             state = states[r]
-            if c < len(self.ends_word) and self.ends_word[c]:
+            if self._ends(c):
                 ends = per_row.get(r)
                 if ends is None:
-                    paid = 0.0 if state.paid or not self.penalty or self.known(state.text) else self.penalty
-                    ends = per_row[r] = (self.fused(state, False) - paid, self.fused(state, True) - paid)
-                values.append((ends[1] if c == eos_id else ends[0]) - self._start_cost(c))
+                    word, transcript = self._fused_ends(state)
+                    paid = self._end_cost(state)
+                    ends = per_row[r] = (word - paid, transcript - paid)
+                values.append(ends[c == eos_id] - self._start_cost(c))
             else:
-                piece = self.pieces[c] if c < len(self.pieces) else ""
-                dead = bool(piece) and self.penalty > 0 and (state.paid or not self.alive(state.text + piece))
-                values.append(-self.penalty if dead else 0.0)
+                values.append(-self._piece_cost(state, c))
         out = torch.zeros_like(scores)
         if values:
             out[rows, cols] = torch.tensor(values, dtype=scores.dtype)

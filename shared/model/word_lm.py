@@ -24,14 +24,12 @@ class WordLM:
     """KenLM over an ARPA file; states are kenlm.State (hashable), scores natural logs."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
         config = kenlm.Config()
         config.show_progress = False  # a progress bar on stderr at every service start
         try:
             self.model = kenlm.Model(str(path), config)
         except (OSError, RuntimeError) as err:  # a broken file, or a kenlm built without zlib reading .gz
             raise ValueError(f"cannot read the word LM {path}: {err}") from err
-        self.order = self.model.order
         self._cache: dict[tuple[kenlm.State, str], tuple[float, kenlm.State]] = {}
 
     def begin(self) -> kenlm.State:

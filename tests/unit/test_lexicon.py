@@ -1,5 +1,6 @@
-"""Out-of-lexicon penalty: non-words pay when they end, context words never do, and in beam search a
-real word the model ranks second beats a non-word."""
+"""Out-of-lexicon penalty: non-words pay on each piece outside the lexicon's prefixes (a prefix that is
+not a word, when it ends), context words never do, and in beam search a real word the model ranks
+second beats a non-word."""
 
 import math
 
@@ -40,7 +41,10 @@ def test_a_non_word_pays_on_every_piece_outside_the_lexicon() -> None:
     assert lex.cost(WordState(), 4) == 0.0
     only_candidates = torch.full((1, VOCAB), float("-inf"))
     only_candidates[0, 2] = 0.0
-    assert lex.bonuses([use], only_candidates, EOS)[0, 2] == -2.0  # pruned tokens are not looked at
+    assert lex.bonuses([use], only_candidates, EOS)[0, 2] == -2.0  # a kept candidate pays
+    only_candidates = torch.full((1, VOCAB), float("-inf"))
+    only_candidates[0, 1] = 0.0
+    assert lex.bonuses([use], only_candidates, EOS)[0, 2] == 0.0  # pruned tokens are not looked at, "ing" included
     assert lex.bonuses([use], only_candidates, EOS)[0, 1] == 0.0
 
 

@@ -149,7 +149,7 @@ def main() -> None:
                 {"name": "seedasr-mesh-default", "stage": stage})
     export_onnx(args.out)
     write_lexicon(args.out / "lexicon.txt")
-    write_word_lm(args.out / WORD_LM_FILE, training_sentences(200_000))
+    write_word_lm(args.out / WORD_LM_FILE, training_sentences())
     plot_stage_losses(args.work, args.out / "loss_curves.png")
     print(f"bundle {args.out}: ONNX parity max abs diff {parity(args.out):.2e}")
 

@@ -23,9 +23,10 @@ from pathlib import Path
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 ORDER = 3
+STREAM_SENTENCES = 200_000  # drawn from the training text stream, beside every training-split fortune
 
 
-def training_sentences(count: int, seed: int = 1) -> list[str]:
+def training_sentences(count: int = STREAM_SENTENCES, seed: int = 1) -> list[str]:
     from training.data.text import fortune_sentences, is_dev, sentence_stream
 
     sents = [s for s, _ in itertools.islice(sentence_stream(seed, dev=False), count)]
@@ -121,7 +122,7 @@ def main() -> None:
     pin_hash_seed()  # Faker's lists follow the hash seed: same seed, same sentences
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--sentences", type=int, default=200_000, help="sentences drawn from the training text stream")
+    ap.add_argument("--sentences", type=int, default=STREAM_SENTENCES, help="sentences drawn from the training text stream")
     ap.add_argument("--order", type=int, default=ORDER)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
