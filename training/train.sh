@@ -5,7 +5,8 @@
 # SEEDASR_SYNTH_SEED (default 1) picks the synthesised training set, fresh sentences for a continued run;
 # SEEDASR_SYNTH_COUNT (default 36000) its size; SEEDASR_EDGE_PAD_SHARE (default 0.5) the share of it given
 # extra silence at the edges (0 for runs made before that augmentation); SEEDASR_PIPER_SHARE (default 0.2) the
-# share spoken by Piper (0 for runs made before that engine); SEEDASR_BUNDLE_OUT (default bundles/default) where
+# share spoken by Piper (0 for runs made before that engine); SEEDASR_VOCODE_SHARE (default 0.3) the share
+# resynthesised through an LPC vocoder (0 for runs made before it); SEEDASR_BUNDLE_OUT (default bundles/default) where
 # the bundle is exported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,8 @@ export PYTHONHASHSEED=0
 stage() { local done_file=$1; shift; [ -f "$WORK/$done_file" ] || "$PY" "$@"; }
 
 [ -f data/train/manifest.jsonl ] || "$PY" -m training.data.synth --out data/train --split train --count "${SEEDASR_SYNTH_COUNT:-36000}" --seed "${SEEDASR_SYNTH_SEED:-1}" \
-  --edge-pad-share "${SEEDASR_EDGE_PAD_SHARE:-0.5}" --piper-share "${SEEDASR_PIPER_SHARE:-0.2}"
+  --edge-pad-share "${SEEDASR_EDGE_PAD_SHARE:-0.5}" --piper-share "${SEEDASR_PIPER_SHARE:-0.2}" \
+  --vocode-share "${SEEDASR_VOCODE_SHARE:-0.3}"
 bash training/data/make_dev_sets.sh
 if [ -n "${SEEDASR_INIT_BUNDLE:-}" ]; then
   # Continued training: SFT starts from that bundle's weights (training/init_from_bundle.py).

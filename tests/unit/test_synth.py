@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from training.data.augment import RATE, change_voice, median_f0, pad_edges
+from training.data.augment import RATE, change_voice, lpc_vocode, median_f0, pad_edges
 from training.data.synth import Job, check_training_voice, make_jobs, run_job, train_voice, tts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +114,35 @@ def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> No
     assert not np.allclose(other_man, male, atol=1e-3)
     sf.write(tmp_path / "vc.wav", converted, 16000, subtype="PCM_16")
     assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "vc.wav"))) <= 0.35
+
+
+def test_lpc_vocoding_keeps_pitch_duration_and_words_and_replaces_the_source(tmp_path) -> None:
+    pytest.importorskip("parselmouth")
+    pytest.importorskip("pocketsphinx")
+    from training.eval.run import PocketSphinx
+    text = "please remind me to call the dentist tomorrow"
+    speech = tts("flite:awb", text, 160, 50)
+    vocoded, tag = lpc_vocode(speech, np.random.default_rng(1))
+    assert tag.startswith("lpc") and len(vocoded) == len(speech)
+    assert abs(median_f0(vocoded) / median_f0(speech) - 1) < 0.05
+    assert np.isclose(np.abs(vocoded).max(), np.abs(speech).max(), rtol=1e-3)
+    # a new waveform, not the old one scaled: the residual's fine structure is gone
+    assert abs(np.corrcoef(vocoded, speech)[0, 1]) < 0.9
+    again, _ = lpc_vocode(speech, np.random.default_rng(1))
+    np.testing.assert_array_equal(again, vocoded)
+    silence, tag = lpc_vocode(np.zeros(RATE, dtype=np.float32) + 1e-4, np.random.default_rng(2))
+    assert tag == "" and len(silence) == RATE  # nothing voiced: left as it was
+    sf.write(tmp_path / "lpc.wav", vocoded, 16000, subtype="PCM_16")
+    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "lpc.wav"))) <= 0.35
+
+
+def test_vocoding_follows_the_jobs_share_and_never_reaches_dev_sets(tmp_path) -> None:
+    (tmp_path / "wav").mkdir()
+    row = run_job(Job("v", "turn on the lights", "", "flite:kal", 170, 50, 7, str(tmp_path), True, vocode_share=1.0))
+    assert row and any(t.startswith("lpc") for t in row["aug"])
+    dev = make_jobs("dev", str(tmp_path), 2, 3, ["flite:kal"], None, vocode_share=1.0)
+    train = make_jobs("train", str(tmp_path), 2, 3, None, None, vocode_share=1.0)
+    assert [j.vocode_share for j in dev] == [0.0, 0.0] and [j.vocode_share for j in train] == [1.0, 1.0]
 
 
 def test_edge_padding_adds_faint_silence_around_untouched_speech() -> None:

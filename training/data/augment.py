@@ -3,15 +3,16 @@
 Voice conversion (Praat's "Change gender": PSOLA pitch change plus formant scaling) turns a male
 voice female and a female one male, so every engine lends its vocoder to speakers it does not ship.
 Speed perturbation and vocal-tract-length-like formant warping (resampling then restoring the
-duration), additive white/pink/babble-like noise at random SNR, synthetic reverberation and a
-telephone band, and silence added at the edges (served turns start and end with up to half a second
+duration), LPC vocoding (the envelope kept, the excitation replaced by pulses and noise: the buzz of the
+diphone and statistical-parametric voices), additive white/pink/babble-like noise at random SNR, synthetic
+reverberation and a telephone band, and silence added at the edges (served turns start and end with up to half a second
 of it, synthesised ones with almost none). Feature-level SpecAugment lives in training/common.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
+from scipy.signal import butter, fftconvolve, lfilter, resample_poly, sosfilt
 
 RATE = 16_000
 
@@ -77,6 +78,42 @@ def change_voice(samples: np.ndarray, rng: np.random.Generator, cross_sex: bool 
     out = call(sound, "Change gender", 75, 600, ratio, median, pitch_range, 1.0)
     converted = out.values[0].astype(np.float32)[: len(samples)]
     return converted, f"{'vc' if cross_sex else 'vs'}{ratio:.2f}f{median:.0f}r{pitch_range:.1f}"
+
+
+def _moving_rms(x: np.ndarray, win: int) -> np.ndarray:
+    return np.sqrt(np.convolve(x * x, np.ones(win) / win, mode="same") + 1e-10)
+
+
+def lpc_vocode(samples: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Resynthesise through an LPC vocoder (Praat through parselmouth): the spectral envelope of order
+    12-22 per 5 ms frame is kept, the excitation becomes a pulse train at the tracked pitch (plus
+    3-30% breath noise) where voiced and white noise elsewhere, scaled to the LPC residual's 10 ms
+    energy. What is lost is what diphone (residual-excited LPC) and HMM / clustergen voices lose: the
+    fine structure of a real source. The shipped model's WER on data/tune's first 40 utterances, so
+    vocoded: 20.6 -> 24.6%. Duration is kept. Returns the samples and a tag like "lpc16b0.12"."""
+    import parselmouth
+    from parselmouth.praat import call
+
+    order, breath = int(rng.integers(12, 23)), float(rng.uniform(0.03, 0.3))
+    n = len(samples)
+    sound = parselmouth.Sound(samples.astype(np.float64), RATE)
+    lpc = call(sound, "To LPC (burg)", order, 0.025, 0.005, 50.0)  # pre-emphasis from 50 Hz
+    residual = call([sound, lpc], "Filter (inverse)").values[0][:n]
+    pitch = sound.to_pitch(time_step=0.005)
+    voiced_frames = (pitch.selected_array["frequency"] > 0).astype(np.float64)
+    if not voiced_frames.any():
+        return samples, ""
+    points = call([sound, pitch], "To PointProcess (cc)")
+    pulses = call(points, "To Sound (pulse train)", RATE, 1.0, 0.05, 2000).values[0]
+    pulses = np.pad(pulses, (0, max(0, n - len(pulses))))[:n]
+    voiced = np.interp(np.arange(n) / RATE, pitch.xs(), voiced_frames, left=0, right=0) > 0.5
+    white = rng.standard_normal(n)
+    excitation = np.where(voiced, pulses / (_moving_rms(pulses, 400) + 1e-6) + breath * white, white)
+    excitation *= _moving_rms(residual, 160) / _moving_rms(excitation, 160)
+    out = call([parselmouth.Sound(excitation, RATE), lpc], "Filter", "no").values[0][:n]
+    out = lfilter([1.0], [1.0, -np.exp(-2 * np.pi * 50 / RATE)], out)  # undo the analysis' pre-emphasis
+    peak = float(np.max(np.abs(samples)))
+    return (out * peak / (float(np.max(np.abs(out))) + 1e-9)).astype(np.float32), f"lpc{order}b{breath:.2f}"
 
 
 def pad_edges(samples: np.ndarray, rng: np.random.Generator, lead_s: float = 0.5, trail_s: float = 0.8) -> tuple[np.ndarray, str]:

@@ -29,7 +29,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from shared.audio import TARGET_RATE, decode_audio
-from training.data.augment import augment, change_voice, pad_edges
+from training.data.augment import augment, change_voice, lpc_vocode, pad_edges
 from training.data.kokoro import KOKORO_ACCENTS, KOKORO_SPEAKERS, ensure_model, kokoro_tts
 from training.data.piper_voice import PIPER_VOICES, piper_tts
 from training.data.text import fortune_stream, pin_hash_seed, sentence_stream
@@ -55,6 +55,10 @@ PIPER_SHARE = 0.2
 # ones, for the reserved slt), the rest to a new speaker of the same sex (more male voices, for ked).
 VOICE_CONVERSION_SHARE = 0.45
 CROSS_SEX_SHARE = 2 / 3
+# Default share of training utterances resynthesised through an LPC vocoder (augment.lpc_vocode)
+# after any conversion: every reserved voice is a vocoder (ked residual-excited LPC diphones, slt HTS and
+# clustergen), and the shipped model lost 4 points on vocoded training voices.
+VOCODE_SHARE = 0.3
 # Default share of training utterances given extra silence at both edges (augment.pad_edges) before
 # the chain, so added noise covers it: serving keeps up to 0.5 s at the edges of a turn (shared/recognition.py
 # segment_audio) and the shipped model, trained without it, loses 4.8 WER points (data/tune 20.4 -> 25.2%)
@@ -81,6 +85,7 @@ class Job:
     augment: bool
     noise_snr: float | None = None
     edge_pad_share: float = 0.0  # chance of augment.pad_edges (training jobs)
+    vocode_share: float = 0.0  # chance of augment.lpc_vocode (training jobs)
 
 
 _PICO_ENGINES: dict = {}  # one engine per language per worker process
@@ -136,11 +141,14 @@ def run_job(job: Job) -> dict | None:
         vc_rng, vc_tag = np.random.default_rng([job.seed, 2]), ""
         if vc_rng.random() < VOICE_CONVERSION_SHARE:
             samples, vc_tag = change_voice(samples, vc_rng, cross_sex=vc_rng.random() < CROSS_SEX_SHARE)
+        lpc_rng, lpc_tag = np.random.default_rng([job.seed, 4]), ""
+        if lpc_rng.random() < job.vocode_share:
+            samples, lpc_tag = lpc_vocode(samples, lpc_rng)
         pad_rng, pad_tag = np.random.default_rng([job.seed, 3]), ""
         if pad_rng.random() < job.edge_pad_share:
             samples, pad_tag = pad_edges(samples, pad_rng)
         samples, tags = augment(samples, rng)
-        tags = [t for t in (vc_tag, pad_tag) if t] + tags
+        tags = [t for t in (vc_tag, lpc_tag, pad_tag) if t] + tags
     elif job.noise_snr is not None:
         from training.data.augment import add_noise
 
@@ -175,7 +183,7 @@ def train_voice(rng: random.Random, piper_share: float = PIPER_SHARE) -> str:
 
 def make_jobs(split: str, out_dir: str, count: int, seed: int, voices: list[str] | None, noise_snr: float | None,
               edge_pad_share: float = EDGE_PAD_SHARE, piper_share: float = PIPER_SHARE,
-              text_source: str = "mix") -> list[Job]:
+              text_source: str = "mix", vocode_share: float = VOCODE_SHARE) -> list[Job]:
     rng = random.Random(seed)
     stream = (fortune_stream if text_source == "fortunes" else sentence_stream)(seed, dev=split != "train")
     jobs = []
@@ -186,7 +194,8 @@ def make_jobs(split: str, out_dir: str, count: int, seed: int, voices: list[str]
             check_training_voice(voice)
         jobs.append(Job(f"{Path(out_dir).name}-{i:06d}", text, entity, voice, rng.randint(120, 210),
                         rng.randint(25, 80), seed * 1_000_003 + i, out_dir, augment=split == "train",
-                        noise_snr=noise_snr, edge_pad_share=edge_pad_share if split == "train" else 0.0))
+                        noise_snr=noise_snr, edge_pad_share=edge_pad_share if split == "train" else 0.0,
+                        vocode_share=vocode_share if split == "train" else 0.0))
     return jobs
 
 
@@ -221,6 +230,8 @@ def main() -> None:
                     help="share of training utterances given extra silence at the edges (0 reproduces runs before it)")
     ap.add_argument("--piper-share", type=float, default=PIPER_SHARE,
                     help="share of training utterances spoken by Piper (0 reproduces runs before it)")
+    ap.add_argument("--vocode-share", type=float, default=VOCODE_SHARE,
+                    help="share of training utterances resynthesised through an LPC vocoder (0 reproduces runs before it)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--text", choices=["mix", "fortunes"], default="mix",
                     help="the sentence mix of training/data/text.py, or its fortunes only (a tuning set like the dev sets)")
@@ -237,10 +248,12 @@ def main() -> None:
     else:
         if not 0.0 <= args.edge_pad_share <= 1.0:
             ap.error(f"--edge-pad-share must be within 0..1, got {args.edge_pad_share}")
+        if not 0.0 <= args.vocode_share <= 1.0:
+            ap.error(f"--vocode-share must be within 0..1, got {args.vocode_share}")
         if not 0.0 <= args.piper_share <= 1.0 - KOKORO_SHARE:
             ap.error(f"--piper-share must be within 0..{1 - KOKORO_SHARE:g}, got {args.piper_share}")
         jobs = make_jobs(args.split, args.out, args.count, args.seed, voices, args.noise_snr, args.edge_pad_share,
-                         args.piper_share, args.text)
+                         args.piper_share, args.text, args.vocode_share)
     if args.plan_only:
         plan.parent.mkdir(parents=True, exist_ok=True)
         plan.write_text("".join(json.dumps(asdict(j)) + "\n" for j in jobs))
