@@ -66,7 +66,9 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
           if "piper" in data.get("hours_by_engine", {}) else []),
         "with voice conversion (Praat's Change gender through parselmouth:",
         "male voices made female and female ones male, or a new speaker of the same sex; intonation range"
-        " scaled), speed, formant (VTLP-like), reverberation, telephone-band and",
+        " scaled), " + (f"LPC vocoding of {data['vocoded_share']:.0%} (the envelope kept, the source replaced by pulses and"
+                         " noise: augment.lpc_vocode), " if data.get("vocoded_share") else "")
+        + "speed, formant (VTLP-like), reverberation, telephone-band and",
         "noise augmentation" + (f", and up to 0.5 s / 0.8 s of faint silence before / after {data['edge_padded_share']:.0%}"
                                 " of the utterances (what a VAD-ended turn carries)" if data.get("edge_padded_share") else "")
         + ". Text: Faker entities in 16 locales,",
