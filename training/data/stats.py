@@ -15,19 +15,20 @@ def manifest_stats(path: Path) -> dict:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     words = Counter(w for r in rows for w in r["text"].split())
     voices = Counter(r.get("voice", "?").split("+")[0] for r in rows)
-    # augment.change_voice tags: "vc..." across sexes, "vs..." within one
     engine_hours: Counter = Counter()
     for r in rows:
         engine_hours[r.get("voice", "?").split(":")[0]] += r["duration"] / 3600
-    converted = sum(1 for r in rows if any(t.startswith(("vc", "vs")) for t in r.get("aug") or []))
-    vocoded = sum(1 for r in rows if any(t.startswith("lpc") for t in r.get("aug") or []))  # augment.lpc_vocode
-    padded = sum(1 for r in rows if any(t.startswith("pad") for t in r.get("aug") or []))  # augment.pad_edges
+
+    def tagged_share(*prefixes: str) -> float:
+        """Share of rows with an augmentation tag starting with one of prefixes."""
+        return round(sum(1 for r in rows if any(t.startswith(prefixes) for t in r.get("aug") or [])) / max(len(rows), 1), 2)
+
     return {"manifest": str(path), "utterances": len(rows), "hours": round(sum(r["duration"] for r in rows) / 3600, 2),
             "vocabulary": len(words), "running_words": sum(words.values()), "voices": len(voices),
             "augmented_share": round(sum(1 for r in rows if set(r.get("aug") or ["clean"]) - {"clean"}) / max(len(rows), 1), 2),
-            "converted_share": round(converted / max(len(rows), 1), 2),
-            "vocoded_share": round(vocoded / max(len(rows), 1), 2),
-            "edge_padded_share": round(padded / max(len(rows), 1), 2),
+            "converted_share": tagged_share("vc", "vs"),  # augment.change_voice: "vc" across sexes, "vs" within one
+            "vocoded_share": tagged_share("lpc"),  # augment.lpc_vocode
+            "edge_padded_share": tagged_share("pad"),  # augment.pad_edges
             "hours_by_engine": {k: round(v, 2) for k, v in engine_hours.most_common()}}
 
 
