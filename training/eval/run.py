@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -183,10 +184,11 @@ def eval_long(row: dict[str, Any], ours: Ours) -> dict[str, float]:
     x, rate = sf.read(row["audio"], dtype="float32")
 
     def decode_alone(spans: list[tuple[int, int]]) -> str:
-        tmp, texts = Path("/tmp/seedasr-long-seg.wav"), []
-        for start, end in spans:
-            sf.write(tmp, x[start:end], rate, subtype="PCM_16")
-            texts.append(ours(str(tmp), no_context=True))
+        texts = []
+        with tempfile.TemporaryDirectory() as tmp:  # its own folder: evals run side by side
+            for start, end in spans:
+                sf.write(Path(tmp) / "span.wav", x[start:end], rate, subtype="PCM_16")
+                texts.append(ours(str(Path(tmp) / "span.wav"), no_context=True))
         return " ".join(texts)
 
     windows = segment_audio(x, ours.settings.segment_s, rate=rate)
