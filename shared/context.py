@@ -70,6 +70,13 @@ def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
     return runs
 
 
+def drop_contained(phrases: list[str]) -> list[str]:
+    """The phrases that are not a run of words inside another: biasing pays per spelled phrase, so with
+    both "kilbride" and "kilbride street" the repetition "kilbride kilbride street" earned the most bonus."""
+    padded = [f" {p} " for p in phrases]
+    return [p for p, q in zip(phrases, padded) if not any(q in other and q != other for other in padded)]
+
+
 def phrase_ngrams(text: str) -> list[str]:
     """Correction candidates of (normalised) text: "the nearest store is perry inc" -> [..., "perry", "perry inc", ...]."""
     words = text.split()
@@ -123,7 +130,7 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
     phrases = [normalize_text(h) for h in ctx.hotwords]
     for text in [normalize_text(ctx.prompt), *biasable]:
         phrases += rare_runs(text)
-    phrases = list(dict.fromkeys(p for p in phrases if p))[:MAX_BIAS_PHRASES]
+    phrases = drop_contained(list(dict.fromkeys(p for p in phrases if p)))[:MAX_BIAS_PHRASES]
     # Correction costs no LM tokens, so its candidates come from every turn, past the budget too
     # (an entity named seven turns ago is still one the user may say).
     every_turn = [normalize_text(t) for t, recognised in zip(ctx.turns, own) if not recognised][::-1]  # newest first

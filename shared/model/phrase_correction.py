@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from wordfreq import zipf_frequency
+
+from shared.context import RARE_ZIPF
 
 
 @dataclass
@@ -66,6 +69,16 @@ def _keeps(spelled: list[tuple[int, list[str]]], i: int, m: int, new: list[str])
     return True
 
 
+def _inflects(span: list[str], new: list[str]) -> bool:
+    """Whether a one-word phrase only re-inflects a common word of the span ("call" or "to call" ->
+    "calling", "street" -> "streets"): that is another word the search could already spell, not a
+    look-alike of a name it could not, so the context's prior must not decide it (the demo's "remind
+    me to calling kilbride street", from the assistant's "Calling Tomasz Wrobel")."""
+    if len(new) != 1:
+        return False
+    return any((new[0].startswith(w) or w.startswith(new[0])) and zipf_frequency(w, "en") >= RARE_ZIPF for w in span)
+
+
 def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -> list[list[str]]:
     """Every way to replace a span of words that is spelled like a phrase and keeps the phrases the
     text already spells in place. Spans have the phrase's length -2..+1 words: a long name often
@@ -81,7 +94,7 @@ def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -
         matcher.set_seq2("".join(new))  # difflib caches what it learns about seq2
         for m in range(max(1, len(new) - 2), len(new) + 2):
             for i in range(len(words) - m + 1):
-                if not _keeps(spelled, i, m, new):
+                if not _keeps(spelled, i, m, new) or _inflects(words[i : i + m], new):
                     continue
                 matcher.set_seq1("".join(words[i : i + m]))
                 # the quick upper bounds first: most spans are nothing like the phrase

@@ -7,7 +7,7 @@ import torch
 
 from seedasr.v1 import common_pb2
 from services.convert import beam_config
-from shared.context import ContextInput, assemble_context, rare_runs
+from shared.context import ContextInput, assemble_context, drop_contained, rare_runs
 from shared.model.beam_search import BeamConfig, search
 from shared.model.biasing import BiasState, PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
@@ -101,6 +101,24 @@ def test_context_gives_hotwords_and_rare_runs_of_the_turns_used_as_bias_phrases(
                            recognised=[True, False, True])
     assembled = assemble_context(tok, session, 200)
     assert assembled.turns_used == 3 and assembled.bias_phrases == ["ukow"]
+    # a phrase inside a longer one is left out: the two together paid most for "kilbride kilbride street"
+    demo = ContextInput(turns=["Your pharmacy on Kilbride Street closes at six."], hotwords=["Kilbride Street"])
+    assert assemble_context(tok, demo, 200).bias_phrases == ["kilbride street"]
+    assert drop_contained(["kilbride", "kilbride street", "street", "bride", "ukow"]) == ["kilbride street", "bride", "ukow"]
+
+
+def test_a_phrase_inside_another_would_pay_the_repetition_most() -> None:
+    """Why drop_contained: with phrases [1] and [1, 2] the trie pays the repeated [1, 1, 2] three
+    bonuses and the spoken [1, 2] two; with [1, 2] alone the repetition gains nothing over it."""
+    def total(phrases: list[list[int]], tokens: list[int]) -> float:
+        bias, st, gained = PhraseBiasing(phrases, 1.0), BiasState(), 0.0
+        for t in tokens:
+            gained += float(bias.bonuses([st], VOCAB)[0, t])
+            st = bias.advance(st, t)
+        return gained + float(bias.bonuses([st], VOCAB)[0, EOS])
+
+    assert total([[1], [1, 2]], [1, 1, 2]) > total([[1], [1, 2]], [1, 2])
+    assert total([[1, 2]], [1, 1, 2]) <= total([[1, 2]], [1, 2])
 
 
 def test_bias_bonus_is_a_request_parameter_with_a_server_default() -> None:
