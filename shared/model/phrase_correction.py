@@ -24,6 +24,8 @@ from wordfreq import zipf_frequency
 
 from shared.context import RARE_ZIPF
 
+INFLECTION_CHARS = 3  # -s, -es, -ed, -er, -ing, -'s
+
 
 @dataclass
 class CorrectionConfig:
@@ -76,7 +78,14 @@ def _inflects(span: list[str], new: list[str]) -> bool:
     me to calling kilbride street", from the assistant's "Calling Tomasz Wrobel")."""
     if len(new) != 1:
         return False
-    return any((new[0].startswith(w) or w.startswith(new[0])) and zipf_frequency(w, "en") >= RARE_ZIPF for w in span)
+    return any(_suffixed(w, new[0]) and zipf_frequency(w, "en") >= RARE_ZIPF for w in span)
+
+
+def _suffixed(a: str, b: str) -> bool:
+    """Whether one word is the other plus an ending of up to INFLECTION_CHARS letters ("call", "calling");
+    "a" and "anderson" are not: a short word begins too many names."""
+    short, long = sorted((a, b), key=len)
+    return len(short) >= 3 and long.startswith(short) and len(long) - len(short) <= INFLECTION_CHARS
 
 
 def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -> list[list[str]]:

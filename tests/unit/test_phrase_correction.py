@@ -58,6 +58,8 @@ def test_a_common_word_is_not_re_inflected_into_a_context_word(tok) -> None:
     assert correct_phrases("remind me to call kilbride street", ["calling"], logp, tok.encode, BLANK, wide) == \
         "remind me to call kilbride street"
     assert not {" ".join(v) for v in _variants("call kilbride streets".split(), ["street"], 0.6)}
+    # a short common word that a name begins with is no inflection of it
+    assert "call anderson now" in {" ".join(v) for v in _variants("call a son now".split(), ["anderson"], 0.6)}
     # a misspelt rare name that begins like the phrase is still corrected
     assert "call kilbride street" in {" ".join(v) for v in _variants("call kilbri street".split(), ["kilbride"], 0.6)}
 
