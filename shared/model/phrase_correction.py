@@ -103,12 +103,13 @@ def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -
         matcher.set_seq2("".join(new))  # difflib caches what it learns about seq2
         for m in range(max(1, len(new) - 2), len(new) + 2):
             for i in range(len(words) - m + 1):
-                if not _keeps(spelled, i, m, new) or _inflects(words[i : i + m], new):
+                if not _keeps(spelled, i, m, new):
                     continue
                 matcher.set_seq1("".join(words[i : i + m]))
-                # the quick upper bounds first: most spans are nothing like the phrase
+                # the quick upper bounds first: most spans are nothing like the phrase; the word-frequency
+                # lookups of _inflects only for the few that are
                 if (matcher.real_quick_ratio() >= min_similarity and matcher.quick_ratio() >= min_similarity
-                        and matcher.ratio() >= min_similarity):
+                        and matcher.ratio() >= min_similarity and not _inflects(words[i : i + m], new)):
                     out.append(words[:i] + new + words[i + m :])
     return out
 
