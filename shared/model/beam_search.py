@@ -105,6 +105,30 @@ def _with_ctc(
     return torch.full_like(scores, float("-inf")).scatter_(1, cands, mixed), slot, (psi, r_n, r_b, cands)
 
 
+def _with_lexicon(total: torch.Tensor, lexicon: WordLexicon, words: list[WordState], eos_id: int, k: int) -> torch.Tensor:
+    """Totals (N, V) -> the same plus the lexicon's bonuses, worked out only for candidates that can
+    still reach the top k (the rest -inf): no bonus exceeds `lexicon.max_bonus`, so a candidate whose
+    total plus that bound is below the k-th best exact total cannot be picked. The search's choices are
+    those of scoring every candidate; the lexicon's per-token Python loop runs on a few dozen instead of
+    beams * prune_k of them."""
+    flat = total.flatten()
+    finite = int(torch.isfinite(flat).sum())
+    order = flat.argsort(descending=True)[:finite]
+    out = torch.full_like(flat, float("-inf"))
+    upper, done, end = lexicon.max_bonus, 0, 2 * k
+    while done < finite:
+        chunk = order[done:end]
+        only = torch.full_like(flat, float("-inf"))
+        only[chunk] = flat[chunk]
+        out[chunk] = flat[chunk] + lexicon.bonuses(words, only.view_as(total), eos_id).flatten()[chunk]
+        done, end = min(end, finite), 2 * end
+        if done >= finite or done < k:
+            continue
+        if float(flat[order[done]]) + upper < float(out.topk(k).values[-1]):
+            break
+    return out.view_as(total)
+
+
 def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None,
            bias: Optional[PhraseBiasing] = None, lexicon: Optional[WordLexicon] = None) -> list[Hypothesis]:
     """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first."""
@@ -129,10 +153,11 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
             scores = forced
         if bias:
             scores = scores + bias.bonuses(bias_states, scores.shape[-1])
+        total = live_scores[:, None] + scores
         if lexicon:
-            scores = scores + lexicon.bonuses(words, scores, eos_id)
-        total = (live_scores[:, None] + scores).flatten()
+            total = _with_lexicon(total, lexicon, words, eos_id, 2 * cfg.beam_size)
         vocab = scores.shape[-1]
+        total = total.flatten()
         top = total.topk(min(2 * cfg.beam_size, int(torch.isfinite(total).sum()))).indices
         next_tokens: list[list[int]] = []
         next_scores: list[float] = []

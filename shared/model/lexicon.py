@@ -202,6 +202,14 @@ class WordLexicon:
             return self._end_cost(state) + self._start_cost(token)
         return self._piece_cost(state, token)
 
+    @property
+    def max_bonus(self) -> float:
+        """No candidate's bonus exceeds this: penalties are costs, and a finished word adds
+        lm_weight * log P (at most 0) + word_bonus; the transcript's end adds lm_weight * log P(</s>)."""
+        if not self.fusing:
+            return 0.0
+        return math.inf if self.lm_weight < 0 else max(0.0, self.word_bonus)
+
     def bonuses(self, states: Sequence[WordState], scores: torch.Tensor, eos_id: int) -> torch.Tensor:
         """scores (N, V) -> (N, V) score changes of each candidate (finite score) token: minus its
         lexicon cost, plus the word LM's score of the word it ends (what -cost + fused say, one token

@@ -127,3 +127,45 @@ def test_the_search_loop_adds_what_cost_and_fused_say(word_lm) -> None:
 def test_no_word_list_means_no_penalty(word_lm) -> None:
     lex = WordLexicon(frozenset(), PIECES, {0, EOS}, EOS, word_lm=word_lm).for_request(4.0, lm_weight=0.5)
     assert lex.fusing and lex.penalty == 0.0 and lex.cost(WordState("qqq", True), 2) == 0.0
+
+
+# a vocabulary where words end, continue into non-words and fuse: ▁the ▁cat ▁ca t ▁sat ▁on ▁mat ▁a ▁dog s </s>
+RANDOM_PIECES = ["<unk>", "\u2581the", "\u2581cat", "\u2581ca", "t", "\u2581sat", "\u2581on", "\u2581mat", "\u2581a",
+                 "\u2581dog", "s", "</s>"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lexicon_scored_lazily_picks_what_scoring_every_candidate_picks(word_lm, seed, monkeypatch) -> None:
+    """The search adds lexicon and word-LM bonuses only to candidates that can still make the beam
+    (beam_search._with_lexicon); with bonuses on every candidate it must find the same n-best."""
+    import shared.model.beam_search as beam_search
+
+    eos, vocab = len(RANDOM_PIECES) - 1, len(RANDOM_PIECES)
+    table = torch.randn(vocab + 1, vocab, generator=torch.Generator().manual_seed(seed)) * 2
+
+    def step(parents, last):
+        rows = [vocab] if last is None else last.tolist()
+        return table[rows].log_softmax(-1)[None]
+
+    words = frozenset(w for s in SENTENCES for w in s.split())
+    lex = WordLexicon(words, RANDOM_PIECES, {0, eos}, eos, word_lm=word_lm).for_request(3.0, lm_weight=0.5, word_bonus=4.0)
+    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=8, prune_k=vocab)
+    lazy = search(step, eos, cfg, 0.0, lexicon=lex)
+    monkeypatch.setattr(beam_search, "_with_lexicon", lambda total, lx, ws, e, k: total + lx.bonuses(ws, total, e))
+    eager = search(step, eos, cfg, 0.0, lexicon=lex)
+    assert [h.tokens for h in lazy] == [h.tokens for h in eager]
+    assert [h.score for h in lazy] == pytest.approx([h.score for h in eager], abs=1e-5)
+
+
+def test_no_bonus_exceeds_the_bound_the_lazy_search_prunes_with(word_lm) -> None:
+    eos = len(RANDOM_PIECES) - 1
+    words = frozenset(w for s in SENTENCES for w in s.split())
+    lex = WordLexicon(words, RANDOM_PIECES, {0, eos}, eos, word_lm=word_lm).for_request(3.0, lm_weight=0.5, word_bonus=4.0)
+    states, frontier = [], [lex.initial()]
+    for _ in range(3):  # every state three pieces deep
+        states += frontier
+        frontier = [lex.advance(s, t) for s in frontier for t in range(1, eos)]
+    bonuses = lex.bonuses(states, torch.zeros(len(states), len(RANDOM_PIECES)), eos)
+    assert float(bonuses.max()) <= lex.max_bonus
+    assert float(bonuses.max()) > lex.max_bonus - 1.0  # a likely word ("the" after "on") comes close
+    assert WordLexicon(words, RANDOM_PIECES, {0, eos}, eos).for_request(3.0).max_bonus == 0.0  # penalties only
