@@ -43,7 +43,7 @@ RECOGNIZER = recognizer_pb2.DESCRIPTOR.services_by_name["Recognizer"]
 
 
 def core_for(settings: Settings) -> AsrCore:
-    return AsrCore(settings.model or None, settings.engine, settings.threads, settings.warps)
+    return AsrCore(settings.model or None, settings.engine, settings.threads, settings.warps, settings.lm_int8)
 
 
 def _reg_encoder(core: AsrCore) -> Registration:

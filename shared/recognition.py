@@ -22,6 +22,7 @@ from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases
+from shared.model.quantize import quantize_linears
 from shared.model.word_lm import WORD_LM_FILE, WordLM
 
 ENCODER_FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
@@ -45,7 +46,7 @@ class AsrCore:
     frequency warps each audio is encoded under (shared/features.py), the most confident kept."""
 
     def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0,
-                 warps: Sequence[float] = (1.0,)) -> None:
+                 warps: Sequence[float] = (1.0,), lm_int8: bool = False) -> None:
         if not warps or any(not 0.5 <= w <= 2.0 for w in warps):
             raise ValueError(f"filterbank warps must be a non-empty list of values in [0.5, 2], got {list(warps)}")
         self.warps = tuple(warps)
@@ -54,6 +55,8 @@ class AsrCore:
             torch.set_num_threads(threads)
         self.model, self.tok, self.meta = load_bundle(self.bundle_dir)
         self.engine: EncoderEngine = make_encoder_engine(engine, self.model, self.bundle_dir, threads)
+        # the search's LM (the torch encoder engine keeps self.model's fp32 weights)
+        self.lm = quantize_linears(self.model.lm) if lm_int8 else self.model.lm
         lexicon_file, word_lm_file = self.bundle_dir / "lexicon.txt", self.bundle_dir / WORD_LM_FILE
         self.lexicon = WordLexicon(load_words(lexicon_file) if lexicon_file.exists() else frozenset(),
                                    [self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
@@ -127,7 +130,7 @@ class AsrCore:
             near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
             lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near,
                                                cfg.word_lm_weight, cfg.word_bonus)
-            hyps = joint_beam_search(self.model.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias,
+            hyps = joint_beam_search(self.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias,
                                      lexicon=lexicon if lexicon else None)
             nbest = [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
             if nbest and logp is not None and correction is not None and correction_phrases:

@@ -47,8 +47,13 @@ class Settings(BaseSettings):
     # recognition defaults
     max_audio_s: float = Field(600.0, gt=0)
     # 8 beams and CTC weight 0.4 (from 4 and 0.5), before the word LM, on data/tune / data/tune_far:
-    # 21.1 / 33.3% WER -> 19.4 / 33.3%; with the word LM (below) 18.4 / 29.3%
-    beam_size: int = Field(8, ge=1, le=32)
+    # 21.1 / 33.3% WER -> 19.4 / 33.3%; with the word LM (below) 18.4 / 29.3%. 12 beams since the LM runs
+    # in int8 (stop 25, all 240 tuning utterances, tune / tune_far / tune_fortunes): fp32 8 beams 18.4 /
+    # 25.9 / 24.3% (99 CPU-s), int8 8 beams 18.1 / 26.1 / 24.0% (85 s), int8 12 beams 17.3 / 27.2 / 23.3%
+    # (103 s), int8 16 beams 17.7 / 27.2 / 23.0%, fp32 16 beams 17.9 / 26.2 / 23.4% (119 s)
+    beam_size: int = Field(12, ge=1, le=32)
+    # decoder LM linears in int8 (shared/model/quantize.py); 0 decodes in fp32
+    lm_int8: bool = True
     nbest: int = Field(4, ge=1, le=32)
     # alpha of the joint beam search. With phrase bias and correction on (below), context rows 30-150
     # (80 keywords, 40 distractor rows): alpha 0.5 / 0.7 / 0.9 -> recall 87.5% each, WER 3.1 / 3.1 / 2.8%,
