@@ -55,7 +55,8 @@ class AsrCore:
             torch.set_num_threads(threads)
         self.model, self.tok, self.meta = load_bundle(self.bundle_dir)
         self.engine: EncoderEngine = make_encoder_engine(engine, self.model, self.bundle_dir, threads)
-        # the search's LM (the torch encoder engine keeps self.model's fp32 weights)
+        # the search's LM; the CTC head and prompt embeddings keep self.model's fp32 weights. Off unless
+        # asked (services ask through SEEDASR_LM_INT8, default on), so library callers get the exact model
         self.lm = quantize_linears(self.model.lm) if lm_int8 else self.model.lm
         lexicon_file, word_lm_file = self.bundle_dir / "lexicon.txt", self.bundle_dir / WORD_LM_FILE
         self.lexicon = WordLexicon(load_words(lexicon_file) if lexicon_file.exists() else frozenset(),

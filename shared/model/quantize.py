@@ -1,10 +1,10 @@
 """Int8 weights for the decoder LM's linear layers on CPU (dynamic quantization: int8 weights,
 activations quantized per call).
 
-The beam search steps 8-24 rows at a time through small matrices, where fp32 GEMMs run at a
-fraction of the core's peak; fbgemm's int8 kernels do the same work in about half the time. On the
-240 tuning utterances (data/tune, tune_far, tune_fortunes) the int8 LM at 8 beams gave 22.95% WER
-against fp32's 23.16% with 15% less CPU, which pays for 12 beams (22.62%) at fp32-8-beam cost.
+The beam search steps a few dozen rows at a time through small matrices, and the experts' linears
+are most of its time (py-spy, stop 25). On the 240 tuning utterances (data/tune, tune_far,
+tune_fortunes) the int8 LM at 8 beams gave 22.95% WER against fp32's 23.16% with 15% less CPU for the
+whole recognition, which pays for 12 beams (22.62%) at about fp32-8-beam cost (EVAL.md, stop 25).
 
 torch.ao's eager dynamic quantization is deprecated upstream in favour of torchao, whose CPU int8
 path measured 7x slower than fp32 here (torchao 0.18, a 16x256 @ 256x512 linear), so the project
