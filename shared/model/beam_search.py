@@ -111,20 +111,17 @@ def _with_lexicon(total: torch.Tensor, lexicon: WordLexicon, words: list[WordSta
     total plus that bound is below the k-th best exact total cannot be picked. The search's choices are
     those of scoring every candidate; the lexicon's per-token Python loop runs on a few dozen instead of
     beams * prune_k of them."""
-    flat = total.flatten()
+    flat, vocab = total.flatten(), total.shape[-1]
     finite = int(torch.isfinite(flat).sum())
     order = flat.argsort(descending=True)[:finite]
     out = torch.full_like(flat, float("-inf"))
     upper, done, end = lexicon.max_bonus, 0, 2 * k
     while done < finite:
         chunk = order[done:end]
-        only = torch.full_like(flat, float("-inf"))
-        only[chunk] = flat[chunk]
-        out[chunk] = flat[chunk] + lexicon.bonuses(words, only.view_as(total), eos_id).flatten()[chunk]
+        out[chunk] = flat[chunk] + lexicon.bonuses_at(words, chunk // vocab, chunk % vocab, eos_id).to(flat.dtype)
         done, end = min(end, finite), 2 * end
-        if done >= finite or done < k:
-            continue
-        if float(flat[order[done]]) + upper < float(out.topk(k).values[-1]):
+        # more than k are scored by now, so the k-th best exact total exists
+        if done < finite and float(flat[order[done]]) + upper < float(out.topk(k).values[-1]):
             break
     return out.view_as(total)
 

@@ -213,8 +213,16 @@ class WordLexicon:
     def bonuses(self, states: Sequence[WordState], scores: torch.Tensor, eos_id: int) -> torch.Tensor:
         """scores (N, V) -> (N, V) score changes of each candidate (finite score) token: minus its
         lexicon cost, plus the word LM's score of the word it ends (what -cost + fused say, one token
-        at a time; this is the search's hot loop, so what a row or a token shares is worked out once)."""
+        at a time)."""
         rows, cols = torch.isfinite(scores).nonzero(as_tuple=True)
+        out = torch.zeros_like(scores)
+        if rows.numel():
+            out[rows, cols] = self.bonuses_at(states, rows, cols, eos_id).to(scores.dtype)
+        return out
+
+    def bonuses_at(self, states: Sequence[WordState], rows: torch.Tensor, cols: torch.Tensor, eos_id: int) -> torch.Tensor:
+        """The score changes (M,) of appending token cols[i] to hypothesis rows[i]. This is the search's
+        hot loop, so what a row or a token shares is worked out once."""
         per_row: dict[int, tuple[float, float]] = {}  # row -> (change when a word ends, when the transcript does)
         values: list[float] = []
         for r, c in zip(rows.tolist(), cols.tolist()):
@@ -228,10 +236,7 @@ class WordLexicon:
                 values.append(ends[c == eos_id] - self._start_cost(c))
             else:
                 values.append(-self._piece_cost(state, c))
-        out = torch.zeros_like(scores)
-        if values:
-            out[rows, cols] = torch.tensor(values, dtype=scores.dtype)
-        return out
+        return torch.tensor(values, dtype=torch.float32)
 
     def _start_cost(self, token: int) -> float:
         """Penalty of the word a word-initial piece starts (0 for eos)."""
