@@ -14,8 +14,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from shared.model.asr import ASRConfig, SeedASR
-from shared.model.conformer import ConformerConfig
+from shared.model.asr import ASRConfig, SeedASR, encoder_kind
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeConfig
 from shared.tokenizer import Tokenizer
@@ -44,8 +43,10 @@ def config_from_dict(d: dict[str, Any]) -> ASRConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
+    encoder_type = d.get("encoder_type", "luise_conformer")  # bundles before the registry hold a conformer
     return ASRConfig(
-        encoder=pick(ConformerConfig, d["encoder"]),
+        encoder=pick(encoder_kind(encoder_type).config, d["encoder"]),
+        encoder_type=encoder_type,
         converter=pick(ConverterConfig, d["converter"]),
         lm=LMConfig(**{**{k: v for k, v in lm.items() if k in {f.name for f in dataclasses.fields(LMConfig)}},
                        "moe": pick(MoeConfig, moe) if moe else None}),

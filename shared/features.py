@@ -100,3 +100,47 @@ def normalize(feats: np.ndarray) -> np.ndarray:
     mean = feats.mean(axis=0, keepdims=True)
     std = feats.std(axis=0, keepdims=True) + 1e-5
     return ((feats - mean) / std).astype(np.float32)
+
+
+# ---- Whisper's log-mel (the `whisper` encoder's input): 25 ms Hann frames every 10 ms, centred with
+# reflect padding, 80 Slaney-normalised mel filters, log10 clamped to 8 below the utterance's peak.
+WHISPER_N_FFT, WHISPER_HOP, WHISPER_RATE = 400, 160, 16_000
+
+
+def _slaney_hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    hz = np.asarray(hz, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step, 3.0 * hz / 200.0)
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    log_step = np.log(6.4) / 27.0
+    return np.where(mel >= 15.0, 1000.0 * np.exp(log_step * (mel - 15.0)), 200.0 * mel / 3.0)
+
+
+@lru_cache(maxsize=4)
+def whisper_mel_filters(n_mels: int = 80) -> np.ndarray:
+    """Slaney-scale, area-normalised triangular filters (n_mels, n_fft // 2 + 1), as librosa builds Whisper's."""
+    bins = np.linspace(0, WHISPER_RATE / 2, WHISPER_N_FFT // 2 + 1)
+    edges = _slaney_mel_to_hz(np.linspace(0.0, float(_slaney_hz_to_mel(np.array(WHISPER_RATE / 2))), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - bins[None, :]
+    rising, falling = -ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def whisper_log_mel(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """Samples (N,) float32 at 16 kHz -> Whisper's normalised log-mel (max(N // 160, 1), n_mels) float32."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.shape[0] < WHISPER_N_FFT:
+        samples = np.pad(samples, (0, WHISPER_N_FFT - samples.shape[0]))
+    half = WHISPER_N_FFT // 2
+    padded = np.pad(samples, (half, half), mode="reflect")
+    t = samples.shape[0] // WHISPER_HOP  # torch.stft gives one more frame; Whisper drops the last
+    idx = np.arange(WHISPER_N_FFT)[None, :] + WHISPER_HOP * np.arange(t)[:, None]
+    window = np.hanning(WHISPER_N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann, as torch.hann_window
+    power = np.abs(np.fft.rfft(padded[idx] * window[None, :], axis=1)) ** 2
+    log_spec = np.log10(np.maximum(power @ whisper_mel_filters(n_mels).T.astype(np.float64), 1e-10))
+    log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
+    return ((log_spec + 4.0) / 4.0).astype(np.float32)

@@ -16,7 +16,8 @@ import torch
 
 from shared.bundle import default_bundle_dir, load_bundle
 from shared.engines import EncoderEngine, EncoderOutput, make_encoder_engine
-from shared.features import normalize, warped_fbanks
+from shared.features import normalize, warped_fbanks, whisper_log_mel
+from shared.model.asr import encoder_kind
 from shared.model.beam_search import BeamConfig, joint_beam_search
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
@@ -24,8 +25,6 @@ from shared.model.lexicon import WordLexicon, load_words
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases
 from shared.model.quantize import quantize_linears
 from shared.model.word_lm import WORD_LM_FILE, WordLM
-
-ENCODER_FRAME_S = 0.04  # one encoder frame after 4x subsampling of 10 ms hops
 
 
 @dataclass
@@ -39,6 +38,13 @@ class Word:
 class NBestEntry:
     text: str
     score: float
+
+
+def encoder_features(samples: np.ndarray, encoder_type: str, warps: Sequence[float] = (1.0,)) -> np.ndarray:
+    """16 kHz float32 (N,) -> the encoder's input frames (K, T, F): one per warp for fbank encoders."""
+    if encoder_kind(encoder_type).features == "whisper_mel":
+        return whisper_log_mel(samples)[None]
+    return np.stack([normalize(f) for f in warped_fbanks(samples, warps)])
 
 
 class AsrCore:
@@ -71,8 +77,9 @@ class AsrCore:
 
         Test-time vocal tract length normalisation: the audio is encoded under each of self.warps (one
         batch) and the encoding whose CTC posteriors are surest (lowest mean entropy) is kept, so a voice
-        unlike the training voices is read through the filterbank that makes it most familiar."""
-        feats = np.stack([normalize(f) for f in warped_fbanks(samples, self.warps)])  # (K, T, F)
+        unlike the training voices is read through the filterbank that makes it most familiar. A `whisper`
+        encoder reads Whisper's own log-mel frames, unwarped: it was pretrained on real voices."""
+        feats = encoder_features(samples, self.model.cfg.encoder_type, self.warps)  # (K, T, F)
         if len(feats) == 1:
             out = self.engine.encode(feats[0])
         else:
@@ -84,7 +91,7 @@ class AsrCore:
     def ctc_greedy(self, ctc_logp: np.ndarray) -> tuple[str, list[Word]]:
         """ctc_logp (S, V) at the converter's rate -> greedy text and word timings."""
         blank = self.model.ctc_blank
-        frame_s = ENCODER_FRAME_S * self.model.cfg.converter.splice
+        frame_s = self.model.frame_s
         best = ctc_logp.argmax(-1)
         pieces: list[tuple[int, int]] = []  # (token, frame)
         prev = -1

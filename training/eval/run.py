@@ -1,7 +1,9 @@
-"""Evaluation: WER per dev set side by side with PocketSphinx (same audio, one run), CPU time and
-RTF of each; context keyword recall / distractor insertions with an alpha sweep; long-form WER.
+"""Evaluation: WER per dev set side by side with the peers, PocketSphinx and Whisper base (same audio,
+one run, one text normalisation), CPU time and RTF of each; context keyword recall / distractor
+insertions with an alpha sweep (Whisper given the same context words as its prompt); long-form WER.
 
-    python -m training.eval.run --sets data/dev_* [--model DIR] [--limit N] [--card bundles/default/EVAL.md]
+    python -m training.eval.run --sets data/dev_* [--model DIR] [--limit N] [--peers pocketsphinx,whisper]
+                                [--card bundles/default/EVAL.md]
 
 Everything is recognised through the embedded Recognizer servicer: the code path users get.
 """
@@ -23,6 +25,9 @@ import soundfile as sf
 
 from shared.scoring import wer
 from shared.text import normalize_text
+from training.eval.peers import PEERS, Peer, PocketSphinx
+
+__all__ = ["PocketSphinx", "Ours", "eval_set", "eval_context", "eval_long"]
 
 
 @dataclass
@@ -31,10 +36,10 @@ class SetResult:
     hours: float
     refs: list[str] = field(default_factory=list)
     ours: list[str] = field(default_factory=list)
-    peer: list[str] = field(default_factory=list)
+    peers: dict[str, list[str]] = field(default_factory=dict)
     our_cpu: float = 0.0
     our_wall: float = 0.0
-    peer_cpu: float = 0.0
+    peer_cpu: dict[str, float] = field(default_factory=dict)
 
     def wer(self, hyps: list[str]) -> float:
         refs = [normalize_text(r) for r in self.refs]
@@ -75,28 +80,13 @@ class Ours:
         return resp.alternatives[0].text if resp.alternatives else ""
 
 
-class PocketSphinx:
-    def __init__(self) -> None:
-        from pocketsphinx import Decoder
-
-        self.decoder = Decoder(samprate=16000, loglevel="FATAL")
-
-    def __call__(self, audio: str) -> str:
-        x, rate = sf.read(audio, dtype="int16")
-        assert rate == 16000
-        self.decoder.start_utt()
-        self.decoder.process_raw(x.tobytes(), full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        return hyp.hypstr if hyp else ""
-
-
 def read_rows(manifest: Path, limit: int) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     return rows[:limit] if limit else rows
 
 
-def eval_set(name: str, rows: list[dict[str, Any]], ours: Ours, peer: Optional[PocketSphinx]) -> SetResult:
+def eval_set(name: str, rows: list[dict[str, Any]], ours: Ours, peers: Sequence[Peer] = ()) -> SetResult:
+    """Ours and every peer on each utterance in turn (no context), so that all see the same machine load."""
     res = SetResult(name, sum(r["duration"] for r in rows) / 3600)
     for r in rows:
         res.refs.append(r["text"])
@@ -104,11 +94,25 @@ def eval_set(name: str, rows: list[dict[str, Any]], ours: Ours, peer: Optional[P
         res.ours.append(ours(r["audio"], no_context=True))
         res.our_cpu += time.process_time() - c
         res.our_wall += time.perf_counter() - w
-        if peer:
+        for peer in peers:
             c = time.process_time()
-            res.peer.append(peer(r["audio"]))
-            res.peer_cpu += time.process_time() - c
+            res.peers.setdefault(peer.name, []).append(peer(r["audio"]))
+            res.peer_cpu[peer.name] = res.peer_cpu.get(peer.name, 0.0) + time.process_time() - c
     return res
+
+
+def set_table(results: Sequence[SetResult], peer_names: Sequence[str]) -> list[str]:
+    """Markdown rows: WER of ours and each peer, our wall RTF, CPU-s per audio-s of ours and each peer."""
+    head = ["set", "utts", "hours", "WER ours", *(f"WER {n}" for n in peer_names), "RTF ours (wall)",
+            "CPU-s/audio-s ours", *(f"CPU-s/audio-s {n}" for n in peer_names)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for res in results:
+        secs = res.hours * 3600
+        cells = [res.name, str(len(res.refs)), f"{res.hours:.2f}", f"{res.wer(res.ours):.1%}",
+                 *(f"{res.wer(res.peers[n]):.1%}" for n in peer_names), f"{res.our_wall / secs:.3f}",
+                 f"{res.our_cpu / secs:.3f}", *(f"{res.peer_cpu[n] / secs:.3f}" for n in peer_names)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def keyword_hit(keyword: str, hyp: str) -> bool:
@@ -118,11 +122,13 @@ def keyword_hit(keyword: str, hyp: str) -> bool:
 
 
 def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], alphas: list[float],
-                 prune_ks: list[int], peer: Optional[PocketSphinx], biases: Sequence[float] = (0.0,),
+                 prune_ks: list[int], peers: Sequence[Peer] = (), biases: Sequence[float] = (0.0,),
                  margins: Sequence[float] = (0.0,)) -> list[dict]:
     """Keyword recall on keyword rows, insertion rate of context entities on distractor rows, for
     every alpha, phrase-bias bonus and phrase-correction margin at every context prune_k (one
-    recogniser per prune_k: it is a server setting; the others are request parameters)."""
+    recogniser per prune_k: it is a server setting; the others are request parameters). Each peer
+    runs once without and once with the row's context words (prompt, hotwords, history) as its prompt;
+    a peer that takes no prompt (PocketSphinx) ignores it."""
     table = []
     runs: list[tuple[str, Ours, Optional[float], bool, float, float]] = [
         ("no context", ours_for(prune_ks[0]), None, True, 0.0, 0.0)]
@@ -152,17 +158,31 @@ def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], al
                       "keyword_recall": hits / max(keys, 1),
                       "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
         print(f"context {label}: recall {table[-1]['keyword_recall']:.1%}", flush=True)
-    if peer:
-        hits = keys = 0
-        for r in rows:
-            if not r.get("distractor"):
-                hyp = peer(r["audio"])
-                for k in r.get("keywords", []):
-                    keys += 1
-                    hits += keyword_hit(k, hyp)
-        table.append({"setting": "PocketSphinx", "keyword_recall": hits / max(keys, 1),
-                      "distractor_insertions": float("nan"), "wer": float("nan")})
+    for peer in peers:
+        for with_context in (False, True) if peer.takes_prompt else (False,):
+            hits = keys = inserted = distractors = 0
+            errs = []
+            for r in rows:
+                hyp = peer(r["audio"], prompt=context_prompt(r) if with_context else "")
+                errs.append(wer(r["text"], hyp))
+                if r.get("distractor"):
+                    distractors += 1
+                    entities = [e for e in r.get("context_entities", [])] or _history_entities(r)
+                    inserted += any(keyword_hit(e, hyp) and not keyword_hit(e, r["text"]) for e in entities)
+                else:
+                    for k in r.get("keywords", []):
+                        keys += 1
+                        hits += keyword_hit(k, hyp)
+            label = f"{peer.name}" + (" (context as prompt)" if with_context else "")
+            table.append({"setting": label, "keyword_recall": hits / max(keys, 1),
+                          "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
     return table
+
+
+def context_prompt(row: dict[str, Any]) -> str:
+    """The words our recogniser gets as context, as one prompt for a peer: prompt, hotwords, history."""
+    parts = [row.get("prompt", ""), ", ".join(row.get("hotwords", [])), *row.get("history", [])]
+    return " ".join(p.strip() for p in parts if p and p.strip())
 
 
 def _history_entities(row: dict[str, Any]) -> list[str]:
@@ -208,7 +228,8 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=[str(p) for p in sorted(Path("data").glob("dev_*"))])
     ap.add_argument("--model")
     ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated, of {', '.join(PEERS)}; '' for none")
+    ap.add_argument("--no-peer", action="store_true", help="same as --peers ''")
     ap.add_argument("--context", default="data/context_eval")
     ap.add_argument("--long", default="data/long_slt")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
@@ -219,22 +240,18 @@ def main() -> None:
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
     args = ap.parse_args()
     ours = Ours(args.model)
-    peer = None if args.no_peer else PocketSphinx()
-    lines = ["| set | hours | WER ours | WER PocketSphinx | RTF ours (wall) | CPU-s/audio-s ours | CPU-s/audio-s PocketSphinx |",
-             "|---|---|---|---|---|---|---|"]
+    names = [] if args.no_peer else [n.strip() for n in args.peers.split(",") if n.strip()]
+    if unknown := [n for n in names if n not in PEERS]:
+        ap.error(f"unknown peer(s) {unknown}; choose from {sorted(PEERS)}")
+    peers = [PEERS[n]() for n in names]
+    results = []
     for s in args.sets:
         manifest = Path(s) / "manifest.jsonl"
         if not manifest.exists():
             continue
-        res = eval_set(Path(s).name, read_rows(manifest, args.limit), ours, peer)
-        secs = res.hours * 3600
-        lines.append(f"| {res.name} | {res.hours:.2f} | {res.wer(res.ours):.1%} | "
-                     f"{res.wer(res.peer):.1%} | {res.our_wall / secs:.3f} | {res.our_cpu / secs:.3f} | "
-                     f"{res.peer_cpu / secs:.3f} |" if peer else
-                     f"| {res.name} | {res.hours:.2f} | {res.wer(res.ours):.1%} | - | {res.our_wall / secs:.3f} | "
-                     f"{res.our_cpu / secs:.3f} | - |")
-        print(lines[-1], flush=True)
-    out = ["## WER per dev set (same audio, one run)", "", *lines, ""]
+        results.append(eval_set(Path(s).name, read_rows(manifest, args.limit), ours, peers))
+        print(set_table(results[-1:], [p.name for p in peers])[-1], flush=True)
+    out = ["## WER per dev set (same audio, one run)", "", *set_table(results, [p.name for p in peers]), ""]
     ctx_manifest = Path(args.context) / "manifest.jsonl"
     if ctx_manifest.exists():
         alphas = [float(a) for a in args.alphas.split(",")]
@@ -248,7 +265,7 @@ def main() -> None:
 
         biases = [float(b) for b in args.biases.split(",")]
         margins = [float(m) for m in args.corrections.split(",")]
-        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peer, biases, margins)
+        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peers, biases, margins)
         out += ["## Context: keyword recall and distractor insertions (reserved voice flite slt)", "",
                 "| setting | keyword recall | distractor insertions | WER |", "|---|---|---|---|"]
         out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
