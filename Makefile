@@ -35,3 +35,4 @@ eval: setup
 
 bench: setup
 	$(PY) -m services.bench
+	$(PY) -m training.eval.bench_peers

@@ -1,7 +1,11 @@
 """Model bundles: one folder with config.json, model.safetensors, tokenizer.model,
 encoder.onnx (optional), encoder.plan (optional, GPU), lexicon.txt (optional: the decoder's word
 list, shared/model/lexicon.py), word_lm.arpa.gz (optional: the word n-gram LM fused in beam search,
-shared/model/word_lm.py) and MODEL_CARD.md."""
+shared/model/word_lm.py) and MODEL_CARD.md.
+
+A bundle whose encoder is a pretrained one left as it was (`whisper`, trained frozen) does not copy
+its weights: config.json's `encoder_weights` names the installed package file by sha256, and
+load_bundle reads the encoder from there (shared/model/whisper_weights.py)."""
 
 from __future__ import annotations
 
@@ -56,13 +60,19 @@ def config_from_dict(d: dict[str, Any]) -> ASRConfig:
     )
 
 
-def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extra: dict[str, Any] | None = None) -> None:
+def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extra: dict[str, Any] | None = None,
+                encoder_from_package: bool = False) -> None:
+    """encoder_from_package: leave the (frozen, pretrained) encoder's weights out and reference its package file."""
     out.mkdir(parents=True, exist_ok=True)
     meta = {"config": config_to_dict(model.cfg), **(extra or {})}
+    if encoder_from_package:
+        meta["encoder_weights"] = package_reference(model)
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     # float16 on disk halves the bundle; load_bundle copies into float32 parameters
     state = {k: (v.half() if v.is_floating_point() else v).detach().contiguous()
              for k, v in model.state_dict().items() if k != "lm.head.weight"}
+    if encoder_from_package:
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.")}
     if model.cfg.encoder_layers:  # drop layers above the probed one: they are never run
         keep = model.cfg.encoder_layers
         state = {k: v for k, v in state.items() if not _encoder_layer_above(k, keep)}
@@ -91,7 +101,36 @@ def load_bundle(path: Path | str | None = None) -> tuple[SeedASR, Tokenizer, dic
     state = load_file(str(root / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "lm.head.weight"]
+    if "encoder_weights" in meta:
+        load_package_encoder(model, meta["encoder_weights"], root)
+        missing = [m for m in missing if not m.startswith("encoder.")]
     if missing or unexpected:
         raise BundleError(f"bundle {root} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     model.eval()
     return model, Tokenizer(root / "tokenizer.model"), meta
+
+
+def package_reference(model: SeedASR) -> dict[str, Any]:
+    from shared.model import whisper_weights as ww
+
+    if model.cfg.encoder_type != "whisper":
+        raise BundleError(f"only a `whisper` encoder can be read from a package, not {model.cfg.encoder_type!r}")
+    return {"format": "ctranslate2", "packages": [f"{p.replace('_', '-')}=={ww.PACKAGE_VERSION}" for p in ww.PACKAGES],
+            "sha256": ww.MODEL_SHA256, "licence": ww.LICENCE}
+
+
+def load_package_encoder(model: SeedASR, ref: dict[str, Any], root: Path) -> None:
+    """Fill model.encoder from the installed weights package that ref pins by sha256."""
+    from shared.model import whisper_weights as ww
+    from shared.model.whisper_encoder import WhisperEncoder, load_ct2_encoder
+
+    if ref.get("sha256") != ww.MODEL_SHA256 or not isinstance(model.encoder, WhisperEncoder):
+        raise BundleError(f"bundle {root} wants encoder weights {ref.get('sha256')}; this build reads only "
+                          f"{ww.MODEL_SHA256} ({', '.join(ref.get('packages', []))}) into a whisper encoder")
+    try:
+        model_bin = ww.ct2_model_dir() / "model.bin"
+        if (got := ww.sha256_of(model_bin)) != ww.MODEL_SHA256:
+            raise BundleError(f"{model_bin} has sha256 {got}, bundle {root} pins {ww.MODEL_SHA256}; delete it to rebuild")
+        load_ct2_encoder(model.encoder, ww.read_ct2(model_bin, "encoder/"))
+    except ww.WhisperWeightsError as err:
+        raise BundleError(f"bundle {root}: {err}") from err

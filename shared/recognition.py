@@ -16,7 +16,7 @@ import torch
 
 from shared.bundle import default_bundle_dir, load_bundle
 from shared.engines import EncoderEngine, EncoderOutput, make_encoder_engine
-from shared.features import normalize, warped_fbanks, whisper_log_mel
+from shared.features import encoder_features
 from shared.model.asr import encoder_kind
 from shared.model.beam_search import BeamConfig, joint_beam_search
 from shared.model.biasing import PhraseBiasing
@@ -38,13 +38,6 @@ class Word:
 class NBestEntry:
     text: str
     score: float
-
-
-def encoder_features(samples: np.ndarray, encoder_type: str, warps: Sequence[float] = (1.0,)) -> np.ndarray:
-    """16 kHz float32 (N,) -> the encoder's input frames (K, T, F): one per warp for fbank encoders."""
-    if encoder_kind(encoder_type).features == "whisper_mel":
-        return whisper_log_mel(samples)[None]
-    return np.stack([normalize(f) for f in warped_fbanks(samples, warps)])
 
 
 class AsrCore:
@@ -79,7 +72,7 @@ class AsrCore:
         batch) and the encoding whose CTC posteriors are surest (lowest mean entropy) is kept, so a voice
         unlike the training voices is read through the filterbank that makes it most familiar. A `whisper`
         encoder reads Whisper's own log-mel frames, unwarped: it was pretrained on real voices."""
-        feats = encoder_features(samples, self.model.cfg.encoder_type, self.warps)  # (K, T, F)
+        feats = encoder_features(samples, encoder_kind(self.model.cfg.encoder_type).features, self.warps)  # (K, T, F)
         if len(feats) == 1:
             out = self.engine.encode(feats[0])
         else:

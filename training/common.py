@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from shared.audio import read_audio_file
-from shared.features import fbank, normalize
+from shared.features import encoder_features
 
 
 def train_device() -> torch.device:
@@ -53,18 +54,20 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def _features_of(path: str) -> np.ndarray:
-    return normalize(fbank(read_audio_file(path))).astype(np.float16)
+def _features_of(path: str, kind: str = "fbank") -> np.ndarray:
+    return encoder_features(read_audio_file(path), kind)[0].astype(np.float16)
 
 
 class FeatureCache:
-    """All utterances' normalised fbank features in one float16 array, built once per manifest."""
+    """All utterances' encoder input features in one float16 array, built once per manifest and feature
+    kind (shared/features.py encoder_features: normalised fbank for LUISE, Whisper's log-mel)."""
 
-    def __init__(self, manifest: str | Path, max_seconds: float = 20.0) -> None:
+    def __init__(self, manifest: str | Path, max_seconds: float = 20.0, kind: str = "fbank") -> None:
         manifest = Path(manifest)
         self.rows = [r for r in read_manifest(manifest) if r.get("duration", 0) <= max_seconds]
-        cache = manifest.with_suffix(".feats.npy")
-        index = manifest.with_suffix(".feats.json")
+        suffix = ".feats" if kind == "fbank" else f".{kind}"  # fbank keeps the name earlier runs cached under
+        cache = manifest.with_suffix(suffix + ".npy")
+        index = manifest.with_suffix(suffix + ".json")
         if cache.exists() and index.exists() and json.loads(index.read_text())["n"] == len(self.rows):
             self.data = np.load(cache, mmap_mode="r")
             self.offsets = json.loads(index.read_text())["offsets"]
@@ -76,8 +79,8 @@ class FeatureCache:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         with get_context("spawn").Pool(os.cpu_count() or 1) as pool:
-            for feats in tqdm(pool.imap(_features_of, paths, chunksize=64), total=len(paths),
-                              desc=f"fbank {manifest.parent.name}"):
+            for feats in tqdm(pool.imap(partial(_features_of, kind=kind), paths, chunksize=64), total=len(paths),
+                              desc=f"{kind} {manifest.parent.name}"):
                 chunks.append(feats)
                 offsets.append((pos, pos + len(feats)))
                 pos += len(feats)
@@ -92,6 +95,62 @@ class FeatureCache:
     def feats(self, i: int) -> np.ndarray:
         a, b = self.offsets[i]
         return np.asarray(self.data[a:b], dtype=np.float32)
+
+
+class EncoderOutputCache:
+    """A frozen encoder's outputs (T', D) for every utterance of a FeatureCache, in one float16 array
+    computed once per work folder, so that stages training converter + LM over a pretrained encoder
+    (recipe encoder_lr_scale 0) never run it again. Same interface as FeatureCache: feature_batches
+    then yields encoder frames, and `speech_of` sends them straight to the converter."""
+
+    def __init__(self, features: FeatureCache, encoder: torch.nn.Module, path: Path, max_frames: int = 12_000) -> None:
+        self.rows = features.rows
+        index = path.with_suffix(".json")
+        if path.exists() and index.exists() and json.loads(index.read_text())["n"] == len(self.rows):
+            self.data = np.load(path, mmap_mode="r")
+            self.offsets = json.loads(index.read_text())["offsets"]
+            return
+        outputs: dict[int, np.ndarray] = {}
+        encoder.eval()
+        batches = list(feature_batches(features, max_frames, random.Random(0), augment=False, keep_order=True))
+        with torch.no_grad():
+            for batch in tqdm(batches, desc=f"encoder outputs {path.parent.name}"):
+                enc, enc_lens = encoder(batch.feats.to(DEVICE), batch.lengths.to(DEVICE))
+                for k, i in enumerate(batch.index):
+                    outputs[i] = enc[k, : int(enc_lens[k])].half().cpu().numpy()
+        chunks = [outputs[i] for i in range(len(self.rows))]
+        ends = np.cumsum([len(c) for c in chunks]).tolist()
+        self.offsets = [(e - len(c), e) for c, e in zip(chunks, ends)]
+        self.data = np.concatenate(chunks)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, self.data)
+        index.write_text(json.dumps({"n": len(self.rows), "offsets": self.offsets}))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def feats(self, i: int) -> np.ndarray:
+        a, b = self.offsets[i]
+        return np.asarray(self.data[a:b], dtype=np.float32)
+
+
+def training_cache(recipe: Any, model: Any) -> FeatureCache | EncoderOutputCache:
+    """The stage's input: encoder frames when the recipe keeps a pretrained encoder frozen, else features."""
+    from shared.model.asr import encoder_kind
+
+    features = FeatureCache(recipe.train_manifest, kind=encoder_kind(recipe.encoder_type).features)
+    if recipe.encoder_lr_scale > 0:
+        return features
+    return EncoderOutputCache(features, model.encoder, recipe.work_dir / "encoder_out.npy")
+
+
+def speech_of(model: Any, batch: FeatBatch, cache: FeatureCache | EncoderOutputCache) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch -> speech (B, S, D_lm), speech_lens (B,): through the encoder, or from cached encoder frames."""
+    if isinstance(cache, EncoderOutputCache):
+        speech, speech_lens = model.converter(batch.feats, batch.lengths)
+        return speech, speech_lens
+    _, speech, speech_lens, _ = model.encode(batch.feats, batch.lengths)
+    return speech, speech_lens
 
 
 def spec_augment(x: torch.Tensor, rng: random.Random, n_time: int = 2, n_freq: int = 2) -> torch.Tensor:
@@ -114,13 +173,15 @@ class FeatBatch:
     feats: torch.Tensor  # (B, T, F)
     lengths: torch.Tensor  # (B,)
     rows: list[dict[str, Any]]
+    index: list[int]  # the rows' positions in their cache
 
     def to(self, device: torch.device) -> FeatBatch:
-        return FeatBatch(self.feats.to(device, non_blocking=True), self.lengths.to(device), self.rows)
+        return FeatBatch(self.feats.to(device, non_blocking=True), self.lengths.to(device), self.rows, self.index)
 
 
-def feature_batches(cache: FeatureCache, max_frames: int, rng: random.Random, augment: bool) -> Iterator[FeatBatch]:
-    """One epoch of length-bucketed batches holding at most `max_frames` padded frames."""
+def feature_batches(cache: FeatureCache | EncoderOutputCache, max_frames: int, rng: random.Random, augment: bool,
+                    keep_order: bool = False) -> Iterator[FeatBatch]:
+    """One epoch of length-bucketed batches holding at most `max_frames` padded frames (shuffled unless keep_order)."""
     order = sorted(range(len(cache)), key=lambda i: cache.offsets[i][1] - cache.offsets[i][0] + rng.random() * 50)
     batches: list[list[int]] = []
     cur: list[int] = []
@@ -134,14 +195,15 @@ def feature_batches(cache: FeatureCache, max_frames: int, rng: random.Random, au
         longest = max(longest, n)
     if cur:
         batches.append(cur)
-    rng.shuffle(batches)
+    if not keep_order:
+        rng.shuffle(batches)
     for idx in batches:
         feats = [torch.from_numpy(cache.feats(i)) for i in idx]
         if augment:
             feats = [spec_augment(f, rng) for f in feats]
         lengths = torch.tensor([len(f) for f in feats])
         padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-        yield FeatBatch(padded, lengths, [cache.rows[i] for i in idx])
+        yield FeatBatch(padded, lengths, [cache.rows[i] for i in idx], idx)
 
 
 class Checkpointer:

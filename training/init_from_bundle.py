@@ -61,7 +61,7 @@ def sizes(cfg: ASRConfig) -> dict:
 
 def init_from_bundle(bundle: Path, work: Path) -> None:
     source, tok, meta = load_bundle(bundle)
-    cfg = model_config(tok.vocab_size)
+    cfg = model_config(tok.vocab_size, source.cfg.encoder_type)
     cfg.encoder_layers = source.cfg.encoder_layers
     if sizes(cfg) != sizes(source.cfg):
         raise SystemExit(f"bundle {bundle} was not made with this recipe's model_config(); "
@@ -86,7 +86,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bundle", type=Path)
     args = ap.parse_args()
-    init_from_bundle(args.bundle, Recipe.from_env().work_dir)
+    recipe = Recipe.from_env()
+    if recipe.encoder_type == "whisper" and load_bundle(args.bundle)[0].cfg.encoder_type != "whisper":
+        from training.init_whisper import init_whisper  # a new encoder under the bundle's LM
+
+        init_whisper(args.bundle, recipe.work_dir)
+    else:
+        init_from_bundle(args.bundle, recipe.work_dir)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from shared.model.asr import ASRConfig
 from shared.model.conformer import ConformerConfig
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeConfig
+from shared.model.whisper_encoder import WhisperEncoderConfig
 
 CONTEXT_BUDGET = 96  # context tokens per example, in every stage (the serving default is the same)
 
@@ -45,6 +46,10 @@ class Recipe:
     # where SFT left it (at 0.2 the tenth run lost 0.9 points on held-out espeak accents in context SFT;
     # at 0.4, recipe_continue.json, the eleventh stayed within 1% relative on four of five dev sets)
     no_context_share: float = 0.2
+    # the audio encoder (shared/model/asr.py ENCODERS): "whisper" starts from Whisper base's weights
+    # (training/init_whisper.py) and trains at encoder_lr_scale times the converter's rate; 0 keeps it frozen
+    encoder_type: str = "luise_conformer"
+    encoder_lr_scale: float = 1.0
 
     @classmethod
     def from_env(cls) -> Recipe:
@@ -64,12 +69,17 @@ class Recipe:
         return json.loads(json.dumps(asdict(self), default=str))
 
 
-def model_config(vocab_size: int) -> ASRConfig:
+def model_config(vocab_size: int, encoder_type: str = "luise_conformer") -> ASRConfig:
+    lm = LMConfig(vocab_size=vocab_size, d_model=256, n_layers=4, n_heads=4, ff_hidden=512,
+                  moe=MoeConfig(n_experts=4, top_k=2))
+    if encoder_type == "whisper":  # Whisper base; splice 4 keeps LUISE's 80 ms per LM position (50 -> 12.5 per s)
+        whisper = WhisperEncoderConfig()
+        return ASRConfig(encoder=whisper, encoder_type="whisper",
+                         converter=ConverterConfig(d_in=whisper.d_model, d_out=lm.d_model, splice=4), lm=lm, ctc_weight=1.0)
     enc = ConformerConfig(d_model=144, n_heads=4, n_layers=6, conv_kernel=15, subsample_channels=64)
     return ASRConfig(
         encoder=enc,
         converter=ConverterConfig(d_in=enc.d_model, d_out=256, splice=2),
-        lm=LMConfig(vocab_size=vocab_size, d_model=256, n_layers=4, n_heads=4, ff_hidden=512,
-                    moe=MoeConfig(n_experts=4, top_k=2)),
+        lm=lm,
         ctc_weight=1.0,
     )

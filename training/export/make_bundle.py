@@ -41,8 +41,7 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         "",
         "## Model",
         f"- parameters: {n_params / 1e6:.2f} M in all, LM {n_lm / 1e6:.2f} M (MoE: {experts})",
-        f"- LUISE conformer: d={model.cfg.encoder.d_model}, kept layers {model.cfg.encoder_layers or model.cfg.encoder.n_layers}"
-        f" of {model_config(1).encoder.n_layers} (probe CTC loss by layer: {probe.get('ctc_loss_by_layer', 'n/a')})",
+        encoder_line(model, probe, work),
         f"- converter: splice {model.cfg.converter.splice}, linear {model.cfg.converter.d_in * model.cfg.converter.splice}"
         f" -> {model.cfg.converter.d_out}",
         "- LM text pretraining filled the speech span with pseudo-speech (noised, CTC-like repeated token embeddings)"
@@ -129,6 +128,18 @@ def plot_stage_losses(work: Path, out: Path) -> None:
         plot_losses(logs, out)
 
 
+def encoder_line(model: SeedASR, probe: dict, work: Path) -> str:
+    """The model card's encoder line; a pretrained encoder names its package, version, sha256 and licence."""
+    enc = model.cfg.encoder
+    if model.cfg.encoder_type == "whisper":
+        init = json.loads((work / "init.json").read_text()).get("encoder", {}) if (work / "init.json").exists() else {}
+        return (f"- encoder `whisper`: OpenAI Whisper base's encoder, d={enc.d_model}, {enc.n_layers} layers, started from"
+                f" {', '.join(init.get('packages', ['?']))} (joined model.bin sha256 {init.get('model_bin_sha256', '?')},"
+                f" {init.get('licence', '?')})")
+    return (f"- LUISE conformer: d={enc.d_model}, kept layers {model.cfg.encoder_layers or enc.n_layers}"
+            f" of {model_config(1).encoder.n_layers} (probe CTC loss by layer: {probe.get('ctc_loss_by_layer', 'n/a')})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("runs/default"))
@@ -139,7 +150,7 @@ def main() -> None:
     args = ap.parse_args()
     recipe = Recipe.from_env()
     tok = Tokenizer(args.work / "tokenizer.model")
-    cfg = model_config(tok.vocab_size)
+    cfg = model_config(tok.vocab_size, recipe.encoder_type)
     probe = args.work / "probe.json"
     if probe.exists():
         cfg.encoder_layers = int(json.loads(probe.read_text())["best_layer"])
@@ -147,8 +158,10 @@ def main() -> None:
     stage = args.stage or next(s for s in ("rl", "context_sft", "sft") if (args.work / f"{s}_final.pt").exists())
     model.load_state_dict(torch.load(args.work / f"{stage}_final.pt", map_location="cpu"))
     model.eval()
+    # a frozen pretrained encoder stays in its package: the bundle pins that file by sha256 instead of copying it
+    frozen_package_encoder = model.cfg.encoder_type == "whisper" and recipe.encoder_lr_scale == 0
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
-                {"name": "seedasr-mesh-default", "stage": stage})
+                {"name": "seedasr-mesh-default", "stage": stage}, encoder_from_package=frozen_package_encoder)
     export_onnx(args.out)
     write_lexicon(args.out / "lexicon.txt")
     write_word_lm(args.out / WORD_LM_FILE, training_sentences())

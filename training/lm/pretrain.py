@@ -44,13 +44,19 @@ def build_corpus(path: Path, n: int, seed: int = 7) -> list[str]:
 def main() -> None:
     recipe = Recipe.from_env()
     work = recipe.work_dir
+    init = work / "init.pt"
+    if recipe.lm.minutes <= 0 and init.exists():  # no text training budgeted: SFT reads the bundle's LM as it is
+        lm_state = {k[3:]: v for k, v in torch.load(init, map_location="cpu").items() if k.startswith("lm.")}
+        torch.save({"lm": lm_state, "vocab_size": int(lm_state["embed.weight"].shape[0])}, work / "lm_final.pt")
+        print("lm: no text training budgeted; the init bundle's LM goes to SFT unchanged")
+        return
     corpus = build_corpus(work / "corpus.txt", recipe.lm_sentences)
     tok_file = work / "tokenizer.model"
     tok = Tokenizer(tok_file) if tok_file.exists() else train_tokenizer(corpus, work / "tokenizer", recipe.vocab_size)
     cfg = model_config(tok.vocab_size)
     model = SeedASR.build(cfg).to(DEVICE)
     lm = model.lm
-    init = work / "init.pt"  # continued training: go on from the bundle's LM (training/init_from_bundle.py)
+    # continued training: go on from the bundle's LM (training/init_from_bundle.py)
     if init.exists():
         lm.load_state_dict({k[3:]: v for k, v in torch.load(init, map_location="cpu").items() if k.startswith("lm.")})
     opt = torch.optim.AdamW(lm.parameters(), lr=recipe.lm.peak_lr, weight_decay=0.01)

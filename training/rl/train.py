@@ -22,7 +22,16 @@ from shared.model.beam_search import BeamConfig, joint_beam_search
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.scoring import weighted_wer
 from shared.tokenizer import Tokenizer
-from training.common import Checkpointer, FeatureCache, TimeBudget, cpu_state, device_name, feature_batches, lr_at
+from training.common import (
+    Checkpointer,
+    TimeBudget,
+    cpu_state,
+    device_name,
+    feature_batches,
+    lr_at,
+    speech_of,
+    training_cache,
+)
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
 from training.recipe import CONTEXT_BUDGET, Recipe
@@ -68,7 +77,7 @@ def main() -> None:
     state = ckpt.load(model, opt)
     step, log = state["step"], state["log"]
     budget = TimeBudget(recipe.rl.minutes, state.get("elapsed", 0.0))
-    cache = FeatureCache(recipe.train_manifest)
+    cache = training_cache(recipe, model)
     rng, ents = random.Random(step + 99), EntityFaker(900 + step)
     beam = BeamConfig(beam_size=4, nbest=4, max_tokens=60, alpha=0.5)
     while budget.left():
@@ -83,7 +92,7 @@ def main() -> None:
                 contexts.append(assemble_context(tok, ctx, CONTEXT_BUDGET).token_ids if ctx else None)
             model.eval()
             with torch.no_grad():
-                _, speech, speech_lens, _ = model.encode(batch.feats, batch.lengths)
+                speech, speech_lens = speech_of(model, batch, cache)
                 hyps = []
                 for i, ctx in enumerate(contexts):
                     sp = speech[i, : int(speech_lens[i])]
@@ -100,7 +109,7 @@ def main() -> None:
                     errors[i, j] = weighted_wer(r["text"], tok.decode(h), r.get("entities") or [])
             model.train()
             model.lm.train(False)
-            _, speech, speech_lens, _ = model.encode(batch.feats, batch.lengths)
+            speech, speech_lens = speech_of(model, batch, cache)
             seq_lp = sequence_logprobs(model, tok, speech, speech_lens, contexts, hyps)
             mask = torch.isfinite(seq_lp)
             loss_rl = mwer_loss(seq_lp.masked_fill(~mask, 0.0), errors, mask)

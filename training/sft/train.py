@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -25,12 +26,13 @@ from shared.tokenizer import Tokenizer
 from training.common import (
     DEVICE,
     Checkpointer,
-    FeatureCache,
     TimeBudget,
     cpu_state,
     device_name,
     feature_batches,
     lr_at,
+    speech_of,
+    training_cache,
 )
 from training.data.contexts import dialogue_context
 from training.data.text import EntityFaker
@@ -42,7 +44,7 @@ LM_LR_SCALE = 0.5  # LM learning rate relative to the encoder's during context S
 
 def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
     work = recipe.work_dir
-    cfg = model_config(tok.vocab_size)
+    cfg = model_config(tok.vocab_size, recipe.encoder_type)
     probe_file = work / "probe.json"
     if probe_file.exists():
         cfg.encoder_layers = int(json.loads(probe_file.read_text())["best_layer"])
@@ -95,8 +97,13 @@ def main() -> None:
     lm_params = list(model.lm.parameters())
     for p in lm_params:
         p.requires_grad = stage == "context_sft"
-    other = [p for n, p in model.named_parameters() if not n.startswith("lm.")]
-    groups = [{"params": other, "lr_scale": 1.0}]
+    encoder_params = list(model.encoder.parameters())
+    for p in encoder_params:
+        p.requires_grad = recipe.encoder_lr_scale > 0  # 0: a pretrained encoder stays as it is
+    other = [p for n, p in model.named_parameters() if not n.startswith(("lm.", "encoder."))]
+    groups: list[dict[str, Any]] = [{"params": other, "lr_scale": 1.0}]
+    if recipe.encoder_lr_scale > 0:
+        groups.append({"params": encoder_params, "lr_scale": recipe.encoder_lr_scale})
     if stage == "context_sft":
         # Context SFT tunes the LM too, at a lower rate, so it learns to trust context over doubtful speech.
         groups.append({"params": lm_params, "lr_scale": LM_LR_SCALE})
@@ -105,19 +112,20 @@ def main() -> None:
     state = ckpt.load(model, opt)
     step, log = state["step"], state["log"]
     budget = TimeBudget(budget_cfg.minutes, state.get("elapsed", 0.0))
-    cache = FeatureCache(recipe.train_manifest)
+    cache = training_cache(recipe, model)
     corpus = [row["text"] for row in cache.rows]  # sentences of the copy examples
     rng, ents = random.Random(step + 11), EntityFaker(500 + step)
     bar = tqdm(desc=stage, initial=step)
     model.train()
     model.lm.train(stage == "context_sft")  # a frozen LM runs without dropout
+    model.encoder.train(recipe.encoder_lr_scale > 0)
     while budget.left():
         for batch in feature_batches(cache, budget_cfg.max_frames, rng, augment=True):
             if not budget.left():
                 break
             batch = batch.to(DEVICE)
             targets = [tok.encode(r["text"])[:80] for r in batch.rows]
-            enc, speech, speech_lens, enc_lens = model.encode(batch.feats, batch.lengths)
+            speech, speech_lens = speech_of(model, batch, cache)
             contexts = contexts_for(batch.rows, tok, rng, ents, stage, recipe.no_context_share)
             lm_batch = model.build_batch(tok, speech, speech_lens, contexts, targets)
             ce, aux = model.lm_loss(lm_batch)
