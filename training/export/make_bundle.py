@@ -45,10 +45,12 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         f"- converter: splice {model.cfg.converter.splice}, linear {model.cfg.converter.d_in * model.cfg.converter.splice}"
         f" -> {model.cfg.converter.d_out}",
         "- LM text pretraining filled the speech span with pseudo-speech (noised, CTC-like repeated token embeddings)"
-        " so the LM reads that span before it is frozen; SFT kept the LM frozen and trained encoder + converter with"
-        " the LM's cross-entropy plus a CTC head tied to the LM's token embeddings; context SFT tuned the LM too at"
-        " 0.5x the encoder's learning rate (training/sft/train.py); RL: MWER on 4-best lists scored by"
-        " keyword-weighted WER, whole model",
+        " so the LM reads that span before it is frozen; SFT kept the LM frozen and trained "
+        + ("the converter (the pretrained encoder frozen throughout, its outputs computed once)"
+           if recipe.encoder_lr_scale == 0 else f"encoder (at {recipe.encoder_lr_scale:g}x) + converter")
+        + " with the LM's cross-entropy plus a CTC head tied to the LM's token embeddings; context SFT tuned the LM too"
+        " at 0.5x the converter's learning rate (training/sft/train.py); RL: MWER on 4-best lists scored by"
+        " keyword-weighted WER, " + ("converter and LM" if recipe.encoder_lr_scale == 0 else "whole model"),
         "- decoding word list: lexicon.txt (wordfreq's 100k most frequent English words and Debian's wamerican,"
         " training/export/lexicon.py); words outside it and the context cost SEEDASR_OOV_PENALTY in beam search",
         "- word LM: word_lm.arpa.gz, an interpolated Kneser-Ney trigram of the training split of the text stream and"
