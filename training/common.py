@@ -58,7 +58,39 @@ def _features_of(path: str, kind: str = "fbank") -> np.ndarray:
     return encoder_features(read_audio_file(path), kind)[0].astype(np.float16)
 
 
-class FeatureCache:
+class FrameCache:
+    """Frames (T, F) of every row in one float16 array on disk, with each row's (start, end) offsets."""
+
+    rows: list[dict[str, Any]]
+    data: np.ndarray
+    offsets: list[tuple[int, int]]
+
+    def _load(self, path: Path) -> bool:
+        index = path.with_suffix(".json")
+        if path.exists() and index.exists() and json.loads(index.read_text())["n"] == len(self.rows):
+            self.data = np.load(path, mmap_mode="r")
+            self.offsets = json.loads(index.read_text())["offsets"]
+            return True
+        return False
+
+    def _store(self, chunks: list[np.ndarray], path: Path) -> None:
+        """chunks: one (T, F) array per row, in row order."""
+        ends = np.cumsum([len(c) for c in chunks]).tolist()
+        self.offsets = [(e - len(c), e) for c, e in zip(chunks, ends)]
+        self.data = np.concatenate(chunks)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, self.data)
+        path.with_suffix(".json").write_text(json.dumps({"n": len(self.rows), "offsets": self.offsets}))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def feats(self, i: int) -> np.ndarray:
+        a, b = self.offsets[i]
+        return np.asarray(self.data[a:b], dtype=np.float32)
+
+
+class FeatureCache(FrameCache):
     """All utterances' encoder input features in one float16 array, built once per manifest and feature
     kind (shared/features.py encoder_features: normalised fbank for LUISE, Whisper's log-mel)."""
 
@@ -67,74 +99,41 @@ class FeatureCache:
         self.rows = [r for r in read_manifest(manifest) if r.get("duration", 0) <= max_seconds]
         suffix = ".feats" if kind == "fbank" else f".{kind}"  # fbank keeps the name earlier runs cached under
         cache = manifest.with_suffix(suffix + ".npy")
-        index = manifest.with_suffix(suffix + ".json")
-        if cache.exists() and index.exists() and json.loads(index.read_text())["n"] == len(self.rows):
-            self.data = np.load(cache, mmap_mode="r")
-            self.offsets = json.loads(index.read_text())["offsets"]
+        if self._load(cache):
             return
-        chunks, offsets, pos = [], [], 0
         paths = [row["audio"] for row in self.rows]
         # Fresh single-threaded workers: forked ones inherit BLAS thread pools, and 16 forked workers
         # made only 100 utterances/s on a 16-core machine (one process makes 700 here).
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         with get_context("spawn").Pool(os.cpu_count() or 1) as pool:
-            for feats in tqdm(pool.imap(partial(_features_of, kind=kind), paths, chunksize=64), total=len(paths),
-                              desc=f"{kind} {manifest.parent.name}"):
-                chunks.append(feats)
-                offsets.append((pos, pos + len(feats)))
-                pos += len(feats)
-        self.data = np.concatenate(chunks)
-        self.offsets = offsets
-        np.save(cache, self.data)
-        index.write_text(json.dumps({"n": len(self.rows), "offsets": offsets}))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def feats(self, i: int) -> np.ndarray:
-        a, b = self.offsets[i]
-        return np.asarray(self.data[a:b], dtype=np.float32)
+            chunks = list(tqdm(pool.imap(partial(_features_of, kind=kind), paths, chunksize=64), total=len(paths),
+                               desc=f"{kind} {manifest.parent.name}"))
+        self._store(chunks, cache)
 
 
-class EncoderOutputCache:
+class EncoderOutputCache(FrameCache):
     """A frozen encoder's outputs (T', D) for every utterance of a FeatureCache, in one float16 array
     computed once per work folder, so that stages training converter + LM over a pretrained encoder
-    (recipe encoder_lr_scale 0) never run it again. Same interface as FeatureCache: feature_batches
-    then yields encoder frames, and `speech_of` sends them straight to the converter."""
+    (recipe encoder_lr_scale 0) never run it again. feature_batches then yields encoder frames, and
+    `speech_of` sends them straight to the converter."""
 
     def __init__(self, features: FeatureCache, encoder: torch.nn.Module, path: Path, max_frames: int = 12_000) -> None:
         self.rows = features.rows
-        index = path.with_suffix(".json")
-        if path.exists() and index.exists() and json.loads(index.read_text())["n"] == len(self.rows):
-            self.data = np.load(path, mmap_mode="r")
-            self.offsets = json.loads(index.read_text())["offsets"]
+        if self._load(path):
             return
         outputs: dict[int, np.ndarray] = {}
         encoder.eval()
-        batches = list(feature_batches(features, max_frames, random.Random(0), augment=False, keep_order=True))
+        batches = list(feature_batches(features, max_frames, random.Random(0), augment=False))  # rows found by index
         with torch.no_grad():
             for batch in tqdm(batches, desc=f"encoder outputs {path.parent.name}"):
                 enc, enc_lens = encoder(batch.feats.to(DEVICE), batch.lengths.to(DEVICE))
                 for k, i in enumerate(batch.index):
                     outputs[i] = enc[k, : int(enc_lens[k])].half().cpu().numpy()
-        chunks = [outputs[i] for i in range(len(self.rows))]
-        ends = np.cumsum([len(c) for c in chunks]).tolist()
-        self.offsets = [(e - len(c), e) for c, e in zip(chunks, ends)]
-        self.data = np.concatenate(chunks)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, self.data)
-        index.write_text(json.dumps({"n": len(self.rows), "offsets": self.offsets}))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def feats(self, i: int) -> np.ndarray:
-        a, b = self.offsets[i]
-        return np.asarray(self.data[a:b], dtype=np.float32)
+        self._store([outputs[i] for i in range(len(self.rows))], path)
 
 
-def training_cache(recipe: Any, model: Any) -> FeatureCache | EncoderOutputCache:
+def training_cache(recipe: Any, model: Any) -> FrameCache:
     """The stage's input: encoder frames when the recipe keeps a pretrained encoder frozen, else features."""
     from shared.model.asr import encoder_kind
 
@@ -144,7 +143,7 @@ def training_cache(recipe: Any, model: Any) -> FeatureCache | EncoderOutputCache
     return EncoderOutputCache(features, model.encoder, recipe.work_dir / "encoder_out.npy")
 
 
-def speech_of(model: Any, batch: FeatBatch, cache: FeatureCache | EncoderOutputCache) -> tuple[torch.Tensor, torch.Tensor]:
+def speech_of(model: Any, batch: FeatBatch, cache: FrameCache) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch -> speech (B, S, D_lm), speech_lens (B,): through the encoder, or from cached encoder frames."""
     if isinstance(cache, EncoderOutputCache):
         speech, speech_lens = model.converter(batch.feats, batch.lengths)
@@ -179,9 +178,8 @@ class FeatBatch:
         return FeatBatch(self.feats.to(device, non_blocking=True), self.lengths.to(device), self.rows, self.index)
 
 
-def feature_batches(cache: FeatureCache | EncoderOutputCache, max_frames: int, rng: random.Random, augment: bool,
-                    keep_order: bool = False) -> Iterator[FeatBatch]:
-    """One epoch of length-bucketed batches holding at most `max_frames` padded frames (shuffled unless keep_order)."""
+def feature_batches(cache: FrameCache, max_frames: int, rng: random.Random, augment: bool) -> Iterator[FeatBatch]:
+    """One epoch of length-bucketed batches holding at most `max_frames` padded frames, in random order."""
     order = sorted(range(len(cache)), key=lambda i: cache.offsets[i][1] - cache.offsets[i][0] + rng.random() * 50)
     batches: list[list[int]] = []
     cur: list[int] = []
@@ -195,8 +193,7 @@ def feature_batches(cache: FeatureCache | EncoderOutputCache, max_frames: int, r
         longest = max(longest, n)
     if cur:
         batches.append(cur)
-    if not keep_order:
-        rng.shuffle(batches)
+    rng.shuffle(batches)
     for idx in batches:
         feats = [torch.from_numpy(cache.feats(i)) for i in idx]
         if augment:

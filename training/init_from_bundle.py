@@ -87,7 +87,8 @@ def main() -> None:
     ap.add_argument("bundle", type=Path)
     args = ap.parse_args()
     recipe = Recipe.from_env()
-    if recipe.encoder_type == "whisper" and load_bundle(args.bundle)[0].cfg.encoder_type != "whisper":
+    source_type = json.loads((args.bundle / "config.json").read_text())["config"].get("encoder_type", "luise_conformer")
+    if recipe.encoder_type == "whisper" and source_type != "whisper":
         from training.init_whisper import init_whisper  # a new encoder under the bundle's LM
 
         init_whisper(args.bundle, recipe.work_dir)

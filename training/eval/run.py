@@ -139,44 +139,33 @@ def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], al
                 suffix += f", correction={m:g}" if len(margins) > 1 else ""
                 runs += [(f"alpha={a:g}{suffix}", ours_for(k), a, False, b, m) for a in alphas]
     for label, ours, alpha, no_ctx, bias, margin in runs:
-        hits = keys = inserted = distractors = 0
-        errs = []
-        for r in rows:
-            hyp = ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx, bias,
-                       margin)
-            errs.append(wer(r["text"], hyp))
-            if r.get("distractor"):
-                distractors += 1
-                entities = [e for e in r.get("context_entities", [])] or _history_entities(r)
-                inserted += any(keyword_hit(e, hyp) and not keyword_hit(e, r["text"]) for e in entities)
-            else:
-                for k in r.get("keywords", []):
-                    keys += 1
-                    hits += keyword_hit(k, hyp)
+        hyps = [ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx, bias,
+                     margin) for r in rows]
         table.append({"setting": label, "alpha": alpha, "prune_k": ours.settings.context_prune_k, "bias": bias,
-                      "correction": margin,
-                      "keyword_recall": hits / max(keys, 1),
-                      "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
+                      "correction": margin, **score_context(rows, hyps)})
         print(f"context {label}: recall {table[-1]['keyword_recall']:.1%}", flush=True)
     for peer in peers:
         for with_context in (False, True) if peer.takes_prompt else (False,):
-            hits = keys = inserted = distractors = 0
-            errs = []
-            for r in rows:
-                hyp = peer(r["audio"], prompt=context_prompt(r) if with_context else "")
-                errs.append(wer(r["text"], hyp))
-                if r.get("distractor"):
-                    distractors += 1
-                    entities = [e for e in r.get("context_entities", [])] or _history_entities(r)
-                    inserted += any(keyword_hit(e, hyp) and not keyword_hit(e, r["text"]) for e in entities)
-                else:
-                    for k in r.get("keywords", []):
-                        keys += 1
-                        hits += keyword_hit(k, hyp)
+            hyps = [peer(r["audio"], prompt=context_prompt(r) if with_context else "") for r in rows]
             label = f"{peer.name}" + (" (context as prompt)" if with_context else "")
-            table.append({"setting": label, "keyword_recall": hits / max(keys, 1),
-                          "distractor_insertions": inserted / max(distractors, 1), "wer": float(np.mean(errs))})
+            table.append({"setting": label, **score_context(rows, hyps)})
     return table
+
+
+def score_context(rows: list[dict[str, Any]], hyps: list[str]) -> dict[str, float]:
+    """Keyword recall over keyword rows, share of distractor rows with an inserted context entity, mean WER."""
+    hits = keys = inserted = distractors = 0
+    for r, hyp in zip(rows, hyps):
+        if r.get("distractor"):
+            distractors += 1
+            entities = [e for e in r.get("context_entities", [])] or _history_entities(r)
+            inserted += any(keyword_hit(e, hyp) and not keyword_hit(e, r["text"]) for e in entities)
+        else:
+            for k in r.get("keywords", []):
+                keys += 1
+                hits += keyword_hit(k, hyp)
+    return {"keyword_recall": hits / max(keys, 1), "distractor_insertions": inserted / max(distractors, 1),
+            "wer": float(np.mean([wer(r["text"], h) for r, h in zip(rows, hyps)]))}
 
 
 def context_prompt(row: dict[str, Any]) -> str:
