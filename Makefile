@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 VENV := .venv/.installed
 
-.PHONY: setup proto demo test lint tiny-bundle train eval bench
+.PHONY: setup proto demo test lint tiny-bundle train eval bench chaos fuzz certs
 
 setup: $(VENV)
 
@@ -36,3 +36,17 @@ eval: setup
 bench: setup
 	$(PY) -m services.bench
 	$(PY) -m training.eval.bench_peers
+
+# Fault injection: kill -9 worker, bridge, Redis and NATS KILLS times each under load; prints lost/duplicated.
+KILLS ?= 20
+chaos: setup
+	$(PY) -m services.chaos --kills $(KILLS)
+
+# N random and hostile Recognize / StreamingRecognize calls; prints status codes and rejection latency.
+N ?= 100000
+fuzz: setup
+	$(PY) -m services.fuzz -n $(N)
+
+# A development CA with server and client certificates for TLS/mTLS (deploy/compose.tls.yml reads them).
+certs:
+	bash scripts/dev_certs.sh deploy/certs gateway encoder context decoder reward

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
-import grpc
-
-from seedasr.v1 import internal_pb2, internal_pb2_grpc, recognizer_pb2, recognizer_pb2_grpc
+from seedasr.v1 import internal_pb2, internal_pb2_grpc, recognizer_pb2
+from services.channels import open_channel
 from services.context.server import ContextService
 from services.decoder.server import DecoderService
 from services.encoder.server import EncoderService
@@ -27,9 +26,9 @@ from services.reward.server import RewardService
 from services.reward.store import LocalRewardStore
 from services.runtime import Registration, RunningServer, expose_over_nats, start_server, wait_for_signal
 from shared.bundle import default_bundle_dir
-from shared.bus import GrpcStub, LocalStub, NatsConnection, NatsStub
+from shared.bus import GrpcStub, LocalStub, NatsConnection, NatsStub, connect_nats
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, LocalBus
-from shared.history import MemoryHistoryStore, RedisHistoryStore
+from shared.history import MemoryHistoryStore, RedisHistoryStore, check_durability
 from shared.recognition import AsrCore
 from shared.settings import Settings
 from shared.telemetry import setup_telemetry
@@ -47,21 +46,20 @@ def core_for(settings: Settings) -> AsrCore:
 
 
 def _reg_encoder(core: AsrCore) -> Registration:
-    return Registration(EncoderService(core), internal_pb2_grpc.add_EncoderServicer_to_server, INTERNAL["Encoder"])
+    return Registration(EncoderService(core), INTERNAL["Encoder"])
 
 
 def _reg_decoder(core: AsrCore, settings: Settings) -> Registration:
-    return Registration(DecoderService(core, settings), internal_pb2_grpc.add_DecoderServicer_to_server, INTERNAL["Decoder"])
+    return Registration(DecoderService(core, settings), INTERNAL["Decoder"])
 
 
 def _reg_context(store: object, tok: Tokenizer, settings: Settings) -> Registration:
     return Registration(ContextService(store, tok, settings.context_budget),  # type: ignore[arg-type]
-                        internal_pb2_grpc.add_ContextServicer_to_server, INTERNAL["Context"])
+                        INTERNAL["Context"])
 
 
 def _reg_gateway(pipeline: TurnPipeline, settings: Settings) -> Registration:
-    return Registration(RecognizerService(pipeline, settings), recognizer_pb2_grpc.add_RecognizerServicer_to_server,
-                        RECOGNIZER)
+    return Registration(RecognizerService(pipeline, settings), RECOGNIZER, public=True)
 
 
 # ---- embedded ------------------------------------------------------------------------------------
@@ -82,7 +80,10 @@ def build_embedded(settings: Settings, core: Optional[AsrCore] = None) -> tuple[
         score_feedback(reward_store, turn_id, corrected, keywords)
 
     def deliver(subject: str) -> Callable[[str, bytes], None]:
-        return lambda _msg_id, payload: handle_event(subject, payload, reward_store, eager_reward)
+        def handler(_msg_id: str, payload: bytes) -> None:
+            handle_event(subject, payload, reward_store, eager_reward)  # scored at once: nothing to wait for
+
+        return handler
 
     for subject in (TURNS_SUBJECT, FEEDBACK_SUBJECT):
         bus.subscribe(subject, deliver(subject))
@@ -90,14 +91,16 @@ def build_embedded(settings: Settings, core: Optional[AsrCore] = None) -> tuple[
     peers = Peers(LocalStub(encoder.servicer, encoder.descriptor, t), LocalStub(context.servicer, context.descriptor, t),
                   LocalStub(decoder.servicer, decoder.descriptor, t))
     pipeline = TurnPipeline(peers, bus, settings)
-    reward = Registration(RewardService(reward_store), internal_pb2_grpc.add_RewardServicer_to_server, INTERNAL["Reward"])
+    reward = Registration(RewardService(reward_store), INTERNAL["Reward"])
     return [_reg_gateway(pipeline, settings), encoder, context, decoder, reward], pipeline
 
 
 def serve_embedded(settings: Settings, port: Optional[int] = None) -> RunningServer:
     setup_telemetry("seedasr-embedded", settings.trace_file, settings.log_level)
     regs, _ = build_embedded(settings)
-    return start_server(settings, regs, port)
+    # the internal services answer anyone who can reach them (Reward.GetSample reads every tenant's
+    # corrections): only the public Recognizer is served unless SEEDASR_EXPOSE_INTERNAL asks for them
+    return start_server(settings, regs if settings.expose_internal else regs[:1], port)
 
 
 # ---- mesh ----------------------------------------------------------------------------------------
@@ -111,7 +114,7 @@ def _peers(settings: Settings, conn: Optional[NatsConnection]) -> Peers:
             ("grpc.max_receive_message_length", settings.max_message_mb << 20)]
 
     def stub(addr: str, cls: type) -> GrpcStub:
-        channel = grpc.insecure_channel(addr, options=opts)
+        channel = open_channel(addr, settings, opts)
         return GrpcStub(channel, cls(channel), t)
 
     return Peers(stub(settings.encoder_addr, internal_pb2_grpc.EncoderStub),
@@ -127,13 +130,14 @@ def start_service(name: str, settings: Settings, port: Optional[int] = None) -> 
     conn: Optional[NatsConnection] = None
     needs_nats = settings.transport == "nats" or name in ("gateway", "reward")
     if needs_nats:
-        conn = NatsConnection(settings.nats_url, f"seedasr-{name}")
+        conn = connect_nats(settings, f"seedasr-{name}")
     if name in ("encoder", "decoder"):
         core = core_for(settings)
         regs = [_reg_encoder(core) if name == "encoder" else _reg_decoder(core, settings)]
     elif name == "context":
         store = RedisHistoryStore(settings.redis_url, settings.history_max_turns, settings.history_ttl_s)
         store.ping()
+        check_durability(store.r, settings.redis_durability, settings.redis_url)
         bundle = Path(settings.model) if settings.model else default_bundle_dir()
         regs = [_reg_context(store, Tokenizer(bundle / "tokenizer.model"), settings)]
     elif name == "gateway":
@@ -160,16 +164,17 @@ def _reward(settings: Settings, conn: NatsConnection) -> tuple[list[Registration
 
     CeleryInstrumentor().instrument()
     store = RedisRewardStore(settings.redis_url)
+    check_durability(store.r, settings.redis_durability, settings.redis_url)
 
     def enqueue(turn_id: str, corrected: str, keywords: list[str]) -> None:
         score_feedback_task.apply_async(args=(turn_id, corrected, keywords))
 
     bridge = RewardBridge(conn, store, enqueue, settings.bridge_durable, settings.bridge_deliver)
     bridge.start()
-    reg = Registration(RewardService(store), internal_pb2_grpc.add_RewardServicer_to_server, INTERNAL["Reward"])
+    reg = Registration(RewardService(store), INTERNAL["Reward"])
     return [reg], bridge
 
 
-def serve_service(name: str, settings: Settings, port: Optional[int] = None) -> None:
+def serve_service(name: str, settings: Settings, port: Optional[int] = None) -> int:
     running = start_service(name, settings, port)
-    wait_for_signal(running, settings.grace_s)
+    return wait_for_signal(running, settings.grace_s)

@@ -5,7 +5,8 @@
     seedasr transcribe FILE...           print text
     seedasr transcribe --manifest IN.jsonl --output OUT.jsonl [--model DIR] [--no-context]
     seedasr demo                         the bundled sample dialogue through the embedded gRPC server
-    seedasr worker                       the Celery reward worker
+    seedasr worker                       the Celery reward worker (started again if it dies)
+    seedasr apikey TENANT [--file F]     make an API key: its hash goes to F, the key is printed once
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -120,21 +122,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.service:
         from services.app import serve_service
 
-        serve_service(args.service, settings, args.port)
-        return 0
+        return serve_service(args.service, settings, args.port)
     from services.app import serve_embedded
 
     running = serve_embedded(settings, args.port if args.port is not None else settings.port)
     print(f"seedasr: embedded server listening on {settings.host}:{running.port}", flush=True)
-    wait_for_signal(running, settings.grace_s)
+    return wait_for_signal(running, settings.grace_s)
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    """Make a key for TENANT: its sha256 goes into the keys file, the key itself is printed once."""
+    import secrets
+
+    from services.guard import TENANT_CHARS, hash_key
+
+    if not args.tenant or len(args.tenant) > 64 or not set(args.tenant) <= TENANT_CHARS:
+        print("seedasr apikey: TENANT must be 1-64 letters, digits, _ and -", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    key = secrets.token_urlsafe(32)
+    path = Path(args.file)
+    with path.open("a") as f:
+        f.write(f"{args.tenant} {hash_key(key)}\n")
+    path.chmod(0o600)
+    print(key)
+    print(f"seedasr: added a key for {args.tenant} to {path}; serve with SEEDASR_API_KEYS_FILE={path}", file=sys.stderr)
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from services.reward.tasks import app
+    from services.reward.supervisor import supervise, worker_command
 
-    app.worker_main(["worker", "--loglevel", "INFO", "--concurrency", str(args.concurrency), "--pool", "solo"])
-    return 0
+    command = worker_command(args.concurrency)
+    if args.no_restart:
+        return subprocess.call(command)
+    return supervise(command)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -157,7 +178,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     d.set_defaults(fn=lambda a: __import__("services.demo", fromlist=["run"]).run(a.model))
     w = sub.add_parser("worker", help="run the Celery reward worker")
     w.add_argument("--concurrency", type=int, default=1)
+    w.add_argument("--no-restart", action="store_true", help="do not start the worker again when it dies")
     w.set_defaults(fn=cmd_worker)
+    k = sub.add_parser("apikey", help="make an API key for a tenant (its hash is appended to the keys file)")
+    k.add_argument("tenant")
+    k.add_argument("--file", default="api_keys.txt")
+    k.set_defaults(fn=cmd_apikey)
     args = ap.parse_args(argv)
     if getattr(args, "model", None):
         os.environ["SEEDASR_MODEL"] = args.model

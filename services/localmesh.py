@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,14 +21,16 @@ SERVICE_NAMES = ("encoder", "context", "decoder", "gateway", "reward")
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.name, self.args, self.env, self.log_dir = name, args, env, log_dir
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path,
+                 program: str = sys.executable) -> None:
+        """`program args...` (python by default) in its own process group, output in log_dir/NAME.log."""
+        self.name, self.args, self.env, self.log_dir, self.program = name, args, env, log_dir, program
         self.p: subprocess.Popen | None = None
         self.start()
 
     def start(self) -> None:
         log = open(self.log_dir / f"{self.name}.log", "ab")
-        self.p = subprocess.Popen([sys.executable, *self.args], cwd=ROOT, env={**os.environ, **self.env},
+        self.p = subprocess.Popen([self.program, *self.args], cwd=ROOT, env={**os.environ, **self.env},
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:
@@ -42,6 +45,20 @@ class Proc:
 
     def log(self) -> str:
         return (self.log_dir / f"{self.name}.log").read_text(errors="replace")[-3000:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reachable(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def wait_serving(port: int, proc: Proc, timeout: float = 90) -> None:

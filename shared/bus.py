@@ -10,6 +10,7 @@ to scale out. `NatsStub` gives callers the methods of a grpc stub; errors come b
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -42,11 +43,18 @@ class BusError(grpc.RpcError):
         return self._details
 
 
+# is_active() of the gRPC call this thread serves (set by services/guard.py): an in-process call made
+# for it stops when it is cancelled, as a remote one would
+calling_active: contextvars.ContextVar[Optional[Callable[[], bool]]] = contextvars.ContextVar(
+    "seedasr_calling_active", default=None)
+
+
 class CallContext:
     """The part of grpc.ServicerContext that servicers use, for NATS and in-process calls."""
 
-    def __init__(self, timeout: Optional[float] = None) -> None:
+    def __init__(self, timeout: Optional[float] = None, parent_active: Optional[Callable[[], bool]] = None) -> None:
         self.deadline = time.monotonic() + timeout if timeout else None
+        self.parent_active = parent_active
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise BusError(code, details)
@@ -55,6 +63,8 @@ class CallContext:
         return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def is_active(self) -> bool:
+        if self.parent_active is not None and not self.parent_active():
+            return False
         return self.deadline is None or time.monotonic() < self.deadline
 
     def invocation_metadata(self) -> tuple:
@@ -67,7 +77,8 @@ class CallContext:
 class NatsConnection:
     """One nats-py connection driven by an asyncio loop in a daemon thread, for sync code."""
 
-    def __init__(self, url: str, name: str, connect_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, name: str, connect_timeout: float = 5.0, **options: Any) -> None:
+        """`options` go to nats.connect: tls (an ssl.SSLContext), user_credentials (a .creds file)."""
         import nats
 
         self.loop = asyncio.new_event_loop()
@@ -76,7 +87,7 @@ class NatsConnection:
         try:
             self.nc = self.run(
                 nats.connect(url, name=name, connect_timeout=connect_timeout, max_reconnect_attempts=-1,
-                             reconnect_time_wait=0.5, allow_reconnect=True),
+                             reconnect_time_wait=0.5, allow_reconnect=True, **options),
                 timeout=connect_timeout + 1,
             )
         except Exception as exc:
@@ -95,8 +106,40 @@ class NatsConnection:
         try:
             self.run(self.nc.drain(), timeout=5)
         except Exception:  # already closed or server gone: nothing left to flush
+            try:
+                self.run(self.nc.close(), timeout=2)
+            except Exception:
+                pass
+
+        async def cancel_the_rest() -> None:  # so no coroutine of the client outlives its loop
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self.run(cancel_the_rest(), timeout=5)
+        except Exception:
             pass
         self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+def connect_nats(settings: Any, name: str) -> NatsConnection:
+    """A connection with the credentials and TLS of the settings (SEEDASR_NATS_CREDS, SEEDASR_NATS_TLS_*)."""
+    options: dict[str, Any] = {}
+    if settings.nats_creds:
+        options["user_credentials"] = settings.nats_creds
+    if settings.nats_tls_ca or settings.nats_tls_cert:
+        import ssl
+
+        tls = ssl.create_default_context(cafile=settings.nats_tls_ca or None)
+        if settings.nats_tls_cert:
+            tls.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key or None)
+        options["tls"] = tls
+    return NatsConnection(settings.nats_url, name, **options)
 
 
 def _methods(service: ServiceDescriptor) -> dict[str, tuple[Any, Any]]:
@@ -108,14 +151,17 @@ def subject_of(service: ServiceDescriptor, method: str) -> str:
     return f"{service.full_name}.{method}"
 
 
-def serve_over_nats(conn: NatsConnection, servicer: Any, service: ServiceDescriptor, executor: ThreadPoolExecutor) -> None:
-    """Subscribe every unary RPC of `service` in queue group `service.full_name`."""
+def serve_over_nats(conn: NatsConnection, servicer: Any, service: ServiceDescriptor,
+                    executor: ThreadPoolExecutor) -> list[Any]:
+    """Subscribe every unary RPC of `service` in queue group `service.full_name`; returns the subscriptions."""
+    subs = []
     for name, (req_cls, _) in _methods(service).items():
         if service.methods_by_name[name].client_streaming or service.methods_by_name[name].server_streaming:
             continue
         handler = _make_handler(conn, getattr(servicer, name), req_cls, f"{service.full_name}/{name}", executor)
-        conn.run(conn.nc.subscribe(subject_of(service, name), queue=service.full_name, cb=handler))
+        subs.append(conn.run(conn.nc.subscribe(subject_of(service, name), queue=service.full_name, cb=handler)))
     conn.run(conn.nc.flush())
+    return subs
 
 
 def _make_handler(conn: NatsConnection, method: Callable, req_cls: Any, span_name: str, executor: ThreadPoolExecutor):
@@ -206,7 +252,7 @@ class LocalStub:
 
         def call(request: Any, timeout: Optional[float] = None) -> Any:
             with tracer().start_as_current_span(f"{self.service.full_name}/{name}", kind=trace.SpanKind.INTERNAL):
-                return method(request, CallContext(timeout or self.default_timeout))
+                return method(request, CallContext(timeout or self.default_timeout, calling_active.get()))
 
         return call
 

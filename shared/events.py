@@ -6,6 +6,8 @@ server that hands each event to its handlers at once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -24,6 +26,12 @@ FEEDBACK_SUBJECT = "asr.feedback"
 SUBJECTS = ["asr.>"]
 
 Handler = Callable[[str, bytes], None]
+
+
+def sample_id_of(turn_id: str, corrected: str, keywords: list[str]) -> str:
+    """One RL sample per (turn, correction): the feedback event's message id, so a resubmitted or
+    redelivered feedback maps to the same id at every step."""
+    return f"{turn_id}:{hashlib.sha1(json.dumps([corrected, keywords]).encode()).hexdigest()[:16]}"
 
 
 class EventBus(Protocol):
@@ -72,10 +80,12 @@ class LocalBus:
         self.handlers.setdefault(subject, []).append(handler)
 
     def publish(self, subject: str, payload: bytes, msg_id: str) -> None:
+        """Raises what a handler raised; the id then stays unseen, so a retry of it is handled again."""
         with self.lock:
             if (subject, msg_id) in self.seen:  # same de-duplication contract as JetStream
                 return
-            self.seen.add((subject, msg_id))
         with tracer().start_as_current_span(f"{subject} publish", kind=trace.SpanKind.PRODUCER):
             for handler in self.handlers.get(subject, []):
                 handler(msg_id, payload)
+        with self.lock:  # seen only once every handler succeeded (handlers are idempotent)
+            self.seen.add((subject, msg_id))

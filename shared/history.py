@@ -4,11 +4,31 @@ embedded server. Turns are JSON objects {"role", "text", "turn_id", "created_uni
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from typing import Any, Optional, Protocol
 
 KEY_PREFIX = "seedasr:session:"
+log = logging.getLogger(__name__)
+
+
+def check_durability(client: Any, mode: str, url: str) -> bool:
+    """Whether Redis logs every write to its append-only file before it answers (appendonly yes): then a
+    killed Redis loses nothing it acknowledged (everysec: a machine crash, the last second). mode "require"
+    stops the process with a clear message when it does not; "warn" logs it. Returns the finding."""
+    try:
+        durable = int(client.info("persistence").get("aof_enabled", 0)) == 1
+    except Exception as exc:  # INFO refused (managed Redis with ACLs): say so, do not guess
+        log.warning("cannot read the persistence of the Redis at %s: %s", url, exc)
+        return False
+    if not durable:
+        message = (f"the Redis at {url} has appendonly off: acknowledged sessions and feedback would be lost "
+                   "if it crashed; start it with --appendonly yes (every deployment of the project does)")
+        if mode == "require":
+            raise SystemExit(message + ", or set SEEDASR_REDIS_DURABILITY=warn")
+        log.warning(message)
+    return durable
 
 
 class HistoryStore(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -18,7 +18,7 @@ from shared.bundle import default_bundle_dir, load_bundle
 from shared.engines import EncoderEngine, EncoderOutput, make_encoder_engine
 from shared.features import encoder_features
 from shared.model.asr import encoder_kind
-from shared.model.beam_search import BeamConfig, joint_beam_search
+from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_search
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
@@ -108,15 +108,27 @@ class AsrCore:
     # ---- decoder side --------------------------------------------------------------------------
     def decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig,
                bias_phrases: Sequence[str] = (), correction_phrases: Sequence[str] = (),
-               correction: Optional[CorrectionConfig] = None) -> list[NBestEntry]:
+               correction: Optional[CorrectionConfig] = None,
+               cancelled: Optional[Callable[[], bool]] = None, wait_s: Optional[float] = None) -> list[NBestEntry]:
         """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free; bias_phrases
         (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole; words outside
         the bundle's lexicon and the context cost cfg.oov_penalty (shared/model/lexicon.py); then
         correction_phrases may replace look-alike spans of the best text (shared/model/phrase_correction.py;
-        it keeps its search score)."""
+        it keeps its search score). `cancelled` stops the search (SearchCancelled) when the caller is gone;
+        a decode that cannot start within `wait_s` (others hold the model) raises SearchCancelled too."""
         # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
         cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, 10 + len(speech)))
-        with self.lock, torch.inference_mode():
+        if not self.lock.acquire(timeout=-1 if wait_s is None else max(0.0, wait_s)):
+            raise SearchCancelled(f"the model stayed busy for {wait_s:.1f} s")
+        try:
+            return self._decode(speech, context_ids, cfg, bias_phrases, correction_phrases, correction, cancelled)
+        finally:
+            self.lock.release()
+
+    def _decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig, bias_phrases: Sequence[str],
+                correction_phrases: Sequence[str], correction: Optional[CorrectionConfig],
+                cancelled: Optional[Callable[[], bool]]) -> list[NBestEntry]:
+        with torch.inference_mode():
             sp = torch.from_numpy(np.array(speech, dtype=np.float32))  # a writable copy
             free = self.model.prefix_embeds(self.tok, sp, None)
             ctx = self.model.prefix_embeds(self.tok, sp, list(context_ids)) if context_ids else None
@@ -132,7 +144,7 @@ class AsrCore:
             lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near,
                                                cfg.word_lm_weight, cfg.word_bonus)
             hyps = joint_beam_search(self.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias,
-                                     lexicon=lexicon if lexicon else None)
+                                     lexicon=lexicon if lexicon else None, cancelled=cancelled)
             nbest = [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
             if nbest and logp is not None and correction is not None and correction_phrases:
                 nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, logp, self.tok.encode,

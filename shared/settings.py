@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,10 +31,48 @@ class Settings(BaseSettings):
     # serving
     host: str = "127.0.0.1"
     port: int = Field(50051, ge=0, le=65535)
+    # threads for calls that are not admitted by the limits below (health, reflection, sessions, feedback,
+    # internal services); the gRPC pool holds these plus max_calls plus max_streams, so health always answers
     workers: int = Field(8, ge=1)
     grace_s: float = Field(5.0, ge=0)
     deadline_s: float = Field(30.0, gt=0, description="deadline of every outgoing call")
     max_message_mb: int = Field(32, ge=1)
+    # the embedded server also serves the internal Encoder/Context/Decoder/Reward services on its port
+    expose_internal: bool = False
+
+    # admission and request limits (services/guard.py, services/gateway/limits.py): checked before any work
+    max_calls: int = Field(8, ge=1, description="concurrent Recognize calls; more get RESOURCE_EXHAUSTED")
+    max_streams: int = Field(64, ge=1, description="concurrent StreamingRecognize calls")
+    max_streams_per_client: int = Field(8, ge=1, description="per tenant, or per client address without auth")
+    stream_idle_s: float = Field(30.0, gt=0, description="a stream with no message for this long is closed")
+    max_stream_s: float = Field(3600.0, gt=0, description="audio seconds one stream may carry")
+    stream_rate: float = Field(4.0, gt=0, description="audio may arrive this many times faster than real time")
+    stream_burst_s: float = Field(20.0, ge=0, description="audio seconds a stream may send ahead of the rate")
+    max_hotwords: int = Field(256, ge=0)
+    max_hotword_chars: int = Field(100, ge=1)
+    max_prompt_chars: int = Field(4000, ge=0)
+    max_history_turns: int = Field(64, ge=0, description="history turns per request")
+    max_history_chars: int = Field(16000, ge=0, description="characters of all history turns of a request")
+
+    # security: TLS on every gRPC server (cert + key), mTLS when a client CA is given; clients verify servers
+    # with tls_ca and present tls_client_cert/key. API keys: a file of "tenant sha256(key)" lines; when set,
+    # every public call needs "authorization: Bearer KEY" and sessions are scoped to the key's tenant
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = Field("", description="CA of client certificates; set = mTLS required")
+    tls_ca: str = Field("", description="CA that signed the servers' certificates (clients)")
+    tls_client_cert: str = ""
+    tls_client_key: str = ""
+    tls_server_name: str = Field("", description="name to verify in server certificates (default: the host)")
+    api_keys_file: str = ""
+    # NATS: credentials file (NKEY/JWT) and TLS (CA, client cert/key); user:password can go in NATS_URL
+    nats_creds: str = ""
+    nats_tls_ca: str = ""
+    nats_tls_cert: str = ""
+    nats_tls_key: str = ""
+    # "require": context/reward refuse to start on a Redis without appendonly (acknowledged writes could be
+    # lost on a crash); "warn": log it; REDIS_URL carries credentials and TLS (rediss://user:pass@host)
+    redis_durability: Literal["require", "warn"] = "warn"
 
     # mesh wiring
     transport: Literal["nats", "grpc"] = "nats"
@@ -109,6 +148,9 @@ class Settings(BaseSettings):
     # reward side
     rl_store: str = Field("", description="redis (mesh) or a JSONL path (embedded); empty = by mode")
     celery_broker: str = ""
+    # a task a killed worker had taken goes back to the queue after this long (kombu's Redis visibility
+    # timeout); tasks take well under a second, and a redelivered one adds nothing (idempotent store)
+    celery_visibility_s: float = Field(60.0, gt=0)
     bridge_durable: str = "reward-bridge"
     bridge_deliver: Literal["all", "new"] = Field("all", description="where a new bridge consumer starts in the stream")
     trace_file: str = Field("", description="also write spans as JSON lines here (tests, debugging)")
@@ -120,6 +162,29 @@ class Settings(BaseSettings):
         if any(not 0.5 <= float(w) <= 2.0 for w in value.split(",")):
             raise ValueError("every warp must lie in [0.5, 2]")
         return value
+
+    @field_validator("tls_cert", "tls_key", "tls_client_ca", "tls_ca", "tls_client_cert", "tls_client_key",
+                     "api_keys_file", "nats_creds", "nats_tls_ca", "nats_tls_cert", "nats_tls_key")
+    @classmethod
+    def _file_exists(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Settings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("SEEDASR_TLS_CERT and SEEDASR_TLS_KEY go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ValueError("SEEDASR_TLS_CLIENT_CA (mTLS) needs SEEDASR_TLS_CERT and SEEDASR_TLS_KEY")
+        if bool(self.tls_client_cert) != bool(self.tls_client_key):
+            raise ValueError("SEEDASR_TLS_CLIENT_CERT and SEEDASR_TLS_CLIENT_KEY go together")
+        return self
+
+    @property
+    def pool_threads(self) -> int:
+        """gRPC server threads: the admitted heavy calls never take the last `workers` of them."""
+        return self.workers + self.max_calls + self.max_streams
 
     @property
     def warps(self) -> tuple[float, ...]:
@@ -137,7 +202,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else "?"
+            if not err["loc"]:  # a rule across settings: its message names the variables
+                lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+                continue
+            name = str(err["loc"][0])
             env = name if name.isupper() else f"SEEDASR_{name.upper()}"
             lines.append(f"  {env}: {err['msg']} (got {err.get('input')!r})")
         print("invalid configuration:\n" + "\n".join(lines), file=sys.stderr)

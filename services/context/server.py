@@ -13,16 +13,19 @@ from shared.context import ContextInput, assemble_context
 from shared.history import HistoryStore
 from shared.tokenizer import Tokenizer
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
+SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]+$")
+MAX_SESSION_ID = 128  # what a client may send; the gateway prefixes `tenant:` (services/gateway/limits.py)
+MAX_SCOPED_SESSION_ID = 200
 MAX_TURN_CHARS = 2000
 
 
-def check_session_id(session_id: str, context: grpc.ServicerContext, required: bool = True) -> None:
+def check_session_id(session_id: str, context: grpc.ServicerContext, required: bool = True,
+                     limit: int = MAX_SCOPED_SESSION_ID) -> None:
     if not session_id and not required:
         return
-    if not SESSION_ID.match(session_id):
+    if len(session_id) > limit or not SESSION_ID.match(session_id):
         context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                      "session_id must be 1-128 characters of letters, digits and . _ : @ -")
+                      f"session_id must be 1-{limit} characters of letters, digits and . _ : @ -")
 
 
 def turn_to_pb(turn: dict) -> common_pb2.Turn:

@@ -9,6 +9,7 @@ import grpc
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
 from services.convert import beam_config, correction_config, tensor_from_pb
 from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES
+from shared.model.beam_search import SearchCancelled
 from shared.recognition import AsrCore
 from shared.settings import Settings
 
@@ -40,8 +41,15 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"at most {MAX_CORRECTION_PHRASES} correction_phrases of at most {MAX_PHRASE_CHARS} characters")
         start = time.perf_counter()
-        nbest = self.core.decode(speech, list(request.context_ids), cfg, list(request.bias_phrases),
-                                 list(request.correction_phrases), correction)
+        remaining = context.time_remaining()
+        try:
+            # the caller's deadline bounds the wait for the model and the search: late work is dropped
+            nbest = self.core.decode(speech, list(request.context_ids), cfg, list(request.bias_phrases),
+                                     list(request.correction_phrases), correction,
+                                     cancelled=lambda: not context.is_active(),
+                                     wait_s=remaining if remaining is not None and remaining < 1e6 else None)
+        except SearchCancelled as exc:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"decode stopped: {exc}")
         return internal_pb2.DecodeResponse(
             alternatives=[common_pb2.Alternative(text=h.text, score=h.score) for h in nbest],
             decode_ms=(time.perf_counter() - start) * 1000,

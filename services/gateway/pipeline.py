@@ -6,7 +6,6 @@ stubs); it only sees objects with the RPC methods of the Encoder, Context and De
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -17,7 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from seedasr.v1 import common_pb2, internal_pb2, recognizer_pb2
-from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus
+from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
 from shared.recognition import Word, align_words, segment_audio
 from shared.settings import Settings
 from shared.telemetry import current_trace_id
@@ -44,6 +43,7 @@ class TurnPipeline:
         request_context: common_pb2.RequestContext,
         timings: common_pb2.StageTimings,
         deadline_s: Optional[float] = None,
+        tenant: str = "",
     ) -> recognizer_pb2.RecognizeResponse:
         """Raises grpc.RpcError (from a peer) for the servicer to pass on."""
         t0 = time.perf_counter()
@@ -110,14 +110,14 @@ class TurnPipeline:
                 timeout=left(),
             )
         trace_id = current_trace_id()
-        self.publish_turn(turn_id, session_id, alternatives, context_text, trace_id, len(samples) / 16_000)
+        self.publish_turn(turn_id, session_id, alternatives, context_text, trace_id, len(samples) / 16_000, tenant)
         timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
         return recognizer_pb2.RecognizeResponse(turn_id=turn_id, alternatives=alternatives, timings=timings,
                                                 audio_seconds=len(samples) / 16_000, trace_id=trace_id)
 
     def publish_turn(self, turn_id: str, session_id: str, alts: list[common_pb2.Alternative], context_text: str,
-                     trace_id: str, seconds: float) -> None:
-        event = {"turn_id": turn_id, "session_id": session_id, "context": context_text, "trace_id": trace_id,
+                     trace_id: str, seconds: float, tenant: str = "") -> None:
+        event = {"turn_id": turn_id, "session_id": session_id, "tenant": tenant, "context": context_text, "trace_id": trace_id,
                  "audio_seconds": seconds, "created_unix": time.time(),
                  "nbest": [{"text": a.text, "score": a.score} for a in alts]}
         try:
@@ -125,11 +125,11 @@ class TurnPipeline:
         except Exception:  # the user still gets the result; feedback on this turn cannot be scored
             log.exception("could not publish turn %s", turn_id)
 
-    def submit_feedback(self, turn_id: str, corrected: str, keywords: list[str]) -> None:
+    def submit_feedback(self, turn_id: str, corrected: str, keywords: list[str], tenant: str = "") -> None:
         """Raises on failure: feedback is acknowledged only once it is stored in the event stream."""
-        digest = hashlib.sha1(json.dumps([corrected, keywords]).encode()).hexdigest()[:16]
-        event = {"turn_id": turn_id, "corrected_text": corrected, "keywords": keywords, "created_unix": time.time()}
-        self.events.publish(FEEDBACK_SUBJECT, json.dumps(event).encode(), msg_id=f"{turn_id}:{digest}")
+        event = {"turn_id": turn_id, "corrected_text": corrected, "keywords": keywords, "tenant": tenant,
+                 "created_unix": time.time()}
+        self.events.publish(FEEDBACK_SUBJECT, json.dumps(event).encode(), msg_id=sample_id_of(turn_id, corrected, keywords))
 
 
 def merge_windows(pieces: list[list[common_pb2.Alternative]]) -> list[common_pb2.Alternative]:

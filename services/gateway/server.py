@@ -10,10 +10,12 @@ from typing import Any, Optional
 import grpc
 
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
-from services.context.server import check_session_id
+from services.context.server import MAX_SESSION_ID, check_session_id
 from services.convert import beam_config, correction_config
+from services.gateway.limits import check_context, check_language, scoped, unscoped
 from services.gateway.pipeline import TurnPipeline
 from services.gateway.streaming import StreamSession
+from services.guard import current_tenant
 from shared.audio import AudioError, AudioLimits, decode_audio
 from shared.settings import Settings
 
@@ -28,7 +30,9 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
                                   max_bytes=settings.max_message_mb * 1024 * 1024)
 
     # ---- helpers -------------------------------------------------------------------------------
-    def _validate_config(self, config: common_pb2.RecognitionConfig, context: Any) -> None:
+    def _validate(self, config: common_pb2.RecognitionConfig, ctx: common_pb2.RequestContext, context: Any) -> None:
+        check_language(config.language, context)
+        check_context(ctx, self.settings, context)
         if config.language and not config.language.lower().startswith("en"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"language {config.language!r} is not supported; use 'en'")
         try:
@@ -45,15 +49,16 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
                           req_ctx: common_pb2.RequestContext, timings: common_pb2.StageTimings,
                           context: Any) -> recognizer_pb2.RecognizeResponse:
         try:
-            return self.pipeline.recognize(samples, session_id, config, req_ctx, timings, self._remaining(context))
+            return self.pipeline.recognize(samples, scoped(session_id), config, req_ctx, timings, self._remaining(context),
+                                           tenant=current_tenant.get())
         except grpc.RpcError as err:  # a peer's status passes through unchanged
             context.abort(err.code(), err.details())
             raise  # unreachable: abort raises
 
     # ---- RPCs ----------------------------------------------------------------------------------
     def Recognize(self, request: recognizer_pb2.RecognizeRequest, context: Any) -> recognizer_pb2.RecognizeResponse:
-        check_session_id(request.session_id, context, required=False)
-        self._validate_config(request.config, context)
+        check_session_id(request.session_id, context, required=False, limit=MAX_SESSION_ID)
+        self._validate(request.config, request.context, context)
         t = time.perf_counter()
         try:
             samples = decode_audio(request.audio.content, encoding=request.audio.encoding,
@@ -71,8 +76,8 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
             return
         cfg = first.streaming_config
-        check_session_id(cfg.session_id, context, required=False)
-        self._validate_config(cfg.config, context)
+        check_session_id(cfg.session_id, context, required=False, limit=MAX_SESSION_ID)
+        self._validate(cfg.config, cfg.context, context)
         try:
             stream = StreamSession(self, cfg, context)
         except AudioError as exc:
@@ -80,15 +85,25 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
         yield from stream.run(request_iterator)
 
     def AppendTurn(self, request: recognizer_pb2.AppendTurnRequest, context: Any) -> recognizer_pb2.AppendTurnResponse:
-        return self._pass(self.pipeline.peers.context.AppendTurn, request, context)
+        return self._pass(self.pipeline.peers.context.AppendTurn, self._scope(request, context), context)
 
     def GetSession(self, request: recognizer_pb2.GetSessionRequest, context: Any) -> recognizer_pb2.GetSessionResponse:
-        return self._pass(self.pipeline.peers.context.GetSession, request, context)
+        resp = self._pass(self.pipeline.peers.context.GetSession, self._scope(request, context), context)
+        resp.session_id = unscoped(resp.session_id)
+        return resp
 
     def DeleteSession(
         self, request: recognizer_pb2.DeleteSessionRequest, context: Any
     ) -> recognizer_pb2.DeleteSessionResponse:
-        return self._pass(self.pipeline.peers.context.DeleteSession, request, context)
+        return self._pass(self.pipeline.peers.context.DeleteSession, self._scope(request, context), context)
+
+    def _scope(self, request: Any, context: Any) -> Any:
+        """A copy of a session request whose session_id is the tenant's (the caller's own is checked first)."""
+        check_session_id(request.session_id, context, limit=MAX_SESSION_ID)
+        scoped_request = type(request)()
+        scoped_request.CopyFrom(request)
+        scoped_request.session_id = scoped(request.session_id)
+        return scoped_request
 
     def SubmitFeedback(
         self, request: recognizer_pb2.SubmitFeedbackRequest, context: Any
@@ -98,7 +113,10 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
         if not request.corrected_text.strip() or len(request.corrected_text) > MAX_FEEDBACK_CHARS:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"corrected_text must be 1-{MAX_FEEDBACK_CHARS} characters")
         try:
-            self.pipeline.submit_feedback(request.turn_id, request.corrected_text, list(request.keywords))
+            self.pipeline.submit_feedback(request.turn_id, request.corrected_text, list(request.keywords),
+                                          tenant=current_tenant.get())
+        except LookupError as exc:  # embedded: the turn is unknown, scored at once
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no turn {request.turn_id!r} to score: {exc}")
         except Exception as exc:
             log.warning("feedback for %s not stored: %s", request.turn_id, exc)
             context.abort(grpc.StatusCode.UNAVAILABLE, "feedback could not be stored; retry later")

@@ -8,10 +8,13 @@ turn is recognised in full and appended to the session, so the next turn is deco
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
 
+import grpc
 import numpy as np
 
 from seedasr.v1 import common_pb2, internal_pb2, recognizer_pb2
@@ -58,11 +61,12 @@ class StreamSession:
         self.heard_speech = False
         self.next_interim_s = INTERIM_EVERY_S
         self.max_turn_s = service.settings.max_audio_s
+        self.started = time.monotonic()
 
     def run(
         self, requests: Iterator[recognizer_pb2.StreamingRecognizeRequest]
     ) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
-        for req in requests:
+        for req in _with_idle_timeout(requests, self.service.settings.stream_idle_s, self.context):
             kind = req.WhichOneof("request")
             if kind == "audio_chunk":
                 yield from self._audio(req.audio_chunk)
@@ -81,6 +85,7 @@ class StreamSession:
             self.context.abort(*_invalid(str(exc)))
         self.turn.append(samples)
         self.total_s += len(samples) / 16_000
+        self._check_pace()
         if sum(len(s) for s in self.turn) / 16_000 > self.max_turn_s:
             yield from self._close_turn()
             return
@@ -90,6 +95,18 @@ class StreamSession:
         elif self.cfg.interim_results and self.heard_speech and self.total_s - self.turn_start_s >= self.next_interim_s:
             self.next_interim_s += INTERIM_EVERY_S  # one interim per second of turn audio, however fast it arrives
             yield self._interim()
+
+    def _check_pace(self) -> None:
+        """A stream carries at most max_stream_s of audio, arriving at most stream_rate times faster than
+        real time after a burst of stream_burst_s: a client cannot make the server decode hours of audio."""
+        s = self.service.settings
+        if self.total_s > s.max_stream_s:
+            self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"stream carried more than {s.max_stream_s:g} s of audio (SEEDASR_MAX_STREAM_S); open a new one")
+        allowed = s.stream_burst_s + s.stream_rate * (time.monotonic() - self.started)
+        if self.total_s > allowed:
+            self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"audio arrives faster than {s.stream_rate:g}x real time (SEEDASR_STREAM_RATE)")
 
     def _vad(self, samples: np.ndarray) -> bool:
         if self.vad is None:
@@ -138,6 +155,35 @@ class StreamSession:
 
 
 def _invalid(message: str) -> tuple[Any, str]:
-    import grpc
-
     return grpc.StatusCode.INVALID_ARGUMENT, message
+
+
+_END = object()
+
+
+def _with_idle_timeout(requests: Iterator[Any], idle_s: float, context: Any) -> Iterator[Any]:
+    """The stream's messages; aborts with DEADLINE_EXCEEDED when none arrives for idle_s. A reader thread
+    waits on the client so that this thread can time out; it ends with the call."""
+    inbox: queue.Queue[Any] = queue.Queue(maxsize=64)
+
+    def read() -> None:
+        try:
+            for req in requests:
+                inbox.put(req)
+            inbox.put(_END)
+        except BaseException as exc:  # the call ended under the reader: hand it over
+            inbox.put(exc)
+
+    threading.Thread(target=read, name="stream-reader", daemon=True).start()
+    while True:
+        try:
+            item = inbox.get(timeout=idle_s)
+        except queue.Empty:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                          f"no message for {idle_s:g} s: stream closed (SEEDASR_STREAM_IDLE_S)")
+            return
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import Any
 
+from shared.events import sample_id_of
 from shared.scoring import weighted_wer, wer
 
 
@@ -15,10 +14,9 @@ class TurnNotYetStored(LookupError):
 
 
 def make_sample(turn: dict[str, Any], corrected: str, keywords: list[str]) -> dict[str, Any]:
-    digest = hashlib.sha1(json.dumps([corrected, keywords]).encode()).hexdigest()[:16]
     hyps = [{"text": h["text"], "score": h["score"], "wer": wer(corrected, h["text"]),
              "weighted_wer": weighted_wer(corrected, h["text"], keywords)} for h in turn["nbest"]]
-    return {"sample_id": f"{turn['turn_id']}:{digest}", "turn_id": turn["turn_id"], "reference": corrected,
+    return {"sample_id": sample_id_of(turn["turn_id"], corrected, keywords), "turn_id": turn["turn_id"], "reference": corrected,
             "keywords": keywords, "context": turn.get("context", ""), "hypotheses": hyps,
             "trace_id": turn.get("trace_id", ""), "created_unix": time.time()}
 

@@ -38,6 +38,8 @@ class RewardStore(Protocol):
 
     def get_sample(self, turn_id: str) -> Optional[dict[str, Any]]: ...
 
+    def stored_samples(self, sample_ids: list[str]) -> set[str]: ...
+
     def samples(self) -> Iterator[dict[str, Any]]: ...
 
 
@@ -60,6 +62,15 @@ class RedisRewardStore:
         """Idempotent by sample id: a redelivered task adds nothing. Returns True when new."""
         keys = [SAMPLE_KEY, SAMPLE_LOG, LATEST_KEY + sample["turn_id"]]
         return bool(self._add(keys=keys, args=[sample["sample_id"], json.dumps(sample)]))
+
+    def stored_samples(self, sample_ids: list[str]) -> set[str]:
+        """The ids among `sample_ids` whose samples are stored."""
+        if not sample_ids:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for sid in sample_ids:
+            pipe.hexists(SAMPLE_KEY, sid)
+        return {sid for sid, found in zip(sample_ids, pipe.execute()) if found}
 
     def get_sample(self, turn_id: str) -> Optional[dict[str, Any]]:
         sid = self.r.get(LATEST_KEY + turn_id)
@@ -92,6 +103,10 @@ class LocalRewardStore:
             with self.path.open("a") as f:
                 f.write(json.dumps(sample) + "\n")
             return True
+
+    def stored_samples(self, sample_ids: list[str]) -> set[str]:
+        wanted = set(sample_ids)
+        return {s["sample_id"] for s in self.samples() if s["sample_id"] in wanted}
 
     def get_sample(self, turn_id: str) -> Optional[dict[str, Any]]:
         found = [s for s in self.samples() if s["turn_id"] == turn_id]

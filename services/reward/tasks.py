@@ -24,7 +24,7 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     task_ignore_result=True,
-    broker_transport_options={"visibility_timeout": 60},
+    broker_transport_options={"visibility_timeout": settings.celery_visibility_s},
     broker_connection_retry_on_startup=True,
 )
 _store: RedisRewardStore | None = None

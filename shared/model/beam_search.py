@@ -126,9 +126,15 @@ def _with_lexicon(total: torch.Tensor, lexicon: WordLexicon, words: list[WordSta
     return out.view_as(total)
 
 
+class SearchCancelled(Exception):
+    """The caller's deadline passed or it went away: the search stopped early."""
+
+
 def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None,
-           bias: Optional[PhraseBiasing] = None, lexicon: Optional[WordLexicon] = None) -> list[Hypothesis]:
-    """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first."""
+           bias: Optional[PhraseBiasing] = None, lexicon: Optional[WordLexicon] = None,
+           cancelled: Optional[Callable[[], bool]] = None) -> list[Hypothesis]:
+    """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first. `cancelled` is
+    asked before every step; when it says yes the search raises SearchCancelled."""
     live_tokens: list[list[int]] = [[]]
     bias_states = [BiasState()]
     words = [lexicon.initial() if lexicon else WordState()]  # each live hypothesis's unfinished word
@@ -139,6 +145,8 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
     use_ctc = ctc is not None and cfg.ctc_weight > 0
     ctc_state = ctc.initial() if ctc is not None else None
     for t in range(cfg.max_tokens + 1):
+        if cancelled is not None and cancelled():
+            raise SearchCancelled(f"search cancelled after {t} steps")
         scores = _joint(step(parents, last), alpha, cfg.prune_k, eos_id)  # (N, V)
         if use_ctc and t < cfg.max_tokens:
             assert ctc is not None and ctc_state is not None
@@ -245,6 +253,7 @@ def joint_beam_search(
     ctc: Optional[CTCPrefixScorer] = None,
     bias: Optional[PhraseBiasing] = None,
     lexicon: Optional[WordLexicon] = None,
+    cancelled: Optional[Callable[[], bool]] = None,
 ) -> list[Hypothesis]:
     """free_prefix / ctx_prefix: (L, D) prompt embeddings ending right before the transcript."""
     alpha = cfg.alpha if ctx_prefix is not None else 0.0
@@ -255,4 +264,4 @@ def joint_beam_search(
     else:
         prefixes = [free_prefix, ctx_prefix]
     step: StepFn = CachedStep(lm, prefixes) if cached else UncachedStep(lm, prefixes)
-    return search(step, eos_id, cfg, alpha, ctc, bias, lexicon)
+    return search(step, eos_id, cfg, alpha, ctc, bias, lexicon, cancelled)

@@ -28,3 +28,23 @@ def test_kubernetes_manifests_deploy_every_service_with_grpc_probes() -> None:
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["args"][:2] == ["serve", name]
         assert "grpc" in container["readinessProbe"]
+
+
+def test_every_redis_the_project_starts_keeps_an_append_only_file() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["redis"]["command"][-4:] == ["--appendonly", "yes", "--appendfsync", "everysec"]
+    assert compose["x-service"]["environment"]["SEEDASR_REDIS_DURABILITY"] == "require"
+    infra = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "infra.yaml").read_text()) if d]
+    redis = next(d for d in infra if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "redis")
+    assert "--appendonly" in redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--appendonly yes" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_tls_overlay_gives_every_grpc_server_a_certificate() -> None:
+    overlay = yaml.safe_load((ROOT / "deploy" / "compose.tls.yml").read_text())
+    for name in SERVICES | {"worker"}:
+        env = overlay["services"][name]["environment"]
+        assert env["SEEDASR_TLS_CERT"] and env["SEEDASR_TLS_CA"], name
+    assert overlay["services"]["gateway"]["environment"]["SEEDASR_API_KEYS_FILE"]
+    assert not overlay["services"]["gateway"]["environment"]["SEEDASR_TLS_CLIENT_CA"]  # public clients: keys
+    assert overlay["services"]["encoder"]["environment"]["SEEDASR_TLS_CLIENT_CA"]  # internal: mTLS

@@ -15,6 +15,7 @@ from tests.conftest import free_port, tone, wav_bytes
 def server(settings):
     from services.app import serve_embedded
 
+    settings = settings.model_copy(update={"expose_internal": True})  # tests below call the internal services too
     running = serve_embedded(settings, port=free_port())
     yield running, settings
     running.stop(0.5)
