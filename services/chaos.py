@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.localmesh import Proc, free_port, reachable, wait_for, wait_serving
-from services.reward.store import SAMPLE_KEY, SAMPLE_LOG, RedisRewardStore
 from shared.bus import NatsConnection
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, sample_id_of
+from shared.reward_store import SAMPLE_KEY, SAMPLE_LOG, RedisRewardStore
 
 COMPONENTS = ("worker", "bridge", "redis", "nats")
 

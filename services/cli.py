@@ -6,6 +6,7 @@
     seedasr transcribe --manifest IN.jsonl --output OUT.jsonl [--model DIR] [--no-context]
     seedasr demo                         the bundled sample dialogue through the embedded gRPC server
     seedasr worker                       the Celery reward worker (started again if it dies)
+    seedasr bundle manifest|verify [--dir D] / fetch [SOURCE] [--dir D] / publish STORE [--dir D]   (shared/bundle_store.py)
     seedasr apikey TENANT [--file F]     make an API key: its hash goes to F, the key is printed once
 """
 
@@ -130,6 +131,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return wait_for_signal(running, settings.grace_s)
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from shared.bundle_store import ManifestError, fetch, problems, publish, write_manifest
+
+    bundle = Path(args.dir)
+    try:
+        if args.action == "manifest":
+            print(f"seedasr: wrote {write_manifest(bundle)}")
+        elif args.action == "verify":
+            found = problems(bundle)
+            for line in found:
+                print(f"seedasr: {bundle}: {line}", file=sys.stderr)
+            if found:
+                return EXIT_PARTIAL
+            print(f"seedasr: {bundle} matches its manifest")
+        elif args.action == "publish":
+            if not args.source:
+                print("seedasr bundle publish: give STORE (the folder to copy the bundle into)", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            got = publish(bundle, Path(args.source))
+            print(f"seedasr: published {len(got)} files of {bundle} to {args.source}")
+        else:
+            got = fetch(args.source, bundle)
+            print(f"seedasr: fetched {', '.join(got) if got else 'nothing (already complete)'} into {bundle}")
+    except (ManifestError, OSError) as exc:
+        print(f"seedasr: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
 def cmd_apikey(args: argparse.Namespace) -> int:
     """Make a key for TENANT: its sha256 goes into the keys file, the key itself is printed once."""
     import secrets
@@ -180,6 +210,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     w.add_argument("--concurrency", type=int, default=1)
     w.add_argument("--no-restart", action="store_true", help="do not start the worker again when it dies")
     w.set_defaults(fn=cmd_worker)
+    b = sub.add_parser("bundle", help="a bundle's manifest: write it, verify files against it, fetch what is "
+                                      "missing, publish the files to a store")
+    b.add_argument("action", choices=["manifest", "verify", "fetch", "publish"])
+    b.add_argument("source", nargs="?", help="fetch: a folder, an http(s) URL or git:REV:PATH holding the bundle's "
+                                             "files (default: the manifest's sources); publish: the store folder")
+    b.add_argument("--dir", default="bundles/default", help="the bundle folder (default bundles/default)")
+    b.set_defaults(fn=cmd_bundle)
     k = sub.add_parser("apikey", help="make an API key for a tenant (its hash is appended to the keys file)")
     k.add_argument("tenant")
     k.add_argument("--file", default="api_keys.txt")

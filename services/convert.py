@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from seedasr.v1 import common_pb2
+from shared.decoding import DecodingDefaults
 from shared.model.beam_search import BeamConfig
 from shared.model.phrase_correction import CorrectionConfig
-from shared.settings import Settings
 
 
 def tensor_to_pb(array: np.ndarray) -> common_pb2.Tensor:
@@ -23,31 +23,31 @@ def tensor_from_pb(t: common_pb2.Tensor) -> np.ndarray:
     return np.frombuffer(t.data, dtype="<f4").reshape(shape)
 
 
-def _request_or_default(cfg: common_pb2.RecognitionConfig, settings: Settings, name: str, hi: float) -> float:
-    """An optional float of the request, else the server's setting of that name; raises ValueError
+def _request_or_default(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults, name: str, hi: float) -> float:
+    """An optional float of the request, else the server's default of that name; raises ValueError
     outside [0, hi] (NaN included)."""
-    value = float(getattr(cfg, name) if cfg.HasField(name) else getattr(settings, name))
+    value = float(getattr(cfg, name) if cfg.HasField(name) else getattr(defaults, name))
     if not 0.0 <= value <= hi:
         raise ValueError(f"{name} must be in [0, {hi:g}], got {value}")
     return value
 
 
-def beam_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> BeamConfig:
-    """Request config with server defaults; raises ValueError on out-of-range values."""
-    beam = cfg.beam_size or settings.beam_size
-    nbest = cfg.nbest or min(settings.nbest, beam)
+def beam_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> BeamConfig:
+    """Request config over the server's decoding defaults; raises ValueError on out-of-range values."""
+    beam = cfg.beam_size or defaults.beam_size
+    nbest = cfg.nbest or min(defaults.nbest, beam)
     if not 1 <= beam <= 32:
         raise ValueError(f"beam_size must be in [1, 32], got {beam}")
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be in [1, beam_size={beam}], got {nbest}")
-    return BeamConfig(beam_size=beam, nbest=nbest, alpha=_request_or_default(cfg, settings, "context_weight", 1.0),
-                      prune_k=max(settings.context_prune_k, 2 * beam), ctc_weight=settings.ctc_weight,
-                      bias_bonus=_request_or_default(cfg, settings, "bias_bonus", 50.0),
-                      oov_penalty=_request_or_default(cfg, settings, "oov_penalty", 50.0),
-                      word_lm_weight=settings.word_lm_weight, word_bonus=settings.word_bonus)
+    return BeamConfig(beam_size=beam, nbest=nbest, alpha=_request_or_default(cfg, defaults, "context_weight", 1.0),
+                      prune_k=max(defaults.context_prune_k, 2 * beam), ctc_weight=defaults.ctc_weight,
+                      bias_bonus=_request_or_default(cfg, defaults, "bias_bonus", 50.0),
+                      oov_penalty=_request_or_default(cfg, defaults, "oov_penalty", 50.0),
+                      word_lm_weight=defaults.word_lm_weight, word_bonus=defaults.word_bonus)
 
 
-def correction_config(cfg: common_pb2.RecognitionConfig, settings: Settings) -> CorrectionConfig:
-    """Request config with server defaults; raises ValueError on out-of-range values."""
-    return CorrectionConfig(margin=_request_or_default(cfg, settings, "correction_margin", 100.0),
-                            min_similarity=settings.correction_min_similarity)
+def correction_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> CorrectionConfig:
+    """Request config over the server's decoding defaults; raises ValueError on out-of-range values."""
+    return CorrectionConfig(margin=_request_or_default(cfg, defaults, "correction_margin", 100.0),
+                            min_similarity=defaults.correction_min_similarity)

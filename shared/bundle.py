@@ -18,6 +18,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from shared.decoding import DECODING_KEY, DecodingDefaults
 from shared.model.asr import ASRConfig, SeedASR, encoder_kind
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeConfig
@@ -64,7 +65,7 @@ def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extr
                 encoder_from_package: bool = False) -> None:
     """encoder_from_package: leave the (frozen, pretrained) encoder's weights out and reference its package file."""
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"config": config_to_dict(model.cfg), **(extra or {})}
+    meta: dict[str, Any] = {"config": config_to_dict(model.cfg), DECODING_KEY: DecodingDefaults().as_dict(), **(extra or {})}
     if encoder_from_package:
         meta["encoder_weights"] = package_reference(model)
     (out / "config.json").write_text(json.dumps(meta, indent=2))

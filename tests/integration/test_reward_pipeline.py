@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from services.localmesh import Proc, wait_for, wait_serving
-from services.reward.store import RedisRewardStore
 from shared.bus import NatsConnection
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus
+from shared.reward_store import RedisRewardStore
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

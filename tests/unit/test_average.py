@@ -68,19 +68,28 @@ def test_sources_that_do_not_belong_together_are_refused(tiny_bundle: Path, tmp_
         average_bundles([str(tiny_bundle), str(other)], tmp_path / "avg")
     with pytest.raises(AverageError, match="at least two"):
         average_bundles([str(tiny_bundle)], tmp_path / "avg")
-    with pytest.raises(AverageError, match="neither a bundle folder"):
+    with pytest.raises(AverageError, match="not a bundle folder"):
         average_bundles([str(tiny_bundle), str(tmp_path / "missing")], tmp_path / "avg")
-    with pytest.raises(AverageError, match="git"):
-        average_bundles([str(tiny_bundle), "no-such-rev-0123:bundles/tiny"], tmp_path / "avg")
+    with pytest.raises(AverageError, match="seedasr bundle fetch git:"):
+        average_bundles([str(tiny_bundle), "HEAD:bundles/tiny"], tmp_path / "avg")
 
 
-def test_git_source_reads_the_committed_bundle(tiny_bundle: Path, tmp_path: Path) -> None:
-    """HEAD:bundles/tiny is the committed tiny bundle: averaging it with the folder leaves the weights."""
+def test_a_bundle_fetched_from_git_is_averaged_as_a_folder(tiny_bundle: Path, tmp_path: Path) -> None:
+    """The committed tiny bundle, fetched into a folder, averaged with the working one leaves the weights,
+    records the commit it came from, and the output is pinned by a fresh manifest with no source yet."""
+    from shared.bundle_store import fetch, problems, read_manifest
+
+    committed = tmp_path / "committed"
+    try:
+        fetch("git:HEAD:bundles/tiny", committed)
+    except Exception as exc:  # noqa: BLE001 (a copy of the sources without git history)
+        pytest.skip(f"no git history: {exc}")
     out = tmp_path / "avg"
-    average_bundles([str(tiny_bundle), "HEAD:bundles/tiny"], out)
+    average_bundles([str(tiny_bundle), str(committed)], out)
     base, avg = load_file(str(tiny_bundle / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert all(torch.equal(base[k], avg[k]) for k in base)
     assert len(json.loads((out / "config.json").read_text())["averaged"][1]["commit"]) == 40
+    assert problems(out) == [] and read_manifest(out)["sources"] == []
 
 
 def test_output_folder_keeps_its_own_evaluation(tiny_bundle: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import torch
 from seedasr.v1 import common_pb2
 from services.convert import beam_config
 from shared.context import ContextInput, assemble_context, drop_contained, rare_runs
+from shared.decoding import decoding_for
 from shared.model.beam_search import BeamConfig, search
 from shared.model.biasing import BiasState, PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
@@ -123,7 +124,7 @@ def test_a_phrase_inside_another_would_pay_the_repetition_most() -> None:
 
 def test_bias_bonus_is_a_request_parameter_with_a_server_default() -> None:
     settings = load_settings(bias_bonus=3.0)
-    assert beam_config(common_pb2.RecognitionConfig(), settings).bias_bonus == 3.0
-    assert beam_config(common_pb2.RecognitionConfig(bias_bonus=0.0), settings).bias_bonus == 0.0
+    assert beam_config(common_pb2.RecognitionConfig(), decoding_for(settings)).bias_bonus == 3.0
+    assert beam_config(common_pb2.RecognitionConfig(bias_bonus=0.0), decoding_for(settings)).bias_bonus == 0.0
     with pytest.raises(ValueError, match="bias_bonus"):
-        beam_config(common_pb2.RecognitionConfig(bias_bonus=-1.0), settings)
+        beam_config(common_pb2.RecognitionConfig(bias_bonus=-1.0), decoding_for(settings))

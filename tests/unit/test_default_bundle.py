@@ -54,9 +54,9 @@ def test_default_model_listens_to_the_audio(settings) -> None:
 
 
 def test_default_bundle_decodes_with_its_word_list() -> None:
+    from shared.decoding import DecodingDefaults
     from shared.recognition import AsrCore
-    from shared.settings import load_settings
 
     lexicon = AsrCore(DEFAULT_BUNDLE).lexicon
     assert {"using", "weather", "height"} <= lexicon.words and "useing" not in lexicon.words
-    assert load_settings().oov_penalty > 0  # on by default
+    assert DecodingDefaults.from_bundle(DEFAULT_BUNDLE).oov_penalty > 0  # on by default

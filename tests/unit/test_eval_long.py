@@ -15,7 +15,7 @@ class BurstCounter:
     """A stand-in recogniser: one word per burst of sound, and a spurious one wherever a call holds several
     bursts (as the model reads two sentences in one window worse than each alone)."""
 
-    settings = SimpleNamespace(segment_s=5.0)
+    decoding = SimpleNamespace(segment_s=5.0)
 
     def __call__(self, audio: str, no_context: bool = False) -> str:
         x, rate = sf.read(audio, dtype="float32")

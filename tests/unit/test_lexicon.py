@@ -9,6 +9,7 @@ import torch
 
 from seedasr.v1 import common_pb2
 from services.convert import beam_config
+from shared.decoding import decoding_for
 from shared.model.beam_search import BeamConfig, search
 from shared.model.lexicon import WordLexicon, WordState
 from shared.settings import load_settings
@@ -96,10 +97,10 @@ def test_penalty_turns_a_non_word_into_the_word_the_model_ranked_second() -> Non
 
 def test_oov_penalty_is_a_request_parameter_with_a_server_default() -> None:
     settings = load_settings(oov_penalty=3.0)
-    assert beam_config(common_pb2.RecognitionConfig(), settings).oov_penalty == 3.0
-    assert beam_config(common_pb2.RecognitionConfig(oov_penalty=0.0), settings).oov_penalty == 0.0
+    assert beam_config(common_pb2.RecognitionConfig(), decoding_for(settings)).oov_penalty == 3.0
+    assert beam_config(common_pb2.RecognitionConfig(oov_penalty=0.0), decoding_for(settings)).oov_penalty == 0.0
     with pytest.raises(ValueError, match="oov_penalty"):
-        beam_config(common_pb2.RecognitionConfig(oov_penalty=-1.0), settings)
+        beam_config(common_pb2.RecognitionConfig(oov_penalty=-1.0), decoding_for(settings))
 
 
 def test_bundle_lexicon_is_general_english(tmp_path) -> None:

@@ -10,6 +10,7 @@ import torch
 from seedasr.v1 import common_pb2
 from services.convert import correction_config
 from shared.context import ContextInput, assemble_context, phrase_ngrams
+from shared.decoding import decoding_for
 from shared.model.phrase_correction import CorrectionConfig, _variants, correct_phrases, ctc_log_likelihood
 from shared.settings import load_settings
 from shared.tokenizer import Tokenizer
@@ -103,7 +104,7 @@ def test_correction_candidates_are_hotwords_and_ngrams_of_the_turns_clients_wrot
 
 def test_correction_margin_is_a_request_parameter_with_a_server_default() -> None:
     settings = load_settings(correction_margin=5.0)
-    assert correction_config(common_pb2.RecognitionConfig(), settings).margin == 5.0
-    assert correction_config(common_pb2.RecognitionConfig(correction_margin=0.0), settings).margin == 0.0
+    assert correction_config(common_pb2.RecognitionConfig(), decoding_for(settings)).margin == 5.0
+    assert correction_config(common_pb2.RecognitionConfig(correction_margin=0.0), decoding_for(settings)).margin == 0.0
     with pytest.raises(ValueError, match="correction_margin"):
-        correction_config(common_pb2.RecognitionConfig(correction_margin=-1.0), settings)
+        correction_config(common_pb2.RecognitionConfig(correction_margin=-1.0), decoding_for(settings))

@@ -73,7 +73,7 @@ class Echo:
 class Silent:
     """A stand-in for our recogniser: says nothing whatever the context."""
 
-    settings = SimpleNamespace(context_prune_k=128)
+    decoding = SimpleNamespace(context_prune_k=128)
 
     def __call__(self, audio: str, *args: object) -> str:
         return ""

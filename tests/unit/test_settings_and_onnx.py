@@ -20,13 +20,14 @@ def test_bad_setting_fails_fast_with_its_name() -> None:
 def test_context_prune_k_setting_reaches_the_beam_config() -> None:
     from seedasr.v1 import common_pb2
     from services.convert import beam_config
+    from shared.decoding import decoding_for
     from shared.settings import load_settings
 
     request = common_pb2.RecognitionConfig(beam_size=4)
-    assert beam_config(request, load_settings()).prune_k == 128
-    assert beam_config(request, load_settings(context_prune_k=32)).prune_k == 32
+    assert beam_config(request, decoding_for(load_settings())).prune_k == 128
+    assert beam_config(request, decoding_for(load_settings(context_prune_k=32))).prune_k == 32
     small_k = load_settings(context_prune_k=8)
-    assert beam_config(common_pb2.RecognitionConfig(beam_size=12), small_k).prune_k == 24  # >= 2 * beam
+    assert beam_config(common_pb2.RecognitionConfig(beam_size=12), decoding_for(small_k)).prune_k == 24  # >= 2 * beam
 
 
 @pytest.mark.parametrize("frames", [37, 300, 1234])

@@ -17,6 +17,8 @@ import soundfile as sf
 from training.data.augment import RATE, change_voice, lpc_vocode, median_f0, pad_edges
 from training.data.synth import Job, check_training_voice, make_jobs, run_job, train_voice, tts
 
+pytestmark = pytest.mark.slow  # speech synthesis: `make test-all` runs it, `make test` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 REMINDER = "please remind me to call the dentist tomorrow"
 

@@ -66,7 +66,8 @@ def test_bad_warps_setting_fails_fast(value: str) -> None:
 
 
 def test_warps_setting_reaches_the_core() -> None:
+    from shared.decoding import decoding_for
     from shared.settings import load_settings
 
-    assert load_settings(encoder_warps="1").warps == (1.0,)
-    assert load_settings(encoder_warps="0.9, 1 ,1.1").warps == (0.9, 1.0, 1.1)
+    assert decoding_for(load_settings(encoder_warps="1")).warps == (1.0,)
+    assert decoding_for(load_settings(encoder_warps="0.9, 1 ,1.1")).warps == (0.9, 1.0, 1.1)

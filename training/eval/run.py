@@ -49,6 +49,7 @@ class SetResult:
 class Ours:
     def __init__(self, model: Optional[str], prune_k: Optional[int] = None) -> None:
         from services.app import build_embedded
+        from shared.decoding import decoding_for
         from shared.settings import load_settings
 
         overrides: dict[str, Any] = {"rl_store": "/tmp/seedasr-eval-rl.jsonl"}
@@ -57,6 +58,7 @@ class Ours:
         if prune_k:
             overrides["context_prune_k"] = prune_k
         self.settings = load_settings(**overrides)
+        self.decoding = decoding_for(self.settings)
         regs, _ = build_embedded(self.settings)
         self.recognizer = regs[0].servicer
 
@@ -141,7 +143,7 @@ def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], al
     for label, ours, alpha, no_ctx, bias, margin in runs:
         hyps = [ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx, bias,
                      margin) for r in rows]
-        table.append({"setting": label, "alpha": alpha, "prune_k": ours.settings.context_prune_k, "bias": bias,
+        table.append({"setting": label, "alpha": alpha, "prune_k": ours.decoding.context_prune_k, "bias": bias,
                       "correction": margin, **score_context(rows, hyps)})
         print(f"context {label}: recall {table[-1]['keyword_recall']:.1%}", flush=True)
     for peer in peers:
@@ -200,7 +202,7 @@ def eval_long(row: dict[str, Any], ours: Ours) -> dict[str, float]:
                 texts.append(ours(str(Path(tmp) / "span.wav"), no_context=True))
         return " ".join(texts)
 
-    windows = segment_audio(x, ours.settings.segment_s, rate=rate)
+    windows = segment_audio(x, ours.decoding.segment_s, rate=rate)
     sentences = [(int(s["start"] * rate), int(s["end"] * rate)) for s in row["segments"]]
     return {"minutes": row["duration"] / 60, "wer_whole": wer(row["text"], whole),
             "windows": len(windows), "sentences": len(sentences),
@@ -245,7 +247,7 @@ def main() -> None:
     if ctx_manifest.exists():
         alphas = [float(a) for a in args.alphas.split(",")]
         prune_ks = [int(k) for k in args.prune_ks.split(",")]
-        recognisers = {ours.settings.context_prune_k: ours}
+        recognisers = {ours.decoding.context_prune_k: ours}
 
         def ours_for(k: int) -> Ours:
             if k not in recognisers:

@@ -1,10 +1,10 @@
 """Weight averaging of bundles from one line of continued runs (a "model soup"), exported as a bundle.
 
-    python -m training.export.average --out bundles/default \
-        cb0b3e7:bundles/default 8b9cd51:bundles/default 911baf2:bundles/default
+    python -m training.export.average --out bundles/default runs/a/bundle runs/b/bundle@2
 
-Each source is a bundle folder, or REV:PATH for a bundle in this repository's git history (the shipped
-bundles of earlier runs), optionally with a weight: `911baf2:bundles/default@2`. Every source must have
+Each source is a bundle folder, optionally with a weight (`runs/b/bundle@2`). A bundle shipped before
+weights left git becomes a folder with `seedasr bundle fetch git:REV:PATH --dir DIR`, whose manifest
+then names the commit it came from (recorded beside the source in the averaged config). Every source must have
 the same config and tokenizer: runs continued one from another (SEEDASR_INIT_BUNDLE) share both, and
 their weights lie close enough that the mean is a model too, better than each run on every dev set
 (EVAL.md). The output takes the first source's word list, EVAL.md and plots, and a model card that
@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from shared.bundle import REPO_ROOT
+from shared.bundle_store import MANIFEST, write_manifest
 from training.export.onnx_export import export_onnx, parity
 
 BUNDLE_FILES = ("config.json", "model.safetensors", "tokenizer.model", "MODEL_CARD.md")
@@ -42,11 +40,11 @@ class Source:
     spec: str  # as given, without the weight
     weight: float
     folder: Path  # the bundle's files (a temporary copy for a git source)
-    commit: str  # the commit a git source was read from, "" for a folder
+    commit: str  # the commit the folder was fetched from (its manifest's git source), else ""
 
 
 def parse_spec(spec: str) -> tuple[str, float]:
-    """'REV:PATH@2' -> ('REV:PATH', 2.0); no '@' -> weight 1."""
+    """'runs/b/bundle@2' -> ('runs/b/bundle', 2.0); no '@' -> weight 1."""
     name, sep, weight = spec.rpartition("@")
     if not sep:
         return spec, 1.0
@@ -59,30 +57,17 @@ def parse_spec(spec: str) -> tuple[str, float]:
     return name, value
 
 
-def resolve(spec: str, scratch: Path) -> Source:
-    """A bundle folder as it is, or REV:PATH copied out of the git history into scratch."""
+def resolve(spec: str) -> Source:
+    """A bundle folder and its weight; the commit its manifest says it was fetched from, if any."""
     name, weight = parse_spec(spec)
-    if Path(name).is_dir():
-        return Source(name, weight, Path(name), "")
-    rev, sep, path = name.partition(":")
-    if not sep or not rev or not path:
-        raise AverageError(f"{name!r} is neither a bundle folder nor REV:PATH of one in the git history")
-
-    def git(*args: str) -> bytes:
-        run = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True)
-        if run.returncode:
-            raise AverageError(f"{name!r}: git {' '.join(args)}: {run.stderr.decode().strip()}")
-        return run.stdout
-
-    commit = git("rev-parse", "--verify", f"{rev}^{{commit}}").decode().strip()
-    folder = scratch / f"{len(list(scratch.iterdir()))}-{commit[:10]}"
-    folder.mkdir()
-    for file in (*BUNDLE_FILES, *KEPT_FILES):
-        try:
-            (folder / file).write_bytes(git("show", f"{commit}:{path.rstrip('/')}/{file}"))
-        except AverageError:
-            if file in BUNDLE_FILES:  # the kept files are optional: a bundle may lack them
-                raise
+    folder = Path(name)
+    if not (folder / "model.safetensors").is_file():
+        raise AverageError(f"{name!r} is not a bundle folder (no model.safetensors); a bundle in the git history "
+                           "becomes one with `seedasr bundle fetch git:REV:PATH --dir DIR`")
+    commit = ""
+    if (folder / MANIFEST).exists():
+        sources = json.loads((folder / MANIFEST).read_text()).get("sources", [])
+        commit = next((src.split(":")[1] for src in sources if src.startswith("git:")), "")
     return Source(name, weight, folder, commit)
 
 
@@ -99,7 +84,7 @@ def average_states(states: list[dict[str, torch.Tensor]], weights: list[float]) 
         if any(s[key].shape != first.shape for s in states):
             raise AverageError(f"{key}: shapes differ ({[tuple(s[key].shape) for s in states]})")
         if first.is_floating_point():
-            mean = sum(w * s[key].float() for w, s in zip(weights, states)) / total
+            mean = torch.stack([w * s[key].float() for w, s in zip(weights, states)]).sum(0) / total
             out[key] = mean.to(first.dtype).contiguous()
         elif all(torch.equal(s[key], first) for s in states):
             out[key] = first
@@ -140,38 +125,37 @@ def average_bundles(specs: list[str], out: Path) -> float:
     """Write the averaged bundle to out (which may be one of the sources); returns the ONNX parity."""
     if len(specs) < 2:
         raise AverageError("give at least two bundles to average")
-    with tempfile.TemporaryDirectory() as tmp:
-        scratch = Path(tmp)
-        sources = [resolve(spec, scratch) for spec in specs]
-        metas = [json.loads((s.folder / "config.json").read_text()) for s in sources]
-        for s, meta in zip(sources[1:], metas[1:]):
-            if meta["config"] != metas[0]["config"]:
-                raise AverageError(f"{s.spec} has another model config than {sources[0].spec}")
-            if (s.folder / "tokenizer.model").read_bytes() != (sources[0].folder / "tokenizer.model").read_bytes():
-                raise AverageError(f"{s.spec} has another tokenizer than {sources[0].spec}")
-        state = average_states([load_file(str(s.folder / "model.safetensors")) for s in sources],
-                               [s.weight for s in sources])
-        card = model_card(sources, (sources[0].folder / "MODEL_CARD.md").read_text())
-        first = sources[0].folder
-        out.mkdir(parents=True, exist_ok=True)
-        if first.resolve() != out.resolve():
-            shutil.copyfile(first / "tokenizer.model", out / "tokenizer.model")
-            for file in KEPT_FILES:  # an existing bundle in out keeps its own
-                if (first / file).exists() and not (out / file).exists():
-                    shutil.copyfile(first / file, out / file)
-        meta = {**metas[0], "stage": "average",
-                "averaged": [{"source": s.spec, "commit": s.commit, "weight": s.weight} for s in sources]}
-        save_file(state, str(out / "model.safetensors"))
-        (out / "config.json").write_text(json.dumps(meta, indent=2))
-        (out / "MODEL_CARD.md").write_text(card)
+    sources = [resolve(spec) for spec in specs]
+    metas = [json.loads((s.folder / "config.json").read_text()) for s in sources]
+    for s, meta in zip(sources[1:], metas[1:]):
+        if meta["config"] != metas[0]["config"]:
+            raise AverageError(f"{s.spec} has another model config than {sources[0].spec}")
+        if (s.folder / "tokenizer.model").read_bytes() != (sources[0].folder / "tokenizer.model").read_bytes():
+            raise AverageError(f"{s.spec} has another tokenizer than {sources[0].spec}")
+    state = average_states([load_file(str(s.folder / "model.safetensors")) for s in sources],
+                           [s.weight for s in sources])
+    card = model_card(sources, (sources[0].folder / "MODEL_CARD.md").read_text())
+    first = sources[0].folder
+    out.mkdir(parents=True, exist_ok=True)
+    if first.resolve() != out.resolve():
+        shutil.copyfile(first / "tokenizer.model", out / "tokenizer.model")
+        for file in KEPT_FILES:  # an existing bundle in out keeps its own
+            if (first / file).exists() and not (out / file).exists():
+                shutil.copyfile(first / file, out / file)
+    meta = {**metas[0], "stage": "average",
+            "averaged": [{"source": s.spec, "commit": s.commit, "weight": s.weight} for s in sources]}
+    save_file(state, str(out / "model.safetensors"))
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    (out / "MODEL_CARD.md").write_text(card)
     export_onnx(out)
+    write_manifest(out, [])  # new weights: no store holds them until `seedasr bundle publish`
     return parity(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("sources", nargs="+", help="bundle folders or REV:PATH, each optionally @WEIGHT")
+    ap.add_argument("sources", nargs="+", help="bundle folders, each optionally @WEIGHT")
     args = ap.parse_args()
     try:
         diff = average_bundles(args.sources, args.out)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from shared.bundle import save_bundle
+from shared.bundle_store import write_manifest
 from shared.model.asr import SeedASR
 from shared.model.word_lm import WORD_LM_FILE
 from shared.tokenizer import Tokenizer
@@ -168,6 +169,7 @@ def main() -> None:
     write_lexicon(args.out / "lexicon.txt")
     write_word_lm(args.out / WORD_LM_FILE, training_sentences())
     plot_stage_losses(args.work, args.out / "loss_curves.png")
+    write_manifest(args.out, [])  # new weights: `seedasr bundle publish STORE` names where they are kept
     print(f"bundle {args.out}: ONNX parity max abs diff {parity(args.out):.2e}")
 
 

@@ -53,7 +53,7 @@ def adjusted_counts(sentences: Iterable[str], order: int = ORDER) -> list[Counte
         for i in range(1, len(words)):
             for n in range(min(order, i + 1)):
                 raw[n][tuple(words[i - n: i + 1])] += 1
-    adjusted = [Counter() for _ in range(order)]
+    adjusted: list[Counter] = [Counter() for _ in range(order)]
     adjusted[-1] = raw[-1]
     for n in range(order - 2, -1, -1):
         for gram in raw[n + 1]:

@@ -114,7 +114,9 @@ def copy_gain(model: SeedASR, tok: Tokenizer, rng: random.Random, ents: EntityFa
     seed, was_training = rng.randrange(1 << 30), model.training
     model.eval()
     out = {}
-    for name, examples in (("with_context", rows), ("without_context", [(None, t, s) for _, t, s in rows])):
+    free: list[TextExample] = [(None, t, s) for _, t, s in rows]
+    with_ctx: list[TextExample] = list(rows)
+    for name, examples in (("with_context", with_ctx), ("without_context", free)):
         torch.manual_seed(seed)  # the same pseudo-speech noise for both
         batch = text_batch(model, tok, examples, random.Random(seed))
         logp = model.lm(batch.embeds, batch.valid)[0].log_softmax(-1)

@@ -28,7 +28,7 @@ def mwer_loss(seq_logprobs: torch.Tensor, errors: torch.Tensor, mask: torch.Tens
 def read_feedback_samples(source: str) -> list[dict]:
     """RL samples written by the reward worker: a JSONL path (embedded) or a redis:// URL (mesh)."""
     if source.startswith("redis://"):
-        from services.reward.store import RedisRewardStore
+        from shared.reward_store import RedisRewardStore
 
         return list(RedisRewardStore(source).samples())
     import json

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import Optional
 
 import torch
 
@@ -85,11 +86,11 @@ def main() -> None:
             if not budget.left():
                 break
             rows = batch.rows
-            contexts = []
+            contexts: list[Optional[list[int]]] = []
             for r in rows:
                 ent = (r.get("entities") or [None])[0]
-                ctx = dialogue_context(rng, ents, ent, rng.randint(0, 3)) if ent and rng.random() < 0.7 else None
-                contexts.append(assemble_context(tok, ctx, CONTEXT_BUDGET).token_ids if ctx else None)
+                dialogue = dialogue_context(rng, ents, ent, rng.randint(0, 3)) if ent and rng.random() < 0.7 else None
+                contexts.append(assemble_context(tok, dialogue, CONTEXT_BUDGET).token_ids if dialogue else None)
             model.eval()
             with torch.no_grad():
                 speech, speech_lens = speech_of(model, batch, cache)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from shared.model.conformer import ConformerEncoder
+from shared.model.conformer import ConformerConfig, ConformerEncoder
 from training.common import (
     DEVICE,
     Checkpointer,
@@ -46,8 +46,9 @@ class RandomProjectionQuantizer(nn.Module):
 
     def forward(self, stacked: torch.Tensor) -> torch.Tensor:
         """(B, T, d_in) -> labels (B, T)."""
-        z = F.normalize(stacked @ self.proj, dim=-1)
-        return (z @ self.codes.T).argmax(-1)
+        proj, codes = self.get_buffer("proj"), self.get_buffer("codes")
+        z = F.normalize(stacked @ proj, dim=-1)
+        return (z @ codes.T).argmax(-1)
 
 
 def stack_frames(feats: torch.Tensor) -> torch.Tensor:
@@ -104,9 +105,16 @@ def fit_kmeans(encoder: ConformerEncoder, layer: int, cache: FeatureCache, k: in
     return cent
 
 
+def conformer_config(vocab_size: int) -> ConformerConfig:
+    """LUISE is the conformer encoder: SSL pretrains that one (a whisper encoder comes pretrained)."""
+    cfg = model_config(vocab_size).encoder
+    assert isinstance(cfg, ConformerConfig)
+    return cfg
+
+
 def train_iteration(iteration: int, recipe: Recipe) -> None:
     work = recipe.work_dir
-    cfg = model_config(recipe.vocab_size).encoder
+    cfg = conformer_config(recipe.vocab_size)
     cache = FeatureCache(recipe.train_manifest)
     encoder = ConformerEncoder(cfg).to(DEVICE)
     if iteration == 1:
@@ -177,7 +185,7 @@ def probe(recipe: Recipe, steps: int = 60) -> int:
 
     work = recipe.work_dir
     tok = Tokenizer(work / "tokenizer.model")
-    cfg = model_config(recipe.vocab_size).encoder
+    cfg = conformer_config(recipe.vocab_size)
     encoder = ConformerEncoder(cfg)
     encoder.load_state_dict(torch.load(work / "ssl2_final.pt", map_location="cpu"))
     encoder.to(DEVICE).eval()

@@ -1,0 +1,66 @@
+"""Decoding defaults belong to the bundle they were tuned for: config.json's "decoding" section.
+
+A value is taken from, first to last: the request (RecognitionConfig, where it has the field), the
+server's SEEDASR_* setting when one is set, the bundle's config.json, and the fallbacks below (the
+values the shipped bundles were tuned to; bundles/default/EVAL.md, "Decoding defaults", has the tables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DECODING_KEY = "decoding"
+
+
+@dataclass(frozen=True)
+class DecodingDefaults:
+    beam_size: int = 12
+    nbest: int = 4
+    context_weight: float = 0.9  # alpha of the joint beam search
+    ctc_weight: float = 0.4  # CTC prefix scores against the LM's
+    context_budget: int = 96  # context tokens
+    context_prune_k: int = 128  # the context pass chooses among the context-free pass's top k tokens
+    bias_bonus: float = 4.0  # per token of a context phrase spelled out whole
+    correction_margin: float = 12.0  # nats of CTC log-likelihood a corrected phrase may cost
+    correction_min_similarity: float = 0.6
+    oov_penalty: float = 4.0  # per word outside the lexicon and the context
+    word_lm_weight: float = 0.3
+    word_bonus: float = 1.0
+    segment_s: float = 8.0  # longest window of long audio
+    lm_int8: bool = True
+    encoder_warps: str = "1"  # comma-separated filterbank warps (test-time VTLN); "1" = off
+
+    @classmethod
+    def from_bundle(cls, bundle_dir: Path | str) -> DecodingDefaults:
+        """The bundle's "decoding" section over the fallbacks; an unknown key is an error, not a silent typo."""
+        path = Path(bundle_dir) / "config.json"
+        section = json.loads(path.read_text()).get(DECODING_KEY, {}) if path.exists() else {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(section) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown decoding settings {unknown}; known: {sorted(names)}")
+        return dataclasses.replace(cls(), **section)
+
+    def overridden(self, settings: Any) -> DecodingDefaults:
+        """The same with every server setting of the same name that is set (not None) taking its place."""
+        changes = {f.name: getattr(settings, f.name) for f in dataclasses.fields(self)
+                   if getattr(settings, f.name, None) is not None}
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def warps(self) -> tuple[float, ...]:
+        return tuple(float(w) for w in self.encoder_warps.split(","))
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def decoding_for(settings: Any) -> DecodingDefaults:
+    """What a server decodes with: its bundle's defaults under its settings."""
+    from shared.bundle import default_bundle_dir
+
+    return DecodingDefaults.from_bundle(Path(settings.model) if settings.model else default_bundle_dir()).overridden(settings)
