@@ -15,6 +15,6 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # torch first, pinned: the CPU wheel on this disk (an unpinned torch would pull a CUDA build)
 .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q -e ".[train,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e ".[model,train,dev]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, grpc, nats, celery, onnxruntime, sentencepiece" \
   || { echo "setup failed: core packages do not import" >&2; exit 1; }

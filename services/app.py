@@ -11,30 +11,32 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from seedasr.v1 import internal_pb2, internal_pb2_grpc, recognizer_pb2
 from services.channels import open_channel
 from services.context.server import ContextService
-from services.decoder.server import DecoderService
-from services.encoder.server import EncoderService
 from services.gateway.pipeline import Peers, TurnPipeline
 from services.gateway.server import RecognizerService
 from services.reward.bridge import RewardBridge, handle_event
 from services.reward.scoring import score_feedback
 from services.reward.server import RewardService
 from services.runtime import Registration, RunningServer, expose_over_nats, start_server, wait_for_signal
-from shared.bundle import default_bundle_dir
+from shared.bundle_store import default_bundle_dir
 from shared.bus import GrpcStub, LocalStub, NatsConnection, NatsStub, connect_nats
 from shared.decoding import decoding_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, LocalBus
 from shared.history import MemoryHistoryStore, RedisHistoryStore, check_durability
-from shared.recognition import AsrCore
 from shared.reward_store import LocalRewardStore
 from shared.settings import Settings
 from shared.telemetry import setup_telemetry
 from shared.tokenizer import Tokenizer
 
+if TYPE_CHECKING:
+    from shared.recognition import AsrCore
+
+# The model's modules (torch) are imported only where a process runs the model (encoder, decoder, embedded):
+# the gateway, context and reward images do not install torch (deploy/docker/Dockerfile, tests/unit/test_imports.py).
 log = logging.getLogger(__name__)
 SERVICES = ("encoder", "context", "decoder", "gateway", "reward")
 DEFAULT_PORTS = {"encoder": 50061, "context": 50062, "decoder": 50063, "gateway": 50051, "reward": 50064}
@@ -42,16 +44,23 @@ INTERNAL = internal_pb2.DESCRIPTOR.services_by_name
 RECOGNIZER = recognizer_pb2.DESCRIPTOR.services_by_name["Recognizer"]
 
 
-def core_for(settings: Settings) -> AsrCore:
+def core_for(settings: Settings, half: str = "all") -> AsrCore:
+    """The model as a process runs it: the encoder and decoder services each load only their half."""
+    from shared.recognition import AsrCore
+
     decoding = decoding_for(settings)
-    return AsrCore(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8)
+    return AsrCore(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half)
 
 
 def _reg_encoder(core: AsrCore) -> Registration:
+    from services.encoder.server import EncoderService
+
     return Registration(EncoderService(core), INTERNAL["Encoder"])
 
 
 def _reg_decoder(core: AsrCore, settings: Settings) -> Registration:
+    from services.decoder.server import DecoderService
+
     return Registration(DecoderService(core, settings), INTERNAL["Decoder"])
 
 
@@ -134,7 +143,7 @@ def start_service(name: str, settings: Settings, port: Optional[int] = None) -> 
     if needs_nats:
         conn = connect_nats(settings, f"seedasr-{name}")
     if name in ("encoder", "decoder"):
-        core = core_for(settings)
+        core = core_for(settings, name)
         regs = [_reg_encoder(core) if name == "encoder" else _reg_decoder(core, settings)]
     elif name == "context":
         store = RedisHistoryStore(settings.redis_url, settings.history_max_turns, settings.history_ttl_s)

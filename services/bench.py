@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -56,12 +58,32 @@ def p(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+_LOAD = """
+import resource, sys
+from shared.recognition import AsrCore
+AsrCore(sys.argv[1] or None, half=sys.argv[2], lm_int8=True) if sys.argv[2] != "none" else None
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def halves_memory(model: str | None) -> dict[str, float]:
+    """Peak resident MB of a fresh process that loads the bundle whole, each half, or nothing (imports only)."""
+    out = {}
+    for half in ("none", "all", "encoder", "decoder"):
+        run = subprocess.run([sys.executable, "-c", _LOAD, model or "", half], capture_output=True, text=True, check=True)
+        out[half] = int(run.stdout.split()[-1]) / 1024
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--audio", nargs="*", type=Path, default=DEFAULT_AUDIO)
     args = ap.parse_args()
+    mem = halves_memory(args.model)
+    print("peak resident MB of a process that loads the model (imports alone: "
+          f"{mem['none']:.0f}): whole {mem['all']:.0f}, encoder half {mem['encoder']:.0f}, decoder half {mem['decoder']:.0f}")
     audios = [a.read_bytes() for a in args.audio]
     env = {"SEEDASR_MODEL": args.model} if args.model else {}
     from services.app import serve_embedded

@@ -1,13 +1,14 @@
-"""Conversions between protobuf messages and numpy / recognition types, shared by services."""
+"""Conversions between protobuf messages and numpy / request types, shared by services (no torch:
+the gateway image does not install it)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from seedasr.v1 import common_pb2
 from shared.decoding import DecodingDefaults
-from shared.model.beam_search import BeamConfig
-from shared.model.phrase_correction import CorrectionConfig
 
 
 def tensor_to_pb(array: np.ndarray) -> common_pb2.Tensor:
@@ -32,22 +33,28 @@ def _request_or_default(cfg: common_pb2.RecognitionConfig, defaults: DecodingDef
     return value
 
 
-def beam_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> BeamConfig:
-    """Request config over the server's decoding defaults; raises ValueError on out-of-range values."""
+@dataclass(frozen=True)
+class RequestDecoding:
+    """A request's decoding knobs over the server's defaults, range-checked (the gateway checks them
+    before any work; the decoder builds its search configs from them: services/decoder/config.py)."""
+
+    beam_size: int
+    nbest: int
+    context_weight: float
+    bias_bonus: float
+    oov_penalty: float
+    correction_margin: float
+
+
+def request_decoding(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> RequestDecoding:
+    """Raises ValueError on out-of-range values."""
     beam = cfg.beam_size or defaults.beam_size
     nbest = cfg.nbest or min(defaults.nbest, beam)
     if not 1 <= beam <= 32:
         raise ValueError(f"beam_size must be in [1, 32], got {beam}")
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be in [1, beam_size={beam}], got {nbest}")
-    return BeamConfig(beam_size=beam, nbest=nbest, alpha=_request_or_default(cfg, defaults, "context_weight", 1.0),
-                      prune_k=max(defaults.context_prune_k, 2 * beam), ctc_weight=defaults.ctc_weight,
-                      bias_bonus=_request_or_default(cfg, defaults, "bias_bonus", 50.0),
-                      oov_penalty=_request_or_default(cfg, defaults, "oov_penalty", 50.0),
-                      word_lm_weight=defaults.word_lm_weight, word_bonus=defaults.word_bonus)
-
-
-def correction_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> CorrectionConfig:
-    """Request config over the server's decoding defaults; raises ValueError on out-of-range values."""
-    return CorrectionConfig(margin=_request_or_default(cfg, defaults, "correction_margin", 100.0),
-                            min_similarity=defaults.correction_min_similarity)
+    return RequestDecoding(beam, nbest, _request_or_default(cfg, defaults, "context_weight", 1.0),
+                           _request_or_default(cfg, defaults, "bias_bonus", 50.0),
+                           _request_or_default(cfg, defaults, "oov_penalty", 50.0),
+                           _request_or_default(cfg, defaults, "correction_margin", 100.0))

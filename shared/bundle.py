@@ -11,29 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from shared.bundle_store import DEFAULT_BUNDLE, REPO_ROOT, default_bundle_dir
 from shared.decoding import DECODING_KEY, DecodingDefaults
 from shared.model.asr import ASRConfig, SeedASR, encoder_kind
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeConfig
 from shared.tokenizer import Tokenizer
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BUNDLE = REPO_ROOT / "bundles" / "default"
+__all__ = ["DEFAULT_BUNDLE", "REPO_ROOT", "BundleError", "default_bundle_dir", "load_bundle", "read_bundle", "save_bundle"]
 
 
 class BundleError(RuntimeError):
     pass
-
-
-def default_bundle_dir() -> Path:
-    return Path(os.environ.get("SEEDASR_MODEL", str(DEFAULT_BUNDLE)))
 
 
 def config_to_dict(cfg: ASRConfig) -> dict[str, Any]:
@@ -88,27 +84,38 @@ def _encoder_layer_above(key: str, keep: int) -> bool:
     return key.startswith("encoder.layers.") and int(parts[2]) >= keep
 
 
-def load_bundle(path: Path | str | None = None) -> tuple[SeedASR, Tokenizer, dict[str, Any]]:
-    """Load a bundle for inference (eval mode, no grad). Raises BundleError with a clear message."""
+def read_bundle(path: Path | str | None = None) -> tuple[ASRConfig, Tokenizer, dict[str, Any]]:
+    """A bundle's model config, tokenizer and config.json, without its weights (what a process that runs
+    the encoder through ONNX or TensorRT needs). Raises BundleError with a clear message."""
     root = Path(path) if path else default_bundle_dir()
     for name in ("config.json", "model.safetensors", "tokenizer.model"):
         if not (root / name).is_file():
-            raise BundleError(f"model bundle {root} lacks {name}; run `make train` or point SEEDASR_MODEL at one")
+            raise BundleError(f"model bundle {root} lacks {name}; `make setup` fetches the default bundle's files, "
+                              "`make train` makes one, SEEDASR_MODEL points at another")
     meta = json.loads((root / "config.json").read_text())
     cfg = config_from_dict(meta["config"])
     if cfg.encoder_layers:
         cfg.encoder.n_layers = cfg.encoder_layers
-    model = SeedASR.build(cfg)
-    state = load_file(str(root / "model.safetensors"))
+    return cfg, Tokenizer(root / "tokenizer.model"), meta
+
+
+def load_bundle(path: Path | str | None = None, half: str = "all") -> tuple[SeedASR, Tokenizer, dict[str, Any]]:
+    """Load a bundle for inference (eval mode, no grad): the whole model, or only its encoder or decoder
+    half (SeedASR.build), reading only that half's weights. Raises BundleError with a clear message."""
+    root = Path(path) if path else default_bundle_dir()
+    cfg, tokenizer, meta = read_bundle(root)
+    model = SeedASR.build(cfg, half)
+    with safe_open(str(root / "model.safetensors"), framework="pt") as weights:  # only this half's tensors are read
+        state = {k: weights.get_tensor(k) for k in weights.keys() if SeedASR.in_half(k, half)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "lm.head.weight"]
-    if "encoder_weights" in meta:
+    if "encoder_weights" in meta and half != "decoder":
         load_package_encoder(model, meta["encoder_weights"], root)
         missing = [m for m in missing if not m.startswith("encoder.")]
     if missing or unexpected:
         raise BundleError(f"bundle {root} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     model.eval()
-    return model, Tokenizer(root / "tokenizer.model"), meta
+    return model, tokenizer, meta
 
 
 def package_reference(model: SeedASR) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BUNDLE = REPO_ROOT / "bundles" / "default"
 MANIFEST = "MANIFEST.json"
 # notes that describe a bundle but are rewritten by tools (make eval): not part of what is pinned
 UNPINNED = {MANIFEST, "EVAL.md", "TUNING.md", "alpha_sweep.png", "loss_curves.png"}
@@ -40,6 +43,11 @@ MACHINE_MADE = {"encoder.plan"}
 
 class ManifestError(RuntimeError):
     pass
+
+
+def default_bundle_dir() -> Path:
+    """SEEDASR_MODEL, else the shipped default bundle (torch-free: every service image reads it)."""
+    return Path(os.environ.get("SEEDASR_MODEL", str(DEFAULT_BUNDLE)))
 
 
 def sha256_of(path: Path) -> str:

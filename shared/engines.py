@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 import torch
@@ -100,14 +100,19 @@ class TensorRTEncoder:
         return [self.encode(f) for f in feats]  # one row at a time: the engine's profile allows batch <= 4
 
 
-def make_encoder_engine(kind: str, model: SeedASR, bundle_dir: Path, threads: int = 0) -> EncoderEngine:
+def engine_kind(kind: str, bundle_dir: Path) -> str:
     """kind: auto | torch | onnx | tensorrt. auto picks TensorRT on a GPU with a plan, else ONNX, else torch."""
+    if kind != "auto":
+        return kind
+    if (bundle_dir / "encoder.plan").exists() and torch.cuda.is_available():
+        return "tensorrt"
+    return "onnx" if (bundle_dir / "encoder.onnx").exists() else "torch"
+
+
+def make_encoder_engine(kind: str, model: Optional[SeedASR], bundle_dir: Path, threads: int = 0) -> EncoderEngine:
+    """kind as engine_kind takes it; `model` (its encoder half at least) is needed by the torch engine only."""
     plan, onnx_file = bundle_dir / "encoder.plan", bundle_dir / "encoder.onnx"
-    if kind == "auto":
-        if plan.exists() and torch.cuda.is_available():
-            kind = "tensorrt"
-        else:
-            kind = "onnx" if onnx_file.exists() else "torch"
+    kind = engine_kind(kind, bundle_dir)
     if kind == "tensorrt":
         return TensorRTEncoder(plan)
     if kind == "onnx":
@@ -115,5 +120,7 @@ def make_encoder_engine(kind: str, model: SeedASR, bundle_dir: Path, threads: in
             raise FileNotFoundError(f"{onnx_file} is missing; export it with `python -m training.export.onnx`")
         return OnnxEncoder(onnx_file, threads)
     if kind == "torch":
+        if model is None:
+            raise ValueError("the torch encoder engine needs the model's encoder half loaded")
         return TorchEncoder(model)
     raise ValueError(f"unknown encoder engine {kind!r}; use auto, torch, onnx or tensorrt")

@@ -7,7 +7,8 @@ import time
 import grpc
 
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
-from services.convert import beam_config, correction_config, tensor_from_pb
+from services.convert import tensor_from_pb
+from services.decoder.config import beam_config, correction_config
 from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES
 from shared.decoding import DecodingDefaults
 from shared.model.beam_search import SearchCancelled
@@ -21,7 +22,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
     def __init__(self, core: AsrCore, settings: Settings) -> None:
         self.core, self.settings = core, settings
         self.decoding = DecodingDefaults.from_bundle(core.bundle_dir).overridden(settings)
-        self.width = core.model.cfg.lm.d_model
+        self.width = core.cfg.lm.d_model
         self.vocab = core.tok.vocab_size
 
     def Decode(self, request: internal_pb2.DecodeRequest, context: grpc.ServicerContext) -> internal_pb2.DecodeResponse:

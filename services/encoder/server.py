@@ -16,7 +16,9 @@ MAX_SAMPLES = 16_000 * 60  # one window; the gateway splits longer audio
 
 class EncoderService(internal_pb2_grpc.EncoderServicer):
     def __init__(self, core: AsrCore) -> None:
-        self.core = core
+        if core.engine is None:
+            raise ValueError("the encoder service needs an AsrCore with its encoder half loaded")
+        self.core, self.engine_name = core, core.engine.name
 
     def Encode(self, request: internal_pb2.EncodeRequest, context: grpc.ServicerContext) -> internal_pb2.EncodeResponse:
         pcm = request.pcm16
@@ -31,6 +33,6 @@ class EncoderService(internal_pb2_grpc.EncoderServicer):
             speech=tensor_to_pb(out.speech),
             ctc_text=text,
             ctc_words=[common_pb2.WordTiming(word=w.word, start_s=w.start_s, end_s=w.end_s) for w in words],
-            engine=self.core.engine.name,
+            engine=self.engine_name,
             encode_ms=(time.perf_counter() - start) * 1000,
         )

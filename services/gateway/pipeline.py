@@ -18,7 +18,7 @@ import numpy as np
 from seedasr.v1 import common_pb2, internal_pb2, recognizer_pb2
 from shared.decoding import decoding_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
-from shared.recognition import Word, align_words, segment_audio
+from shared.segments import Word, align_words, segment_audio
 from shared.settings import Settings
 from shared.telemetry import current_trace_id
 

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import grpc
 
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
-from services.convert import beam_config, correction_config
+from services.convert import request_decoding
 from services.gateway.limits import check_context, check_language, scoped, unscoped
 from services.gateway.pipeline import TurnPipeline
 from services.gateway.streaming import StreamSession
@@ -37,8 +37,7 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
         if config.language and not config.language.lower().startswith("en"):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"language {config.language!r} is not supported; use 'en'")
         try:
-            beam_config(config, self.decoding)
-            correction_config(config, self.decoding)
+            request_decoding(config, self.decoding)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 

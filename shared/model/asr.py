@@ -15,6 +15,7 @@ input the frozen LM learned to read.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -93,21 +94,52 @@ class Batch:
     labels: torch.Tensor
 
 
+# What a process builds: the whole model, the encoder half (audio encoder, converter, and the LM's token
+# embeddings that the tied CTC head reads) or the decoder half (the LM and CTC head; speech arrives converted).
+HALVES = ("all", "encoder", "decoder")
+
+
+class Absent(nn.Module):
+    """Stands in for the half of the model a process does not load: no weights, a clear error if called."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def forward(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"this process loaded only one half of the model: it has no {self.what}")
+
+
 class SeedASR(nn.Module):
     def __init__(
-        self, cfg: ASRConfig, encoder: nn.Module, converter: Converter, lm: MoeLM, ctc: Optional[TiedCTCHead]
+        self, cfg: ASRConfig, encoder: nn.Module, converter: nn.Module, lm: MoeLM, ctc: Optional[TiedCTCHead]
     ) -> None:
         super().__init__()
         self.cfg, self.encoder, self.converter, self.lm, self.ctc = cfg, encoder, converter, lm, ctc
 
     @classmethod
-    def build(cls, cfg: ASRConfig) -> SeedASR:
+    def build(cls, cfg: ASRConfig, half: str = "all") -> SeedASR:
+        """half: all | encoder (LM reduced to its embeddings) | decoder (no audio encoder or converter)."""
+        if half not in HALVES:
+            raise ValueError(f"half must be one of {HALVES}, got {half!r}")
         ctc = TiedCTCHead() if cfg.ctc_weight > 0 else None
         kind = encoder_kind(cfg.encoder_type)
         if not isinstance(cfg.encoder, kind.config):
             raise ValueError(f"encoder_type {cfg.encoder_type!r} needs a {kind.config.__name__}, "
                              f"got {type(cfg.encoder).__name__}")
-        return cls(cfg, kind.build(cfg.encoder), Converter(cfg.converter), MoeLM(cfg.lm), ctc)
+        if half == "decoder":
+            return cls(cfg, Absent("audio encoder"), Absent("converter"), MoeLM(cfg.lm), ctc)
+        lm = MoeLM(dataclasses.replace(cfg.lm, n_layers=0) if half == "encoder" else cfg.lm)
+        return cls(cfg, kind.build(cfg.encoder), Converter(cfg.converter), lm, ctc)
+
+    @staticmethod
+    def in_half(key: str, half: str) -> bool:
+        """Whether the state-dict entry `key` belongs to what build(cfg, half) makes."""
+        if half == "decoder":
+            return not key.startswith(("encoder.", "converter."))
+        if half == "encoder":
+            return not key.startswith("lm.layers.")
+        return True
 
     @property
     def frame_s(self) -> float:

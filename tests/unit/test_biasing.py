@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seedasr.v1 import common_pb2
-from services.convert import beam_config
+from services.decoder.config import beam_config
 from shared.context import ContextInput, assemble_context, drop_contained, rare_runs
 from shared.decoding import decoding_for
 from shared.model.beam_search import BeamConfig, search

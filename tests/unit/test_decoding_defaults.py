@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from seedasr.v1 import common_pb2
-from services.convert import beam_config
+from services.decoder.config import beam_config
 from shared.decoding import DecodingDefaults, decoding_for
 from shared.settings import load_settings
 from tests.conftest import ROOT

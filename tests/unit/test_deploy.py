@@ -48,3 +48,22 @@ def test_the_tls_overlay_gives_every_grpc_server_a_certificate() -> None:
     assert overlay["services"]["gateway"]["environment"]["SEEDASR_API_KEYS_FILE"]
     assert not overlay["services"]["gateway"]["environment"]["SEEDASR_TLS_CLIENT_CA"]  # public clients: keys
     assert overlay["services"]["encoder"]["environment"]["SEEDASR_TLS_CLIENT_CA"]  # internal: mTLS
+
+
+def test_only_the_encoder_and_decoder_images_carry_the_model() -> None:
+    """The light image (gateway, context, reward, worker) installs the base package alone: no torch
+    (tests/unit/test_service_images.py shows those services run without it)."""
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    light = dockerfile.split("AS light", 1)[1].split("\nFROM ", 1)[0]
+    assert "pip install ." in light and "torch" not in light.replace("no torch", "") and "[model" not in light
+    model = dockerfile.split("AS model", 1)[1].split("\nFROM ", 1)[0]
+    assert 'pip install ".[model]"' in model and "bundle verify" in model
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in SERVICES | {"worker"}:
+        build = compose["services"][name].get("build") or compose["x-service"]["build"]
+        assert build["target"] == ("model" if name in ("encoder", "decoder") else "light"), name
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "seedasr.yaml").read_text()) if d]
+    for d in docs:
+        if d["kind"] == "Deployment":
+            image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+            assert ("model" in image) == (d["metadata"]["name"] in ("encoder", "decoder")), d["metadata"]["name"]

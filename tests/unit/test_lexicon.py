@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seedasr.v1 import common_pb2
-from services.convert import beam_config
+from services.decoder.config import beam_config
 from shared.decoding import decoding_for
 from shared.model.beam_search import BeamConfig, search
 from shared.model.lexicon import WordLexicon, WordState

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seedasr.v1 import common_pb2
-from services.convert import correction_config
+from services.decoder.config import correction_config
 from shared.context import ContextInput, assemble_context, phrase_ngrams
 from shared.decoding import decoding_for
 from shared.model.phrase_correction import CorrectionConfig, _variants, correct_phrases, ctc_log_likelihood

@@ -1,6 +1,6 @@
 import numpy as np
 
-from shared.recognition import Word, align_words, segment_audio
+from shared.segments import Word, align_words, segment_audio
 from tests.conftest import tone
 
 

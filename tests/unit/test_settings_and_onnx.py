@@ -19,7 +19,7 @@ def test_bad_setting_fails_fast_with_its_name() -> None:
 
 def test_context_prune_k_setting_reaches_the_beam_config() -> None:
     from seedasr.v1 import common_pb2
-    from services.convert import beam_config
+    from services.decoder.config import beam_config
     from shared.decoding import decoding_for
     from shared.settings import load_settings
 

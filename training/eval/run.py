@@ -189,7 +189,7 @@ def eval_long(row: dict[str, Any], ours: Ours) -> dict[str, float]:
     """WER of the whole recording as served, of the service's own windows decoded alone (no previous
     window's text as context) and of the reference sentences one by one: whole - alone is what the
     previous-window context costs, alone - one by one what the window edges cost."""
-    from shared.recognition import segment_audio
+    from shared.segments import segment_audio
 
     whole = ours(row["audio"], no_context=True)
     x, rate = sf.read(row["audio"], dtype="float32")
