@@ -12,7 +12,6 @@ A publish that failed is retried by the load, as a client retries an UNAVAILABLE
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -22,6 +21,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.message import Message
+
+from seedasr.v1 import events_pb2
 from services.localmesh import Proc, free_port, reachable, wait_for, wait_serving
 from shared.bus import NatsConnection
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, sample_id_of
@@ -39,10 +41,10 @@ class Load:
     refused: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def _publish(self, subject: str, event: dict, msg_id: str) -> None:
+    def _publish(self, subject: str, event: Message, msg_id: str) -> None:
         while not self.stop.is_set():  # a client retries until acknowledged (same id: de-duplicated)
             try:
-                self.bus.publish(subject, json.dumps(event).encode(), msg_id=msg_id)
+                self.bus.publish(subject, event.SerializeToString(), msg_id=msg_id)
                 return
             except Exception:
                 self.refused += 1
@@ -52,8 +54,9 @@ class Load:
     def run(self) -> None:
         while not self.stop.is_set():
             turn_id = uuid.uuid4().hex
-            turn = {"turn_id": turn_id, "nbest": [{"text": "call alex now", "score": -1.0}], "context": "", "trace_id": ""}
-            feedback = {"turn_id": turn_id, "corrected_text": "call alice now", "keywords": ["alice"]}
+            heard = events_pb2.TurnEvent.Hypothesis(text="call alex now", score=-1.0)
+            turn = events_pb2.TurnEvent(turn_id=turn_id, nbest=[heard])
+            feedback = events_pb2.FeedbackEvent(turn_id=turn_id, corrected_text="call alice now", keywords=["alice"])
             try:
                 self._publish(TURNS_SUBJECT, turn, turn_id)
                 self._publish(FEEDBACK_SUBJECT, feedback, f"{turn_id}:fb")
@@ -165,7 +168,7 @@ def run_chaos(kills: int, bundle: str, down_s: float = 1.0, up_s: float = 2.0, s
 
 
 def main() -> None:
-    from shared.bundle import default_bundle_dir
+    from shared.bundle_store import default_bundle_dir
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=20, help="kills of each component")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -89,11 +90,14 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):  # ty
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def start_mesh(env: dict[str, str], log_dir: Path, ports: dict[str, int]) -> dict[str, Proc]:
-    """Every service on its port plus the Celery worker; returns once all report SERVING."""
-    procs = {name: Proc(name, ["-m", "services.cli", "serve", name, "--port", str(port)], env, log_dir)
-             for name, port in ports.items()}
-    procs["worker"] = Proc("worker", ["-m", "services.cli", "worker"], env, log_dir)
+def start_mesh(env: dict[str, str], log_dir: Path, ports: dict[str, int],
+               env_of: Optional[dict[str, dict[str, str]]] = None) -> dict[str, Proc]:
+    """Every service on its port plus the Celery worker; returns once all report SERVING. env_of: more
+    environment for some processes, by name ("worker" included)."""
+    extra = env_of or {}
+    procs = {name: Proc(name, ["-m", "services.cli", "serve", name, "--port", str(port)], {**env, **extra.get(name, {})},
+                        log_dir) for name, port in ports.items()}
+    procs["worker"] = Proc("worker", ["-m", "services.cli", "worker"], {**env, **extra.get("worker", {})}, log_dir)
     try:
         for name, port in ports.items():
             wait_serving(port, procs[name])

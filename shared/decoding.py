@@ -61,6 +61,6 @@ class DecodingDefaults:
 
 def decoding_for(settings: Any) -> DecodingDefaults:
     """What a server decodes with: its bundle's defaults under its settings."""
-    from shared.bundle import default_bundle_dir
+    from shared.bundle_store import default_bundle_dir
 
     return DecodingDefaults.from_bundle(Path(settings.model) if settings.model else default_bundle_dir()).overridden(settings)

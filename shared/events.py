@@ -1,4 +1,4 @@
-"""Asynchronous events: finished turns and user feedback.
+"""Asynchronous events: finished turns and user feedback, typed by protos/seedasr/v1/events.proto.
 
 JetStream in the mesh (durable, de-duplicated by message id); an in-process bus in the embedded
 server that hands each event to its handlers at once.
@@ -13,8 +13,11 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
 from opentelemetry import trace
 
+from seedasr.v1 import events_pb2
 from shared.bus import NatsConnection
 from shared.telemetry import inject_headers, tracer
 
@@ -26,6 +29,36 @@ FEEDBACK_SUBJECT = "asr.feedback"
 SUBJECTS = ["asr.>"]
 
 Handler = Callable[[str, bytes], None]
+EVENT_TYPES: dict[str, type[Message]] = {TURNS_SUBJECT: events_pb2.TurnEvent, FEEDBACK_SUBJECT: events_pb2.FeedbackEvent}
+EVENT_HEADER = "Seedasr-Event"  # the full proto name, for tools that read the stream
+
+
+class EventError(ValueError):
+    """An event that can never be handled (unknown subject, not its message type): dead-lettered, not retried."""
+
+
+def decode_event(subject: str, payload: bytes) -> Message:
+    """The typed event of `subject`. JSON objects of the same fields are read too: releases before typed
+    events published JSON, and the stream may still hold some."""
+    cls = EVENT_TYPES.get(subject)
+    if cls is None:
+        raise EventError(f"no event type for subject {subject!r}")
+    event = cls()
+    try:
+        if payload[:1] == b"{":
+            json_format.Parse(payload, event, ignore_unknown_fields=True)
+        else:
+            event.ParseFromString(payload)
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError) as exc:
+        raise EventError(f"{subject} payload is not a {cls.DESCRIPTOR.full_name}: {exc}") from None
+    if not getattr(event, "turn_id", ""):
+        raise EventError(f"{subject} event has no turn_id")
+    return event
+
+
+def as_record(event: Message) -> dict:
+    """The event as the JSON-ready dict the reward store keeps (proto field names, every field present)."""
+    return json_format.MessageToDict(event, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
 def sample_id_of(turn_id: str, corrected: str, keywords: list[str]) -> str:
@@ -50,6 +83,8 @@ class JetStreamBus:
                                             attributes={"messaging.system": "nats", "messaging.destination": subject,
                                                         "messaging.message_id": msg_id}):
             headers = dict(inject_headers({"Nats-Msg-Id": msg_id}))
+            if subject in EVENT_TYPES:
+                headers[EVENT_HEADER] = EVENT_TYPES[subject].DESCRIPTOR.full_name
             self.conn.run(self.conn.js.publish(subject, payload, headers=headers, timeout=self.timeout),
                           timeout=self.timeout + 1)
 

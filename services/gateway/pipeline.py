@@ -6,7 +6,6 @@ stubs); it only sees objects with the RPC methods of the Encoder, Context and De
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -15,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from seedasr.v1 import common_pb2, internal_pb2, recognizer_pb2
+from seedasr.v1 import common_pb2, events_pb2, internal_pb2, recognizer_pb2
 from shared.decoding import decoding_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
 from shared.segments import Word, align_words, segment_audio
@@ -119,19 +118,21 @@ class TurnPipeline:
 
     def publish_turn(self, turn_id: str, session_id: str, alts: list[common_pb2.Alternative], context_text: str,
                      trace_id: str, seconds: float, tenant: str = "") -> None:
-        event = {"turn_id": turn_id, "session_id": session_id, "tenant": tenant, "context": context_text, "trace_id": trace_id,
-                 "audio_seconds": seconds, "created_unix": time.time(),
-                 "nbest": [{"text": a.text, "score": a.score} for a in alts]}
+        event = events_pb2.TurnEvent(
+            turn_id=turn_id, session_id=session_id, tenant=tenant, context=context_text, trace_id=trace_id,
+            audio_seconds=seconds, created_unix=time.time(),
+            nbest=[events_pb2.TurnEvent.Hypothesis(text=a.text, score=a.score) for a in alts])
         try:
-            self.events.publish(TURNS_SUBJECT, json.dumps(event).encode(), msg_id=turn_id)
+            self.events.publish(TURNS_SUBJECT, event.SerializeToString(), msg_id=turn_id)
         except Exception:  # the user still gets the result; feedback on this turn cannot be scored
             log.exception("could not publish turn %s", turn_id)
 
     def submit_feedback(self, turn_id: str, corrected: str, keywords: list[str], tenant: str = "") -> None:
         """Raises on failure: feedback is acknowledged only once it is stored in the event stream."""
-        event = {"turn_id": turn_id, "corrected_text": corrected, "keywords": keywords, "tenant": tenant,
-                 "created_unix": time.time()}
-        self.events.publish(FEEDBACK_SUBJECT, json.dumps(event).encode(), msg_id=sample_id_of(turn_id, corrected, keywords))
+        event = events_pb2.FeedbackEvent(turn_id=turn_id, corrected_text=corrected, keywords=keywords, tenant=tenant,
+                                         created_unix=time.time())
+        self.events.publish(FEEDBACK_SUBJECT, event.SerializeToString(),
+                            msg_id=sample_id_of(turn_id, corrected, keywords))
 
 
 def merge_windows(pieces: list[list[common_pb2.Alternative]]) -> list[common_pb2.Alternative]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from typing import Any, Optional
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from seedasr.v1 import events_pb2
 from shared.bus import NatsConnection
-from shared.events import FEEDBACK_SUBJECT, STREAM, TURNS_SUBJECT, ensure_stream, sample_id_of
+from shared.events import STREAM, EventError, as_record, decode_event, ensure_stream, sample_id_of
 from shared.telemetry import extract_context, tracer
 
 log = logging.getLogger(__name__)
@@ -34,13 +34,13 @@ Enqueue = Callable[[str, str, list[str]], None]
 def handle_event(subject: str, payload: bytes, store: Any, enqueue: Enqueue) -> Optional[str]:
     """The work for one event; the same function serves the embedded in-process bus. Returns the id of
     the RL sample a feedback event will produce (None for a turn event, done once this returns)."""
-    event = json.loads(payload)
-    if subject == TURNS_SUBJECT:
-        store.put_turn(event)
-    elif subject == FEEDBACK_SUBJECT:
-        keywords = list(event.get("keywords", []))
-        enqueue(event["turn_id"], event["corrected_text"], keywords)
-        return sample_id_of(event["turn_id"], event["corrected_text"], keywords)
+    event = decode_event(subject, payload)  # EventError: never handleable
+    if isinstance(event, events_pb2.TurnEvent):
+        store.put_turn(as_record(event))
+    elif isinstance(event, events_pb2.FeedbackEvent):
+        keywords = list(event.keywords)
+        enqueue(event.turn_id, event.corrected_text, keywords)
+        return sample_id_of(event.turn_id, event.corrected_text, keywords)
     return None
 
 
@@ -105,6 +105,9 @@ class RewardBridge:
                         await msg.ack()
                     else:  # a redelivery replaces the older delivery: ack the newest
                         self.pending[sample_id] = Pending(msg, msg.subject, msg.data, headers, time.monotonic())
+                except EventError as exc:  # redelivery cannot help: JetStream stops delivering it
+                    log.error("event %s on %s dropped: %s", headers.get("Nats-Msg-Id", "?"), msg.subject, exc)
+                    await msg.term()
                 except Exception:
                     log.exception("event on %s failed; it will be redelivered", msg.subject)
                     await msg.nak(delay=min(30.0, 0.5 * 2 ** min(6, (msg.metadata.num_delivered or 1))))

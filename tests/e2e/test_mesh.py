@@ -2,6 +2,7 @@
 real NATS, Redis and Celery, called over gRPC exactly as a client would."""
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -26,7 +27,9 @@ def mesh(tmp_path_factory, tiny_bundle, nats_url, redis_url):
            "SEEDASR_BRIDGE_DURABLE": f"e2e-{uuid.uuid4().hex[:8]}", "SEEDASR_BRIDGE_DELIVER": "new",
            "SEEDASR_THREADS": "1"}
     ports = {name: free_port() for name in SERVICE_NAMES}
-    procs = start_mesh(env, logs, ports)
+    # gateway, context, reward and the worker run as in the light image: torch and the rest unimportable
+    light = {"PYTHONPATH": f"{ROOT / 'tests' / 'support' / 'without_model'}{os.pathsep}{ROOT}"}
+    procs = start_mesh(env, logs, ports, {name: light for name in ("gateway", "context", "reward", "worker")})
     try:
         yield {"ports": ports, "procs": procs, "trace_file": trace_file}
     finally:

@@ -53,9 +53,11 @@ def main() -> None:
                 c, w = time.process_time(), time.perf_counter()
                 call(str(turn))
                 latency[name].append((time.perf_counter() - w) * 1000)
-                cpu_per_s[name].append((time.process_time() - c) / seconds[turn])
+                # ours runs in its server process (training/eval/served.py): count that process's CPU
+                cpu = getattr(call, "last_cpu_s", None)
+                cpu_per_s[name].append((time.process_time() - c if cpu is None else cpu) / seconds[turn])
     print(f"{len(turns)} turns of {min(seconds.values()):.1f}-{max(seconds.values()):.1f} s, {args.runs} passes, "
-          "in-process, no context")
+          "ours through its embedded server over gRPC (its process's CPU), peers in-process, no context")
     print(f"{'':14} {'p50 ms':>8} {'p95 ms':>8} {'CPU-s/audio-s p50':>18}")
     for name in systems:
         print(f"{name:14} {np.percentile(latency[name], 50):8.1f} {np.percentile(latency[name], 95):8.1f} "

@@ -26,6 +26,7 @@ import soundfile as sf
 from shared.scoring import wer
 from shared.text import normalize_text
 from training.eval.peers import PEERS, Peer, PocketSphinx
+from training.eval.served import ServedRecogniser
 
 __all__ = ["PocketSphinx", "Ours", "eval_set", "eval_context", "eval_long"]
 
@@ -46,40 +47,8 @@ class SetResult:
         return float(jiwer.wer(refs, [normalize_text(h) or "<empty>" for h in hyps]))
 
 
-class Ours:
-    def __init__(self, model: Optional[str], prune_k: Optional[int] = None) -> None:
-        from services.app import build_embedded
-        from shared.decoding import decoding_for
-        from shared.settings import load_settings
-
-        overrides: dict[str, Any] = {"rl_store": "/tmp/seedasr-eval-rl.jsonl"}
-        if model:
-            overrides["model"] = model
-        if prune_k:
-            overrides["context_prune_k"] = prune_k
-        self.settings = load_settings(**overrides)
-        self.decoding = decoding_for(self.settings)
-        regs, _ = build_embedded(self.settings)
-        self.recognizer = regs[0].servicer
-
-    def __call__(self, audio: str, history: Sequence[str] = (), hotwords: Sequence[str] = (), prompt: str = "",
-                 alpha: Optional[float] = None, no_context: bool = False, bias: Optional[float] = None,
-                 correction: Optional[float] = None) -> str:
-        from seedasr.v1 import common_pb2, recognizer_pb2
-        from shared.bus import CallContext
-
-        cfg = common_pb2.RecognitionConfig(disable_context=no_context)
-        if alpha is not None:
-            cfg.context_weight = alpha
-        if bias is not None:
-            cfg.bias_bonus = bias
-        if correction is not None:
-            cfg.correction_margin = correction
-        req = recognizer_pb2.RecognizeRequest(
-            audio=common_pb2.Audio(content=Path(audio).read_bytes()), config=cfg,
-            context=common_pb2.RequestContext(history=list(history), hotwords=list(hotwords), prompt=prompt))
-        resp = self.recognizer.Recognize(req, CallContext(None))
-        return resp.alternatives[0].text if resp.alternatives else ""
+# ours, as served: the embedded server in a child process over gRPC (training/eval/served.py)
+Ours = ServedRecogniser
 
 
 def read_rows(manifest: Path, limit: int) -> list[dict[str, Any]]:
@@ -92,9 +61,9 @@ def eval_set(name: str, rows: list[dict[str, Any]], ours: Ours, peers: Sequence[
     res = SetResult(name, sum(r["duration"] for r in rows) / 3600)
     for r in rows:
         res.refs.append(r["text"])
-        c, w = time.process_time(), time.perf_counter()
+        w = time.perf_counter()
         res.ours.append(ours(r["audio"], no_context=True))
-        res.our_cpu += time.process_time() - c
+        res.our_cpu += ours.last_cpu_s
         res.our_wall += time.perf_counter() - w
         for peer in peers:
             c = time.process_time()

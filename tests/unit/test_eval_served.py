@@ -1,0 +1,29 @@
+"""The evaluation's recogniser is the embedded server a user starts (training/eval/served.py): it answers
+as the in-process servicer does, reports the server's CPU time per call, and leaves no process behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_served_recogniser_agrees_with_the_in_process_servicer(tiny_bundle, tmp_path) -> None:
+    from seedasr.v1 import common_pb2, recognizer_pb2
+    from services.app import build_embedded
+    from shared.bus import CallContext
+    from shared.settings import load_settings
+    from training.eval.served import ServedRecogniser
+
+    audio = ROOT / "samples" / "dialogue" / "user-1.wav"
+    regs, _ = build_embedded(load_settings(model=str(tiny_bundle), rl_store=str(tmp_path / "rl.jsonl")))  # as served
+    req = recognizer_pb2.RecognizeRequest(audio=common_pb2.Audio(content=audio.read_bytes()),
+                                          config=common_pb2.RecognitionConfig(disable_context=True))
+    resp = regs[0].servicer.Recognize(req, CallContext(None))
+    with ServedRecogniser(str(tiny_bundle)) as served:
+        assert served(str(audio), no_context=True) == resp.alternatives[0].text
+        assert served.last_cpu_s > 0
+        proc = served.proc
+    assert proc.poll() is not None
