@@ -61,7 +61,7 @@ def sizes(cfg: ASRConfig) -> dict:
 
 def init_from_bundle(bundle: Path, work: Path) -> None:
     source, tok, meta = load_bundle(bundle)
-    cfg = model_config(tok.vocab_size, source.cfg.encoder_type)
+    cfg = model_config(tok.vocab_size, source.cfg.encoder_type, source.cfg.converter.n_layers)
     cfg.encoder_layers = source.cfg.encoder_layers
     if sizes(cfg) != sizes(source.cfg):
         raise SystemExit(f"bundle {bundle} was not made with this recipe's model_config(); "
@@ -91,7 +91,7 @@ def main() -> None:
     if recipe.encoder_type == "whisper" and source_type != "whisper":
         from training.init_whisper import init_whisper  # a new encoder under the bundle's LM
 
-        init_whisper(args.bundle, recipe.work_dir)
+        init_whisper(args.bundle, recipe.work_dir, recipe.converter_layers)
     else:
         init_from_bundle(args.bundle, recipe.work_dir)
 

@@ -25,9 +25,9 @@ from training.init_from_bundle import source_commit
 from training.recipe import model_config
 
 
-def init_whisper(bundle: Path, work: Path) -> SeedASR:
+def init_whisper(bundle: Path, work: Path, converter_layers: int = 0) -> SeedASR:
     source, tok, meta = load_bundle(bundle)
-    cfg = model_config(tok.vocab_size, "whisper")
+    cfg = model_config(tok.vocab_size, "whisper", converter_layers)
     if cfg.lm != source.cfg.lm:
         raise SystemExit(f"bundle {bundle}'s LM does not have this recipe's LM sizes: {source.cfg.lm} != {cfg.lm}")
     model = SeedASR.build(cfg)

@@ -50,6 +50,8 @@ class Recipe:
     # (training/init_whisper.py) and trains at encoder_lr_scale times the converter's rate; 0 keeps it frozen
     encoder_type: str = "luise_conformer"
     encoder_lr_scale: float = 1.0
+    # transformer blocks in the converter (shared/model/converter.py): context for a frozen encoder's frames
+    converter_layers: int = 0
 
     @classmethod
     def from_env(cls) -> Recipe:
@@ -69,17 +71,18 @@ class Recipe:
         return json.loads(json.dumps(asdict(self), default=str))
 
 
-def model_config(vocab_size: int, encoder_type: str = "luise_conformer") -> ASRConfig:
+def model_config(vocab_size: int, encoder_type: str = "luise_conformer", converter_layers: int = 0) -> ASRConfig:
     lm = LMConfig(vocab_size=vocab_size, d_model=256, n_layers=4, n_heads=4, ff_hidden=512,
                   moe=MoeConfig(n_experts=4, top_k=2))
     if encoder_type == "whisper":  # Whisper base; splice 4 keeps LUISE's 80 ms per LM position (50 -> 12.5 per s)
         whisper = WhisperEncoderConfig()
         return ASRConfig(encoder=whisper, encoder_type="whisper",
-                         converter=ConverterConfig(d_in=whisper.d_model, d_out=lm.d_model, splice=4), lm=lm, ctc_weight=1.0)
+                         converter=ConverterConfig(d_in=whisper.d_model, d_out=lm.d_model, splice=4, n_layers=converter_layers),
+                         lm=lm, ctc_weight=1.0)
     enc = ConformerConfig(d_model=144, n_heads=4, n_layers=6, conv_kernel=15, subsample_channels=64)
     return ASRConfig(
         encoder=enc,
-        converter=ConverterConfig(d_in=enc.d_model, d_out=256, splice=2),
+        converter=ConverterConfig(d_in=enc.d_model, d_out=256, splice=2, n_layers=converter_layers),
         lm=lm,
         ctc_weight=1.0,
     )

@@ -27,14 +27,16 @@ SENTENCES = [f"{a} {b} {c}" for a in ("call", "play", "open", "remind me to phon
 
 def tiny_config(vocab_size: int, encoder_type: str = "luise_conformer") -> ASRConfig:
     enc: ConformerConfig | WhisperEncoderConfig
-    if encoder_type == "whisper":
+    converter = ConverterConfig(d_in=32, d_out=48, splice=2)
+    if encoder_type == "whisper":  # with a converter block, as a frozen pretrained encoder is trained
         enc = WhisperEncoderConfig(d_model=32, n_heads=2, n_layers=2, max_frames=3000)
+        converter = ConverterConfig(d_in=32, d_out=48, splice=2, n_layers=1, n_heads=2)
     else:
         enc = ConformerConfig(d_model=32, n_heads=2, n_layers=2, conv_kernel=7, subsample_channels=8, dropout=0.0)
     return ASRConfig(
         encoder=enc,
         encoder_type=encoder_type,
-        converter=ConverterConfig(d_in=32, d_out=48, splice=2),
+        converter=converter,
         lm=LMConfig(vocab_size=vocab_size, d_model=48, n_layers=2, n_heads=2, ff_hidden=64, dropout=0.0,
                     moe=MoeConfig(n_experts=4, top_k=2)),
         ctc_weight=1.0,

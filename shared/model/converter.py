@@ -1,4 +1,12 @@
-"""Converter between LUISE and the LM: frame splicing followed by a linear projection."""
+"""Converter between the audio encoder and the LM: frame splicing followed by a linear projection, then
+optionally a few transformer blocks at the LM's width.
+
+The blocks are for a frozen pretrained encoder (Whisper, recipe encoder_lr_scale 0): with nothing of the
+encoder trained, a linear map alone must turn its frames into the token-embedding-like positions the
+frozen LM reads; blocks over the spliced positions give that map context, and they run after the cached
+encoder outputs (training/common.py EncoderOutputCache), so training stays cheap. n_layers 0 is the
+paper's converter, and what every bundle before the option holds.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.model.whisper_encoder import WhisperBlock, WhisperEncoderConfig
+
 
 @dataclass
 class ConverterConfig:
     d_in: int = 144
     d_out: int = 256
     splice: int = 2  # encoder frames concatenated into one LM position
+    n_layers: int = 0  # transformer blocks after the projection (pre-LN, Whisper's block at width d_out)
+    n_heads: int = 4
+    ff_mult: int = 4
 
 
 class Converter(nn.Module):
@@ -22,6 +35,9 @@ class Converter(nn.Module):
         self.cfg = cfg
         self.proj = nn.Linear(cfg.d_in * cfg.splice, cfg.d_out)
         self.norm = nn.LayerNorm(cfg.d_out)
+        block = WhisperEncoderConfig(d_model=cfg.d_out, n_heads=cfg.n_heads, ff_mult=cfg.ff_mult)
+        self.blocks = nn.ModuleList(WhisperBlock(block) for _ in range(cfg.n_layers))
+        self.out_norm = nn.LayerNorm(cfg.d_out) if cfg.n_layers else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, D_enc), (B,) -> (B, ceil(T/k), D_lm), (B,)."""
@@ -30,4 +46,13 @@ class Converter(nn.Module):
         pad = (-t) % k
         x = F.pad(x, (0, 0, 0, pad))
         x = x.reshape(b, (t + pad) // k, d * k)
-        return self.norm(self.proj(x)), torch.div(lengths + k - 1, k, rounding_mode="floor")
+        out_lens = torch.div(lengths + k - 1, k, rounding_mode="floor")
+        x = self.norm(self.proj(x))
+        if self.out_norm is not None:
+            s = x.shape[1]
+            valid = torch.arange(s, device=x.device)[None, :] < out_lens[:, None]  # (B, S)
+            mask = valid[:, None, None, :] if b > 1 else None  # one utterance has no padding to hide
+            for block in self.blocks:
+                x = block(x, mask)
+            x = self.out_norm(x)
+        return x, out_lens

@@ -129,3 +129,25 @@ def test_ct2_reader_checks_its_format(tmp_path: Path) -> None:
     assert read_ct2(good, "decoder/") == {}
     with pytest.raises(WhisperWeightsError, match="binary version 5"):
         read_ct2(bad)
+
+
+def test_converter_blocks_read_each_utterance_of_a_batch_as_alone() -> None:
+    """The converter's transformer blocks (a frozen encoder's trainable context) hide the padding of a
+    batch; without blocks the converter is the paper's splice + projection, with the same weights."""
+    from shared.model.converter import Converter, ConverterConfig
+
+    torch.manual_seed(0)
+    conv = Converter(ConverterConfig(d_in=32, d_out=48, splice=4, n_layers=2, n_heads=2)).eval()
+    lens = [37, 120, 9]
+    x = torch.zeros(3, 120, 32)
+    for i, n in enumerate(lens):
+        x[i, :n] = torch.randn(n, 32)
+    with torch.no_grad():
+        out, out_lens = conv(x, torch.tensor(lens))
+        for i, n in enumerate(lens):
+            alone, alone_len = conv(x[i : i + 1, :n], torch.tensor([n]))
+            assert int(out_lens[i]) == int(alone_len[0]) == -(-n // 4)
+            torch.testing.assert_close(out[i, : int(alone_len[0])], alone[0], atol=1e-5, rtol=1e-4)
+    plain = Converter(ConverterConfig(d_in=32, d_out=48, splice=4))
+    assert set(plain.state_dict()) == {"proj.weight", "proj.bias", "norm.weight", "norm.bias"}
+    assert any(k.startswith("blocks.1.") for k in conv.state_dict()) and "out_norm.weight" in conv.state_dict()

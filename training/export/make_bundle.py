@@ -153,7 +153,7 @@ def main() -> None:
     args = ap.parse_args()
     recipe = Recipe.from_env()
     tok = Tokenizer(args.work / "tokenizer.model")
-    cfg = model_config(tok.vocab_size, recipe.encoder_type)
+    cfg = model_config(tok.vocab_size, recipe.encoder_type, recipe.converter_layers)
     probe = args.work / "probe.json"
     if probe.exists():
         cfg.encoder_layers = int(json.loads(probe.read_text())["best_layer"])

@@ -44,7 +44,7 @@ LM_LR_SCALE = 0.5  # LM learning rate relative to the encoder's during context S
 
 def build_model(recipe: Recipe, tok: Tokenizer, stage: str) -> SeedASR:
     work = recipe.work_dir
-    cfg = model_config(tok.vocab_size, recipe.encoder_type)
+    cfg = model_config(tok.vocab_size, recipe.encoder_type, recipe.converter_layers)
     probe_file = work / "probe.json"
     if probe_file.exists():
         cfg.encoder_layers = int(json.loads(probe_file.read_text())["best_layer"])
