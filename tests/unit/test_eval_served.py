@@ -27,3 +27,21 @@ def test_served_recogniser_agrees_with_the_in_process_servicer(tiny_bundle, tmp_
         assert served.last_cpu_s > 0
         proc = served.proc
     assert proc.poll() is not None
+
+
+def test_make_eval_writes_its_card_with_the_served_defaults(tiny_bundle, tmp_path) -> None:
+    """`python -m training.eval.run` end to end on a one-utterance set (the sweep defaults come from the
+    bundle the server runs: settings no longer carry them)."""
+    import json
+
+    from training.eval.run import main
+
+    dev = tmp_path / "dev_one"
+    dev.mkdir()
+    row = {"audio": str(ROOT / "samples" / "dialogue" / "user-1.wav"), "text": "call tomasz wrobel please", "duration": 1.93}
+    (dev / "manifest.jsonl").write_text(json.dumps(row) + "\n")
+    card = tmp_path / "EVAL.md"
+    main(["--sets", str(dev), "--model", str(tiny_bundle), "--no-peer", "--context", str(tmp_path / "none"),
+          "--long", str(tmp_path / "none"), "--card", str(card)])
+    text = card.read_text()
+    assert "| dev_one | 1 |" in text and "WER ours" in text

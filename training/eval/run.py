@@ -179,11 +179,7 @@ def eval_long(row: dict[str, Any], ours: Ours) -> dict[str, float]:
             "wer_sentence_by_sentence": wer(row["text"], decode_alone(sentences))}
 
 
-def main() -> None:
-    from shared.settings import Settings
-
-    served = Settings.model_fields  # sweep defaults follow the server's defaults, so `make eval` measures what ships
-    k, bonus, margin = (served[f].default for f in ("context_prune_k", "bias_bonus", "correction_margin"))
+def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=[str(p) for p in sorted(Path("data").glob("dev_*"))])
     ap.add_argument("--model")
@@ -193,13 +189,18 @@ def main() -> None:
     ap.add_argument("--context", default="data/context_eval")
     ap.add_argument("--long", default="data/long_slt")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
-    ap.add_argument("--prune-ks", default=str(k), help="context prune_k values to sweep alpha at (first = default)")
-    ap.add_argument("--biases", default=f"0,{bonus:g}", help="phrase-bias bonuses to sweep alpha at (shared/model/biasing.py)")
-    ap.add_argument("--corrections", default=f"0,{margin:g}",
-                    help="phrase-correction margins to sweep alpha at (shared/model/phrase_correction.py)")
+    # the sweeps' defaults are what the model serves with (its bundle's decoding defaults, under any SEEDASR_* override)
+    ap.add_argument("--prune-ks", help="context prune_k values to sweep alpha at (first = default; default: served)")
+    ap.add_argument("--biases", help="phrase-bias bonuses to sweep alpha at (shared/model/biasing.py; default: 0 and served)")
+    ap.add_argument("--corrections",
+                    help="phrase-correction margins to sweep alpha at (shared/model/phrase_correction.py; default: 0 and served)")
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     ours = Ours(args.model)
+    served = ours.decoding
+    args.prune_ks = args.prune_ks or str(served.context_prune_k)
+    args.biases = args.biases or f"0,{served.bias_bonus:g}"
+    args.corrections = args.corrections or f"0,{served.correction_margin:g}"
     names = [] if args.no_peer else [n.strip() for n in args.peers.split(",") if n.strip()]
     if unknown := [n for n in names if n not in PEERS]:
         ap.error(f"unknown peer(s) {unknown}; choose from {sorted(PEERS)}")
