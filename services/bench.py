@@ -21,16 +21,9 @@ import numpy as np
 
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
 from services.localmesh import ROOT, SERVICE_NAMES, start_mesh
+from shared.localnet import free_port
 
 DEFAULT_AUDIO = [ROOT / "samples" / "dialogue" / "user-1.wav", ROOT / "samples" / "dialogue" / "user-2.wav"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def measure(port: int, audios: list[bytes], runs: int) -> dict[str, list[float]]:
@@ -89,10 +82,10 @@ def main() -> None:
     from services.app import serve_embedded
     from shared.settings import load_settings
 
-    ports = {n: _free_port() for n in SERVICE_NAMES}
+    ports = {n: free_port() for n in SERVICE_NAMES}
     procs = start_mesh({**env, "SEEDASR_BRIDGE_DELIVER": "new"}, Path(tempfile.mkdtemp(prefix="bench-")), ports)
     settings = load_settings(**({"model": args.model} if args.model else {}))
-    embedded = serve_embedded(settings, port=_free_port())
+    embedded = serve_embedded(settings, port=free_port())
     try:
         # interleave the two so background load hits both alike
         mesh_runs: dict[str, list[float]] = {}

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from shared import localnet
+from shared.localnet import free_port as free_port  # re-exported: the mesh tools take it from here
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_NAMES = ("encoder", "context", "decoder", "gateway", "reward")
@@ -48,12 +48,6 @@ class Proc:
         return (self.log_dir / f"{self.name}.log").read_text(errors="replace")[-3000:]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def reachable(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -63,21 +57,7 @@ def reachable(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def wait_serving(port: int, proc: Proc, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = health_pb2_grpc.HealthStub(channel)
-    try:
-        while time.time() < deadline:
-            if proc.p is not None and proc.p.poll() is not None:
-                raise RuntimeError(f"{proc.name} exited early:\n{proc.log()}")
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.3)
-        raise TimeoutError(f"{proc.name} not serving on {port}:\n{proc.log()}")
-    finally:
-        channel.close()
+    localnet.wait_serving(port, proc.name, lambda: proc.p is not None and proc.p.poll() is not None, proc.log, timeout)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.3):  # type: ignore[no-untyped-def]

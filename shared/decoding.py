@@ -2,7 +2,7 @@
 
 A value is taken from, first to last: the request (RecognitionConfig, where it has the field), the
 server's SEEDASR_* setting when one is set, the bundle's config.json, and the fallbacks below (the
-values the shipped bundles were tuned to; bundles/default/EVAL.md, "Decoding defaults", has the tables).
+values the shipped bundles were tuned to; bundles/default/TUNING.md has the tables).
 """
 
 from __future__ import annotations

@@ -70,11 +70,6 @@ class AsrCore:
                                        word_lm=WordLM(word_lm_file) if word_lm_file.exists() else None)
         self.lock = threading.Lock()  # torch intra-op threads already use the cores; serialize decodes
 
-    @property
-    def frame_s(self) -> float:
-        """Seconds per speech position at the LM (encoder frame x converter splice), for word timings."""
-        return encoder_kind(self.cfg.encoder_type).frame_s * self.cfg.converter.splice
-
     # ---- encoder side --------------------------------------------------------------------------
     def encode(self, samples: np.ndarray) -> tuple[EncoderOutput, str, list[Word]]:
         """16 kHz float32 (N,) -> speech embeddings, CTC greedy text and its word timings.
@@ -97,7 +92,7 @@ class AsrCore:
     def ctc_greedy(self, ctc_logp: np.ndarray) -> tuple[str, list[Word]]:
         """ctc_logp (S, V) at the converter's rate -> greedy text and word timings."""
         blank = self.cfg.ctc_blank
-        frame_s = self.frame_s
+        frame_s = self.cfg.frame_s
         best = ctc_logp.argmax(-1)
         pieces: list[tuple[int, int]] = []  # (token, frame)
         prev = -1
@@ -129,7 +124,7 @@ class AsrCore:
         correction_phrases may replace look-alike spans of the best text (shared/model/phrase_correction.py;
         it keeps its search score). `cancelled` stops the search (SearchCancelled) when the caller is gone;
         a decode that cannot start within `wait_s` (others hold the model) raises SearchCancelled too."""
-        if self.model is None or self.lexicon is None or self.half == "encoder":
+        if self.half == "encoder":
             raise RuntimeError("this AsrCore loaded the encoder half only: it cannot decode")
         # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
         cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, 10 + len(speech)))

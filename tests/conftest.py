@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from shared.localnet import free_port as free_port  # the tests take it from here
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY_BUNDLE = ROOT / "bundles" / "tiny"
 sys.path.insert(0, str(ROOT))
@@ -29,12 +31,6 @@ def wav_bytes(samples: np.ndarray, rate: int = 16_000, channels: int = 1, subtyp
 def tone(seconds: float = 1.0, rate: int = 16_000, freq: float = 220.0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (0.3 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _reachable(host: str, port: int) -> bool:

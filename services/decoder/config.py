@@ -9,16 +9,20 @@ from shared.model.beam_search import BeamConfig
 from shared.model.phrase_correction import CorrectionConfig
 
 
-def beam_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> BeamConfig:
-    """Raises ValueError on out-of-range values (services/convert.py request_decoding)."""
+def search_configs(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> tuple[BeamConfig, CorrectionConfig]:
+    """The beam search's and phrase correction's configs, the request checked once (ValueError when out of range,
+    services/convert.py request_decoding)."""
     req = request_decoding(cfg, defaults)
-    return BeamConfig(beam_size=req.beam_size, nbest=req.nbest, alpha=req.context_weight,
+    beam = BeamConfig(beam_size=req.beam_size, nbest=req.nbest, alpha=req.context_weight,
                       prune_k=max(defaults.context_prune_k, 2 * req.beam_size), ctc_weight=defaults.ctc_weight,
                       bias_bonus=req.bias_bonus, oov_penalty=req.oov_penalty,
                       word_lm_weight=defaults.word_lm_weight, word_bonus=defaults.word_bonus)
+    return beam, CorrectionConfig(margin=req.correction_margin, min_similarity=defaults.correction_min_similarity)
+
+
+def beam_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> BeamConfig:
+    return search_configs(cfg, defaults)[0]
 
 
 def correction_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> CorrectionConfig:
-    """Raises ValueError on out-of-range values."""
-    return CorrectionConfig(margin=request_decoding(cfg, defaults).correction_margin,
-                            min_similarity=defaults.correction_min_similarity)
+    return search_configs(cfg, defaults)[1]

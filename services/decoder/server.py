@@ -8,7 +8,7 @@ import grpc
 
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
 from services.convert import tensor_from_pb
-from services.decoder.config import beam_config, correction_config
+from services.decoder.config import search_configs
 from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES
 from shared.decoding import DecodingDefaults
 from shared.model.beam_search import SearchCancelled
@@ -28,8 +28,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
     def Decode(self, request: internal_pb2.DecodeRequest, context: grpc.ServicerContext) -> internal_pb2.DecodeResponse:
         try:
             speech = tensor_from_pb(request.speech)
-            cfg = beam_config(request.config, self.decoding)
-            correction = correction_config(request.config, self.decoding)
+            cfg, correction = search_configs(request.config, self.decoding)
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if speech.ndim != 2 or speech.shape[1] != self.width or speech.shape[0] == 0:

@@ -69,6 +69,11 @@ class ASRConfig:
     ctc_weight: float = 1.0
     ctc_blank: int = 3  # the tokenizer's <pad>: CTC blank and the pseudo-speech filler
 
+    @property
+    def frame_s(self) -> float:
+        """Seconds per speech position at the LM (encoder frame x converter splice), for word timings."""
+        return encoder_kind(self.encoder_type).frame_s * self.converter.splice
+
 
 class TiedCTCHead(nn.Module):
     """CTC logits of speech positions against the LM's unit-length token embeddings: (B, S, D) @ (V, D)^T * scale.
@@ -143,8 +148,7 @@ class SeedASR(nn.Module):
 
     @property
     def frame_s(self) -> float:
-        """Seconds per speech position at the LM (encoder frame x converter splice), for word timings."""
-        return encoder_kind(self.cfg.encoder_type).frame_s * self.cfg.converter.splice
+        return self.cfg.frame_s
 
     @property
     def ctc_blank(self) -> int:

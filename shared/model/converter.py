@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.model.whisper_encoder import WhisperBlock, WhisperEncoderConfig
+from shared.model.whisper_encoder import WhisperBlock, WhisperEncoderConfig, padding_mask
 
 
 @dataclass
@@ -49,9 +49,7 @@ class Converter(nn.Module):
         out_lens = torch.div(lengths + k - 1, k, rounding_mode="floor")
         x = self.norm(self.proj(x))
         if self.out_norm is not None:
-            s = x.shape[1]
-            valid = torch.arange(s, device=x.device)[None, :] < out_lens[:, None]  # (B, S)
-            mask = valid[:, None, None, :] if b > 1 else None  # one utterance has no padding to hide
+            mask = padding_mask(out_lens, x.shape[1])
             for block in self.blocks:
                 x = block(x, mask)
             x = self.out_norm(x)

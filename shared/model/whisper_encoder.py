@@ -38,6 +38,15 @@ def whisper_lengths(lengths: torch.Tensor) -> torch.Tensor:
     return torch.div(lengths - 1, 2, rounding_mode="floor") + 1
 
 
+def padding_mask(lengths: torch.Tensor, t: int) -> Optional[torch.Tensor]:
+    """lengths (B,) of a padded (B, T, D) batch -> attention mask (B, 1, 1, T), True where attended; None for
+    one utterance, which has no padding to hide (and keeps the fast attention path)."""
+    if len(lengths) == 1:
+        return None
+    valid = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]  # (B, T)
+    return valid[:, None, None, :]
+
+
 def sinusoids(length: int, channels: int, max_timescale: float = 10_000.0) -> torch.Tensor:
     """Whisper's position table (length, channels): sin half then cos half."""
     increment = np.log(max_timescale) / (channels // 2 - 1)
@@ -97,8 +106,7 @@ class WhisperEncoder(nn.Module):
         t = x.shape[1]
         x = x + self.positions[:t].to(x.dtype)  # (T', D); longer input is windowed by the caller
         out_lens = whisper_lengths(lengths)
-        valid = torch.arange(t, device=x.device)[None, :] < out_lens[:, None]  # (B, T')
-        mask = valid[:, None, None, :] if x.shape[0] > 1 else None  # one utterance has no padding to hide
+        mask = padding_mask(out_lens, t)
         for layer in self.layers[: n_layers or len(self.layers)]:
             x = layer(x, mask)
         return self.norm(x), out_lens

@@ -31,19 +31,25 @@ def tiny_whisper_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bundle(tmp_path_factory.mktemp("tiny-whisper"), encoder_type="whisper")
 
 
+def assert_batch_reads_each_as_alone(module: torch.nn.Module, lens: list[int], width: int, out_len) -> None:
+    """module(x (B, T, width), lengths (B,)) -> (out (B, T', D), out_lens): each row of a padded batch comes out
+    as that utterance does alone, and out_len(n) gives its length."""
+    torch.manual_seed(0)
+    x = torch.zeros(len(lens), max(lens), width)
+    for i, n in enumerate(lens):
+        x[i, :n] = torch.randn(n, width)
+    with torch.no_grad():
+        out, out_lens = module(x, torch.tensor(lens))
+        for i, n in enumerate(lens):
+            alone, alone_len = module(x[i : i + 1, :n], torch.tensor([n]))
+            assert int(out_lens[i]) == int(alone_len[0]) == out_len(n)
+            torch.testing.assert_close(out[i, : int(alone_len[0])], alone[0], atol=1e-5, rtol=1e-4)
+
+
 def test_batched_encoding_equals_each_utterance_alone() -> None:
     torch.manual_seed(0)
     enc = WhisperEncoder(TINY).eval()
-    lens = [137, 300, 58]
-    feats = torch.zeros(3, 300, 80)
-    for i, n in enumerate(lens):
-        feats[i, :n] = torch.randn(n, 80)
-    with torch.no_grad():
-        out, out_lens = enc(feats, torch.tensor(lens))
-        for i, n in enumerate(lens):
-            alone, alone_len = enc(feats[i : i + 1, :n], torch.tensor([n]))
-            assert int(out_lens[i]) == int(alone_len[0]) == (n + 1) // 2
-            torch.testing.assert_close(out[i, : int(alone_len[0])], alone[0], atol=1e-5, rtol=1e-4)
+    assert_batch_reads_each_as_alone(enc, [137, 300, 58], 80, lambda n: (n + 1) // 2)
     assert whisper_lengths(torch.tensor([1, 2, 3, 3000])).tolist() == [1, 1, 2, 1500]
 
 
@@ -138,16 +144,7 @@ def test_converter_blocks_read_each_utterance_of_a_batch_as_alone() -> None:
 
     torch.manual_seed(0)
     conv = Converter(ConverterConfig(d_in=32, d_out=48, splice=4, n_layers=2, n_heads=2)).eval()
-    lens = [37, 120, 9]
-    x = torch.zeros(3, 120, 32)
-    for i, n in enumerate(lens):
-        x[i, :n] = torch.randn(n, 32)
-    with torch.no_grad():
-        out, out_lens = conv(x, torch.tensor(lens))
-        for i, n in enumerate(lens):
-            alone, alone_len = conv(x[i : i + 1, :n], torch.tensor([n]))
-            assert int(out_lens[i]) == int(alone_len[0]) == -(-n // 4)
-            torch.testing.assert_close(out[i, : int(alone_len[0])], alone[0], atol=1e-5, rtol=1e-4)
+    assert_batch_reads_each_as_alone(conv, [37, 120, 9], 32, lambda n: -(-n // 4))
     plain = Converter(ConverterConfig(d_in=32, d_out=48, splice=4))
     assert set(plain.state_dict()) == {"proj.weight", "proj.bias", "norm.weight", "norm.bias"}
     assert any(k.startswith("blocks.1.") for k in conv.state_dict()) and "out_norm.weight" in conv.state_dict()

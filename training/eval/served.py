@@ -11,29 +11,20 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import grpc
 import psutil
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
 from shared.bundle_store import REPO_ROOT
 from shared.decoding import decoding_for
+from shared.localnet import free_port, wait_serving
 from shared.settings import load_settings
 
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServedRecogniser:
@@ -48,7 +39,7 @@ class ServedRecogniser:
         env = {**os.environ, "SEEDASR_RL_STORE": str(Path(tempfile.gettempdir()) / "seedasr-eval-rl.jsonl"),
                "SEEDASR_API_KEYS_FILE": ""}
         env.update({f"SEEDASR_{k.upper()}": str(v) for k, v in overrides.items()})
-        self.port, self.call_timeout_s = _free_port(), call_timeout_s
+        self.port, self.call_timeout_s = free_port(), call_timeout_s
         self.log = tempfile.NamedTemporaryFile(prefix="seedasr-eval-server-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(self.port)],
                                      cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -60,19 +51,11 @@ class ServedRecogniser:
         self.last_cpu_s = 0.0
 
     def _wait_serving(self, timeout_s: float) -> None:
-        health = health_pb2_grpc.HealthStub(self.channel)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the embedded server exited ({self.proc.returncode}):\n{self._log_tail()}")
-            try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                time.sleep(0.3)
-        self.close()
-        raise RuntimeError(f"the embedded server did not serve within {timeout_s:.0f} s:\n{self._log_tail()}")
+        try:
+            wait_serving(self.port, "the embedded server", lambda: self.proc.poll() is not None, self._log_tail, timeout_s)
+        except (RuntimeError, TimeoutError):
+            self.close()
+            raise
 
     def _log_tail(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-3000:]
