@@ -3,9 +3,10 @@ encoder.onnx (optional), encoder.plan (optional, GPU), lexicon.txt (optional: th
 list, shared/model/lexicon.py), word_lm.arpa.gz (optional: the word n-gram LM fused in beam search,
 shared/model/word_lm.py) and MODEL_CARD.md.
 
-A bundle whose encoder is a pretrained one left as it was (`whisper`, trained frozen) does not copy
-its weights: config.json's `encoder_weights` names the installed package file by sha256, and
-load_bundle reads the encoder from there (shared/model/whisper_weights.py)."""
+A bundle whose encoder started from a pretrained one (`whisper`) does not copy the weights it left as
+they were: config.json's `encoder_weights` names the installed package file by sha256, load_bundle reads
+the encoder from there (shared/model/whisper_weights.py) and puts the bundle's own encoder tensors, those
+that training changed (none when it was frozen, the top blocks when only those were tuned), over it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -59,7 +61,8 @@ def config_from_dict(d: dict[str, Any]) -> ASRConfig:
 
 def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extra: dict[str, Any] | None = None,
                 encoder_from_package: bool = False) -> None:
-    """encoder_from_package: leave the (frozen, pretrained) encoder's weights out and reference its package file."""
+    """encoder_from_package: reference the pretrained encoder's package file and keep only the encoder tensors that
+    differ from it."""
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"config": config_to_dict(model.cfg), DECODING_KEY: DecodingDefaults().as_dict(), **(extra or {})}
     if encoder_from_package:
@@ -69,7 +72,8 @@ def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extr
     state = {k: (v.half() if v.is_floating_point() else v).detach().contiguous()
              for k, v in model.state_dict().items() if k != "lm.head.weight"}
     if encoder_from_package:
-        state = {k: v for k, v in state.items() if not k.startswith("encoder.")}
+        changed = changed_encoder_tensors(model)
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.") or k in changed}
     if model.cfg.encoder_layers:  # drop layers above the probed one: they are never run
         keep = model.cfg.encoder_layers
         state = {k: v for k, v in state.items() if not _encoder_layer_above(k, keep)}
@@ -105,12 +109,14 @@ def load_bundle(path: Path | str | None = None, half: str = "all") -> tuple[Seed
     root = Path(path) if path else default_bundle_dir()
     cfg, tokenizer, meta = read_bundle(root)
     model = SeedASR.build(cfg, half)
+    from_package = "encoder_weights" in meta and half != "decoder"
+    if from_package:  # first: the bundle's own encoder tensors go over the package's
+        load_package_encoder(model, meta["encoder_weights"], root)
     with safe_open(str(root / "model.safetensors"), framework="pt") as weights:  # only this half's tensors are read
         state = {k: weights.get_tensor(k) for k in weights.keys() if SeedASR.in_half(k, half)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "lm.head.weight"]
-    if "encoder_weights" in meta and half != "decoder":
-        load_package_encoder(model, meta["encoder_weights"], root)
+    if from_package:
         missing = [m for m in missing if not m.startswith("encoder.")]
     if missing or unexpected:
         raise BundleError(f"bundle {root} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
@@ -125,6 +131,18 @@ def package_reference(model: SeedASR) -> dict[str, Any]:
         raise BundleError(f"only a `whisper` encoder can be read from a package, not {model.cfg.encoder_type!r}")
     return {"format": "ctranslate2", "packages": [f"{p.replace('_', '-')}=={ww.PACKAGE_VERSION}" for p in ww.PACKAGES],
             "sha256": ww.MODEL_SHA256, "licence": ww.LICENCE}
+
+
+def changed_encoder_tensors(model: SeedASR) -> set[str]:
+    """State-dict keys of model's encoder whose values are not the package's (what a bundle must store)."""
+    from shared.model import whisper_weights as ww
+    from shared.model.whisper_encoder import WhisperEncoder, load_ct2_encoder
+
+    assert isinstance(model.encoder, WhisperEncoder)
+    pristine = WhisperEncoder(model.encoder.cfg)
+    load_ct2_encoder(pristine, ww.read_ct2(ww.ct2_model_dir() / "model.bin", "encoder/"))
+    ours = model.encoder.state_dict()
+    return {f"encoder.{k}" for k, v in pristine.state_dict().items() if not torch.equal(v, ours[k].to(v.dtype).cpu())}
 
 
 def load_package_encoder(model: SeedASR, ref: dict[str, Any], root: Path) -> None:

@@ -7,12 +7,12 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -61,6 +61,7 @@ def _features_of(path: str, kind: str = "fbank") -> np.ndarray:
 class FrameCache:
     """Frames (T, F) of every row in one float16 array on disk, with each row's (start, end) offsets."""
 
+    freq_masks = 2  # SpecAugment band masks per utterance (feature_batches with augment)
     rows: list[dict[str, Any]]
     data: np.ndarray
     offsets: list[tuple[int, int]]
@@ -116,14 +117,24 @@ class EncoderOutputCache(FrameCache):
     """A frozen encoder's outputs (T', D) for every utterance of a FeatureCache, in one float16 array
     computed once per work folder, so that stages training converter + LM over a pretrained encoder
     (recipe encoder_lr_scale 0) never run it again. feature_batches then yields encoder frames, and
-    `speech_of` sends them straight to the converter."""
+    `speech_of` sends them straight to the converter.
 
-    def __init__(self, features: FeatureCache, encoder: torch.nn.Module, path: Path, max_frames: int = 12_000) -> None:
+    With `resume_at` (recipe encoder_tuned_layers), `encoder` is the frozen part below the blocks that train,
+    `lower(..., resume_at)`: the cache holds its residual stream and `speech_of` runs the encoder's `upper`
+    blocks on it first."""
+
+    def __init__(self, features: FeatureCache, encoder: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                 path: Path, max_frames: int = 12_000, resume_at: Optional[int] = None) -> None:
         self.rows = features.rows
+        self.resume_at = resume_at
+        # SpecAugment's band masks zero channels; of a residual stream (a few channels carry most of its
+        # magnitude) that is not a masked band but a different input, so such a cache is masked in time only
+        self.freq_masks = 2 if resume_at is None else 0
         if self._load(path):
             return
         outputs: dict[int, np.ndarray] = {}
-        encoder.eval()
+        if isinstance(encoder, torch.nn.Module):
+            encoder.eval()
         batches = list(feature_batches(features, max_frames, random.Random(0), augment=False))  # rows found by index
         with torch.no_grad():
             for batch in tqdm(batches, desc=f"encoder outputs {path.parent.name}"):
@@ -133,20 +144,55 @@ class EncoderOutputCache(FrameCache):
         self._store([outputs[i] for i in range(len(self.rows))], path)
 
 
+def tuned_encoder_start(recipe: Any, model: Any) -> Optional[int]:
+    """The first encoder block that trains when the recipe tunes only the top `encoder_tuned_layers` of a
+    pretrained encoder, else None (the whole encoder trains, or none of it)."""
+    k = getattr(recipe, "encoder_tuned_layers", 0)
+    if not k or recipe.encoder_lr_scale <= 0:
+        return None
+    encoder = model.encoder
+    n = len(getattr(encoder, "layers", []))
+    if not hasattr(encoder, "upper") or model.cfg.encoder_layers not in (None, n):
+        raise SystemExit(f"encoder_tuned_layers needs an encoder with lower/upper blocks, all kept (whisper); "
+                         f"{model.cfg.encoder_type} has none")
+    if not 0 < k <= n:
+        raise SystemExit(f"encoder_tuned_layers {k}: the encoder has {n} blocks")
+    return n - k
+
+
+def encoder_trainable(recipe: Any, model: Any) -> list[torch.nn.Parameter]:
+    """The encoder parameters a stage trains: none (lr scale 0), the top blocks and final norm, or all."""
+    if recipe.encoder_lr_scale <= 0:
+        return []
+    start = tuned_encoder_start(recipe, model)
+    if start is None:
+        return list(model.encoder.parameters())
+    return [p for blk in model.encoder.layers[start:] for p in blk.parameters()] + list(model.encoder.norm.parameters())
+
+
 def training_cache(recipe: Any, model: Any) -> FrameCache:
-    """The stage's input: encoder frames when the recipe keeps a pretrained encoder frozen, else features."""
+    """The stage's input: encoder frames when the recipe keeps a pretrained encoder frozen, the residual stream
+    below the tuned blocks when it tunes only the top ones, else features."""
     from shared.model.asr import encoder_kind
 
     features = FeatureCache(recipe.train_manifest, kind=encoder_kind(recipe.encoder_type).features)
+    start = tuned_encoder_start(recipe, model)
+    if start is not None:
+        return EncoderOutputCache(features, partial(model.encoder.lower, n_layers=start),
+                                  recipe.work_dir / f"encoder_hidden{start}.npy", resume_at=start)
     if recipe.encoder_lr_scale > 0:
         return features
     return EncoderOutputCache(features, model.encoder, recipe.work_dir / "encoder_out.npy")
 
 
 def speech_of(model: Any, batch: FeatBatch, cache: FrameCache) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch -> speech (B, S, D_lm), speech_lens (B,): through the encoder, or from cached encoder frames."""
+    """Batch -> speech (B, S, D_lm), speech_lens (B,): through the encoder, or from cached encoder frames
+    (through the tuned top blocks first, when the cache holds the stream below them)."""
     if isinstance(cache, EncoderOutputCache):
-        speech, speech_lens = model.converter(batch.feats, batch.lengths)
+        frames, lengths = batch.feats, batch.lengths
+        if cache.resume_at is not None:
+            frames, lengths = model.encoder.upper(frames, lengths, cache.resume_at)
+        speech, speech_lens = model.converter(frames, lengths)
         return speech, speech_lens
     _, speech, speech_lens, _ = model.encode(batch.feats, batch.lengths)
     return speech, speech_lens
@@ -197,7 +243,7 @@ def feature_batches(cache: FrameCache, max_frames: int, rng: random.Random, augm
     for idx in batches:
         feats = [torch.from_numpy(cache.feats(i)) for i in idx]
         if augment:
-            feats = [spec_augment(f, rng) for f in feats]
+            feats = [spec_augment(f, rng, n_freq=cache.freq_masks) for f in feats]
         lengths = torch.tensor([len(f) for f in feats])
         padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
         yield FeatBatch(padded, lengths, [cache.rows[i] for i in idx], idx)

@@ -50,6 +50,9 @@ class Recipe:
     # (training/init_whisper.py) and trains at encoder_lr_scale times the converter's rate; 0 keeps it frozen
     encoder_type: str = "luise_conformer"
     encoder_lr_scale: float = 1.0
+    # with encoder_lr_scale > 0, train only the pretrained encoder's top N blocks (and final norm), from a cache
+    # of the stream below them (training/common.py), so that tuning stays cheap on a CPU; 0 trains it all
+    encoder_tuned_layers: int = 0
     # transformer blocks in the converter (shared/model/converter.py): context for a frozen encoder's frames
     converter_layers: int = 0
 

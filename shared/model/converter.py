@@ -43,6 +43,10 @@ class Converter(nn.Module):
         """(B, T, D_enc), (B,) -> (B, ceil(T/k), D_lm), (B,)."""
         k = self.cfg.splice
         b, t, d = x.shape
+        # zero past each length: an encoder's padded frames are not zeros (its final LayerNorm), and the last
+        # position of a length that splice does not divide would read them, where alone it reads zero padding
+        valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]  # (B, T)
+        x = x * valid[:, :, None].to(x.dtype)
         pad = (-t) % k
         x = F.pad(x, (0, 0, 0, pad))
         x = x.reshape(b, (t + pad) // k, d * k)

@@ -98,6 +98,12 @@ class WhisperEncoder(nn.Module):
         """feats (B, T, n_mels), lengths (B,) -> (B, T', D), lengths (B,) with T' = ceil(T / 2).
 
         n_layers keeps the first blocks only (the final LayerNorm still applies)."""
+        hidden, out_lens = self.lower(feats, lengths, n_layers or len(self.layers))
+        return self.norm(hidden), out_lens
+
+    def lower(self, feats: torch.Tensor, lengths: torch.Tensor, n_layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, T, n_mels), lengths (B,) -> the residual stream (B, T', D) after the first n_layers blocks
+        (no final LayerNorm), lengths (B,): what a cache keeps when only the blocks above are trained."""
         x = F.gelu(self.conv1(feats.transpose(1, 2)))  # (B, D, T)
         # zero past each length, as the conv's own padding is for an utterance alone: the stride-2 conv reads one
         # frame past the end
@@ -106,10 +112,18 @@ class WhisperEncoder(nn.Module):
         t = x.shape[1]
         x = x + self.positions[:t].to(x.dtype)  # (T', D); longer input is windowed by the caller
         out_lens = whisper_lengths(lengths)
-        mask = padding_mask(out_lens, t)
-        for layer in self.layers[: n_layers or len(self.layers)]:
+        return self._blocks(x, out_lens, 0, n_layers), out_lens
+
+    def upper(self, hidden: torch.Tensor, lengths: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rest of `forward` from `lower(..., start)`'s output: hidden (B, T', D), lengths (B,) of those
+        frames -> (B, T', D) after blocks start.. and the final LayerNorm, lengths (B,)."""
+        return self.norm(self._blocks(hidden, lengths, start, len(self.layers))), lengths
+
+    def _blocks(self, x: torch.Tensor, lengths: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        mask = padding_mask(lengths, x.shape[1])
+        for layer in self.layers[start:stop]:
             x = layer(x, mask)
-        return self.norm(x), out_lens
+        return x
 
 
 def load_ct2_encoder(encoder: WhisperEncoder, tensors: dict[str, np.ndarray]) -> None:

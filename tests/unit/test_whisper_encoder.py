@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +33,7 @@ def tiny_whisper_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_bundle(tmp_path_factory.mktemp("tiny-whisper"), encoder_type="whisper")
 
 
-def assert_batch_reads_each_as_alone(module: torch.nn.Module, lens: list[int], width: int, out_len) -> None:
+def assert_batch_reads_each_as_alone(module: Callable[..., Any], lens: list[int], width: int, out_len) -> None:
     """module(x (B, T, width), lengths (B,)) -> (out (B, T', D), out_lens): each row of a padded batch comes out
     as that utterance does alone, and out_len(n) gives its length."""
     torch.manual_seed(0)
@@ -148,3 +150,21 @@ def test_converter_blocks_read_each_utterance_of_a_batch_as_alone() -> None:
     plain = Converter(ConverterConfig(d_in=32, d_out=48, splice=4))
     assert set(plain.state_dict()) == {"proj.weight", "proj.bias", "norm.weight", "norm.bias"}
     assert any(k.startswith("blocks.1.") for k in conv.state_dict()) and "out_norm.weight" in conv.state_dict()
+
+
+def test_whole_model_encodes_a_batch_as_each_utterance_alone() -> None:
+    """An encoder's padded frames are not zeros (its final LayerNorm): the converter must not splice them into
+    the last position of a length its splice does not divide."""
+    from shared.model.converter import ConverterConfig
+    from shared.model.moe_lm import LMConfig
+
+    torch.manual_seed(0)
+    cfg = ASRConfig(encoder=TINY, encoder_type="whisper", converter=ConverterConfig(d_in=32, d_out=32, splice=4),
+                    lm=LMConfig(vocab_size=50, d_model=32, n_layers=1, n_heads=2, ff_hidden=64))
+    model = SeedASR.build(cfg).eval()
+
+    def speech(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, sp, sp_lens, _ = model.encode(x, lengths)
+        return sp, sp_lens
+
+    assert_batch_reads_each_as_alone(speech, [137, 300, 58], 80, lambda n: -(-((n + 1) // 2) // 4))

@@ -47,8 +47,7 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         f" -> {model.cfg.converter.d_out}",
         "- LM text pretraining filled the speech span with pseudo-speech (noised, CTC-like repeated token embeddings)"
         " so the LM reads that span before it is frozen; SFT kept the LM frozen and trained "
-        + ("the converter (the pretrained encoder frozen throughout, its outputs computed once)"
-           if recipe.encoder_lr_scale == 0 else f"encoder (at {recipe.encoder_lr_scale:g}x) + converter")
+        + sft_trained(recipe)
         + " with the LM's cross-entropy plus a CTC head tied to the LM's token embeddings; context SFT tuned the LM too"
         " at 0.5x the converter's learning rate (training/sft/train.py); RL: MWER on 4-best lists scored by"
         " keyword-weighted WER, " + ("converter and LM" if recipe.encoder_lr_scale == 0 else "whole model"),
@@ -131,6 +130,15 @@ def plot_stage_losses(work: Path, out: Path) -> None:
         plot_losses(logs, out)
 
 
+def sft_trained(recipe: Recipe) -> str:
+    if recipe.encoder_lr_scale == 0:
+        return "the converter (the pretrained encoder frozen throughout, its outputs computed once)"
+    if recipe.encoder_tuned_layers:
+        return (f"the encoder's top {recipe.encoder_tuned_layers} blocks (at {recipe.encoder_lr_scale:g}x, the stream"
+                " below them computed once) + converter")
+    return f"encoder (at {recipe.encoder_lr_scale:g}x) + converter"
+
+
 def encoder_line(model: SeedASR, probe: dict, work: Path) -> str:
     """The model card's encoder line; a pretrained encoder names its package, version, sha256 and licence."""
     enc = model.cfg.encoder
@@ -161,8 +169,8 @@ def main() -> None:
     stage = args.stage or next(s for s in ("rl", "context_sft", "sft") if (args.work / f"{s}_final.pt").exists())
     model.load_state_dict(torch.load(args.work / f"{stage}_final.pt", map_location="cpu"))
     model.eval()
-    # a frozen pretrained encoder stays in its package: the bundle pins that file by sha256 instead of copying it
-    frozen_package_encoder = model.cfg.encoder_type == "whisper" and recipe.encoder_lr_scale == 0
+    # a pretrained encoder stays in its package: the bundle pins that file by sha256 and keeps only what changed
+    frozen_package_encoder = model.cfg.encoder_type == "whisper"
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
                 {"name": "seedasr-mesh-default", "stage": stage}, encoder_from_package=frozen_package_encoder)
     export_onnx(args.out)

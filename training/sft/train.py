@@ -29,6 +29,7 @@ from training.common import (
     TimeBudget,
     cpu_state,
     device_name,
+    encoder_trainable,
     feature_batches,
     lr_at,
     speech_of,
@@ -97,12 +98,14 @@ def main() -> None:
     lm_params = list(model.lm.parameters())
     for p in lm_params:
         p.requires_grad = stage == "context_sft"
-    encoder_params = list(model.encoder.parameters())
-    for p in encoder_params:
-        p.requires_grad = recipe.encoder_lr_scale > 0  # 0: a pretrained encoder stays as it is
+    # lr scale 0: a pretrained encoder stays as it is; encoder_tuned_layers: only its top blocks train
+    encoder_params = encoder_trainable(recipe, model)
+    trained = {id(p) for p in encoder_params}
+    for p in model.encoder.parameters():
+        p.requires_grad = id(p) in trained
     other = [p for n, p in model.named_parameters() if not n.startswith(("lm.", "encoder."))]
     groups: list[dict[str, Any]] = [{"params": other, "lr_scale": 1.0}]
-    if recipe.encoder_lr_scale > 0:
+    if encoder_params:
         groups.append({"params": encoder_params, "lr_scale": recipe.encoder_lr_scale})
     if stage == "context_sft":
         # Context SFT tunes the LM too, at a lower rate, so it learns to trust context over doubtful speech.
