@@ -78,6 +78,9 @@ def init_from_bundle(bundle: Path, work: Path) -> None:
     card = (bundle / "MODEL_CARD.md").read_text() if (bundle / "MODEL_CARD.md").exists() else ""
     info = {"bundle": str(bundle), "commit": source_commit(bundle), "stage": meta.get("stage"),
             "stage_table": stage_table(card)}
+    if ref := meta.get("encoder_weights"):  # the pretrained encoder's package, for the new model card
+        info["encoder"] = {"packages": ref.get("packages", []), "model_bin_sha256": ref.get("sha256"),
+                           "licence": ref.get("licence")}
     (work / "init.json").write_text(json.dumps(info, indent=2))
     print(f"init: {work / 'init.pt'} from {bundle} (commit {info['commit'] or 'unknown'}, stage {info['stage']})")
 

