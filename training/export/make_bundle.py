@@ -173,9 +173,8 @@ def main() -> None:
     model.load_state_dict(torch.load(args.work / f"{stage}_final.pt", map_location="cpu"))
     model.eval()
     # a pretrained encoder stays in its package: the bundle pins that file by sha256 and keeps only what changed
-    frozen_package_encoder = model.cfg.encoder_type == "whisper"
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
-                {"name": "seedasr-mesh-default", "stage": stage}, encoder_from_package=frozen_package_encoder)
+                {"name": "seedasr-mesh-default", "stage": stage}, encoder_from_package=model.cfg.encoder_type == "whisper")
     export_onnx(args.out)
     write_lexicon(args.out / "lexicon.txt")
     write_word_lm(args.out / WORD_LM_FILE, training_sentences())
