@@ -40,3 +40,28 @@ def test_context_sft_rows_follow_the_no_context_share() -> None:
         assert abs(sum(c is None for c in ctxs) / len(rows) - share) < 0.06
         assert abs(sum(named) / len(rows) - 0.75 * (1 - share)) < 0.06  # the rest hold distractors only
     assert contexts_for(rows[:5], tok, random.Random(1), EntityFaker(1), "sft", 0.2) == [None] * 5
+
+
+def test_keyword_misses_name_each_missed_keyword_with_both_transcripts() -> None:
+    from training.eval.run import keyword_misses
+
+    rows = [{"id": "a", "text": "call seana now", "keywords": ["seana"]},
+            {"id": "b", "text": "drive to tara ganj", "keywords": ["tara ganj"]},
+            {"id": "c", "text": "play music", "keywords": [], "distractor": True}]
+    missed = keyword_misses(rows, ["call seana now", "drive to tara", "play music"],
+                            ["call saina now", "drive to tara ganj", "play music"])
+    assert missed == [{"id": "b", "keyword": "tara ganj", "text": "drive to tara ganj",
+                       "with_context": "drive to tara", "without_context": "drive to tara ganj"}]
+
+
+def test_served_run_is_the_context_run_at_the_served_settings() -> None:
+    from shared.decoding import DecodingDefaults
+    from training.eval.run import served_run
+
+    served = DecodingDefaults()
+    table = [{"setting": "no context", "alpha": None},
+             *({"setting": f"a{a}b{b}", "alpha": a, "bias": b, "correction": served.correction_margin,
+                "prune_k": served.context_prune_k} for a in (0.5, served.context_weight) for b in (0.0, served.bias_bonus))]
+    assert served_run(table, served)["setting"] == f"a{served.context_weight}b{served.bias_bonus}"
+    other = DecodingDefaults(context_weight=0.1)
+    assert served_run(table, other)["setting"] == "a0.5b0.0"  # none served: the first context run

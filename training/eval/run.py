@@ -113,7 +113,7 @@ def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], al
         hyps = [ours(r["audio"], r.get("history", []), r.get("hotwords", []), r.get("prompt", ""), alpha, no_ctx, bias,
                      margin) for r in rows]
         table.append({"setting": label, "alpha": alpha, "prune_k": ours.decoding.context_prune_k, "bias": bias,
-                      "correction": margin, **score_context(rows, hyps)})
+                      "correction": margin, "hyps": hyps, **score_context(rows, hyps)})
         print(f"context {label}: recall {table[-1]['keyword_recall']:.1%}", flush=True)
     for peer in peers:
         for with_context in (False, True) if peer.takes_prompt else (False,):
@@ -137,6 +137,21 @@ def score_context(rows: list[dict[str, Any]], hyps: list[str]) -> dict[str, floa
                 hits += keyword_hit(k, hyp)
     return {"keyword_recall": hits / max(keys, 1), "distractor_insertions": inserted / max(distractors, 1),
             "wer": float(np.mean([wer(r["text"], h) for r, h in zip(rows, hyps)]))}
+
+
+def keyword_misses(rows: list[dict[str, Any]], hyps: list[str], plain: list[str]) -> list[dict[str, str]]:
+    """Each keyword a context run missed, with the reference, that run's transcript and the transcript
+    without context: what tells a decoding fault (heard without context, lost with it) from an acoustic one."""
+    return [{"id": r["id"], "keyword": k, "text": r["text"], "with_context": h, "without_context": p}
+            for r, h, p in zip(rows, hyps, plain) for k in r.get("keywords", []) if not keyword_hit(k, h)]
+
+
+def served_run(table: list[dict], served: Any) -> dict:
+    """The context run at the served alpha, bias, correction and prune_k; else the first context run."""
+    runs = [t for t in table if t.get("alpha") is not None]
+    same = [t for t in runs if (t["alpha"], t["bias"], t["correction"], t["prune_k"]) ==
+            (served.context_weight, served.bias_bonus, served.correction_margin, served.context_prune_k)]
+    return (same or runs)[0]
 
 
 def context_prompt(row: dict[str, Any]) -> str:
@@ -195,6 +210,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--corrections",
                     help="phrase-correction margins to sweep alpha at (shared/model/phrase_correction.py; default: 0 and served)")
     ap.add_argument("--card", type=Path, help="write the tables as markdown here")
+    ap.add_argument("--misses", type=Path,
+                    help="write each keyword the served context setting missed here (JSON lines, with and without context)")
     args = ap.parse_args(argv)
     ours = Ours(args.model)
     served = ours.decoding
@@ -232,6 +249,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
                 for t in table]
         out.append("")
+        if args.misses:
+            ctx_rows = read_rows(ctx_manifest, args.limit)
+            missed = keyword_misses(ctx_rows, served_run(table, served)["hyps"], table[0]["hyps"])
+            args.misses.write_text("".join(json.dumps(m) + "\n" for m in missed))
         _plot_alpha(table, (args.card.parent if args.card else Path("runs")) / "alpha_sweep.png")
     long_manifest = Path(args.long) / "manifest.jsonl"
     if long_manifest.exists():
