@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, cast
 
 import numpy as np
 import torch
@@ -54,15 +54,20 @@ class WhisperDecoderBlock(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, n, self.n_heads, -1).permute(2, 0, 3, 1, 4)
 
-    def forward(self, x: torch.Tensor, audio: torch.Tensor, audio_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """x (B, L, D) token states, audio (B, T', D), audio_mask (B, 1, 1, T') True where attended, or None."""
+    def cross_keys(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio (B, T', D) -> this block's cross-attention keys and values, each (B, H, T', D / H)."""
+        k, v = self._heads(self.cross_kv(audio), 2)
+        return k, v
+
+    def forward(self, x: torch.Tensor, audio_kv: tuple[torch.Tensor, torch.Tensor],
+                audio_mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """x (B, L, D) token states, audio_kv from cross_keys, audio_mask (B, 1, 1, T') True where attended, or None."""
         b, n, d = x.shape
         q, k, v = self._heads(self.qkv(self.self_norm(x)), 3)
         att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.self_out(att.transpose(1, 2).reshape(b, n, d))
         q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]
-        k, v = self._heads(self.cross_kv(audio), 2)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=audio_mask)
+        att = F.scaled_dot_product_attention(q, *audio_kv, attn_mask=audio_mask)
         x = x + self.cross_out(att.transpose(1, 2).reshape(b, n, d))
         return x + self.ff(self.ff_norm(x))
 
@@ -76,14 +81,21 @@ class WhisperDecoder(nn.Module):
         self.layers = nn.ModuleList(WhisperDecoderBlock(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
 
-    def forward(self, tokens: torch.Tensor, audio: torch.Tensor, audio_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """tokens (B, L), audio (B, T', D), audio_lens (B,) valid frames (None: all) -> logits (B, L, V)."""
+    def audio_keys(self, audio: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """audio (B, T', D) -> every block's cross-attention keys and values: computed once per utterance,
+        not once per decoded token."""
+        return [cast(WhisperDecoderBlock, layer).cross_keys(audio) for layer in self.layers]
+
+    def forward(self, tokens: torch.Tensor, audio: torch.Tensor, audio_lens: Optional[torch.Tensor] = None,
+                audio_kv: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None) -> torch.Tensor:
+        """tokens (B, L), audio (B, T', D), audio_lens (B,) valid frames (None: all), audio_kv from audio_keys(audio)
+        when already computed -> logits (B, L, V)."""
         if tokens.shape[1] > self.cfg.max_tokens:
             raise ValueError(f"{tokens.shape[1]} tokens, the decoder has {self.cfg.max_tokens} positions")
         x = self.embed(tokens) + self.positions[: tokens.shape[1]]
         mask = padding_mask(audio_lens, audio.shape[1]) if audio_lens is not None else None
-        for layer in self.layers:
-            x = layer(x, audio, mask)
+        for layer, kv in zip(self.layers, audio_kv or self.audio_keys(audio)):
+            x = layer(x, kv, mask)
         return self.norm(x) @ self.embed.weight.T
 
 
@@ -119,7 +131,6 @@ class WhisperTokens:
 
         self.tok = Tokenizer.from_file(str(tokenizer_json))
         self.eot = self._id("<|endoftext|>")
-        self.timestamp_begin = self._id("<|0.00|>")
 
     def _id(self, token: str) -> int:
         found = self.tok.token_to_id(token)
@@ -140,9 +151,9 @@ def greedy_decode(decoder: WhisperDecoder, audio: torch.Tensor, prompt: list[int
                   max_new: int = 128) -> list[int]:
     """audio (1, T', D) -> the new token ids up to (not including) eot. The special tokens after eot
     (start of transcript, languages, tasks, timestamps) are never written."""
-    tokens = list(prompt)
+    tokens, audio_kv = list(prompt), decoder.audio_keys(audio)
     for _ in range(min(max_new, decoder.cfg.max_tokens - len(prompt))):
-        logits = decoder(torch.tensor([tokens]), audio)[0, -1]  # (V,)
+        logits = decoder(torch.tensor([tokens]), audio, audio_kv=audio_kv)[0, -1]  # (V,)
         logits[eot + 1 :] = float("-inf")
         nxt = int(logits.argmax())
         if nxt == eot:

@@ -33,6 +33,8 @@ def test_a_padded_batch_decodes_each_utterance_as_alone() -> None:
     batch = dec(tokens, audio, torch.tensor([9, 5]))
     torch.testing.assert_close(batch[0], dec(tokens[:1], audio[:1])[0])
     torch.testing.assert_close(batch[1], dec(tokens[1:], audio[1:, :5])[0])
+    # the keys of the audio computed once, as greedy_decode keeps them, give the same logits
+    torch.testing.assert_close(batch, dec(tokens, audio, torch.tensor([9, 5]), audio_kv=dec.audio_keys(audio)))
 
 
 def test_pretrained_decoder_writes_what_faster_whisper_writes(whisper_base_encoder_weights,

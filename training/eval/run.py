@@ -243,14 +243,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
         biases = [float(b) for b in args.biases.split(",")]
         margins = [float(m) for m in args.corrections.split(",")]
-        table = eval_context(read_rows(ctx_manifest, args.limit), ours_for, alphas, prune_ks, peers, biases, margins)
+        ctx_rows = read_rows(ctx_manifest, args.limit)
+        table = eval_context(ctx_rows, ours_for, alphas, prune_ks, peers, biases, margins)
         out += ["## Context: keyword recall and distractor insertions (reserved voice flite slt)", "",
                 "| setting | keyword recall | distractor insertions | WER |", "|---|---|---|---|"]
         out += [f"| {t['setting']} | {t['keyword_recall']:.1%} | {t['distractor_insertions']:.1%} | {t['wer']:.1%} |"
                 for t in table]
         out.append("")
         if args.misses:
-            ctx_rows = read_rows(ctx_manifest, args.limit)
             missed = keyword_misses(ctx_rows, served_run(table, served)["hyps"], table[0]["hyps"])
             args.misses.write_text("".join(json.dumps(m) + "\n" for m in missed))
         _plot_alpha(table, (args.card.parent if args.card else Path("runs")) / "alpha_sweep.png")
