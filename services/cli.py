@@ -90,9 +90,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 continue
             row: dict[str, Any] = {}
             try:
-                row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("audio"), str):
-                    raise ValueError("each line needs an \"audio\" path")
+                parsed = json.loads(line)
+                if not isinstance(parsed, dict) or not isinstance(parsed.get("audio"), str):
+                    raise ValueError("each line must be a JSON object with an \"audio\" path")
+                row = parsed
                 resp = _recognize_file(recognizer, row["audio"], _strings(row, "history"), _strings(row, "hotwords"),
                                        str(row.get("prompt") or ""), args.no_context)
                 result = {"id": row.get("id", str(n)), "audio": row["audio"],

@@ -3,10 +3,11 @@ encoder.onnx (optional), encoder.plan (optional, GPU), lexicon.txt (optional: th
 list, shared/model/lexicon.py), word_lm.arpa.gz (optional: the word n-gram LM fused in beam search,
 shared/model/word_lm.py) and MODEL_CARD.md.
 
-A bundle whose encoder started from a pretrained one (`whisper`) does not copy the weights it left as
-they were: config.json's `encoder_weights` names the installed package file by sha256, load_bundle reads
-the encoder from there (shared/model/whisper_weights.py) and puts the bundle's own encoder tensors, those
-that training changed (none when it was frozen, the top blocks when only those were tuned), over it."""
+A bundle whose encoder or decoder started from a pretrained one (`whisper`) does not copy the weights it
+left as they were: config.json's `encoder_weights` / `decoder_weights` name the installed package file by
+sha256, load_bundle reads that part from there (shared/model/whisper_weights.py) and puts the bundle's own
+tensors of it, those that training changed (none when it was frozen, the top blocks when only those were
+tuned, an upcycled decoder's routers), over it."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from safetensors.torch import save_file
 
 from shared.bundle_store import DEFAULT_BUNDLE, REPO_ROOT, default_bundle_dir
 from shared.decoding import DECODING_KEY, DecodingDefaults
-from shared.model.asr import ASRConfig, SeedASR, encoder_kind
+from shared.model.asr import ASRConfig, SeedASR, decoder_config_class, encoder_kind
 from shared.model.converter import ConverterConfig
-from shared.model.moe_lm import LMConfig, MoeConfig
+from shared.model.moe_lm import MoeConfig
 from shared.tokenizer import Tokenizer
 
 __all__ = ["DEFAULT_BUNDLE", "REPO_ROOT", "BundleError", "default_bundle_dir", "load_bundle", "read_bundle", "save_bundle"]
@@ -47,12 +48,16 @@ def config_from_dict(d: dict[str, Any]) -> ASRConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
     encoder_type = d.get("encoder_type", "luise_conformer")  # bundles before the registry hold a conformer
+    decoder_type = d.get("decoder_type", "moe_lm")  # and an MoE LM
+    lm_class = decoder_config_class(decoder_type)
     return ASRConfig(
         encoder=pick(encoder_kind(encoder_type).config, d["encoder"]),
         encoder_type=encoder_type,
         converter=pick(ConverterConfig, d["converter"]),
-        lm=LMConfig(**{**{k: v for k, v in lm.items() if k in {f.name for f in dataclasses.fields(LMConfig)}},
+        lm=lm_class(**{**{k: v for k, v in lm.items() if k in {f.name for f in dataclasses.fields(lm_class)}},
                        "moe": pick(MoeConfig, moe) if moe else None}),
+        decoder_type=decoder_type,
+        window_s=d.get("window_s", 0.0),
         encoder_layers=d.get("encoder_layers"),
         ctc_weight=d.get("ctc_weight", 1.0),
         ctc_blank=d.get("ctc_blank", 3),
@@ -60,20 +65,23 @@ def config_from_dict(d: dict[str, Any]) -> ASRConfig:
 
 
 def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extra: dict[str, Any] | None = None,
-                encoder_from_package: bool = False) -> None:
-    """encoder_from_package: reference the pretrained encoder's package file and keep only the encoder tensors that
-    differ from it."""
+                from_package: bool = False) -> None:
+    """from_package: reference the pretrained package file for each part started from it (a `whisper` encoder,
+    a `whisper` decoder) and keep only that part's tensors that differ from it."""
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"config": config_to_dict(model.cfg), DECODING_KEY: DecodingDefaults().as_dict(), **(extra or {})}
-    if encoder_from_package:
-        meta["encoder_weights"] = package_reference(model)
+    parts = package_parts(model.cfg) if from_package else []
+    if from_package and not parts:
+        raise BundleError("only a `whisper` encoder or decoder can be read from a package")
+    for prefix in parts:
+        meta[PACKAGE_KEYS[prefix]] = package_reference()
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     # float16 on disk halves the bundle; load_bundle copies into float32 parameters
     state = {k: (v.half() if v.is_floating_point() else v).detach().contiguous()
              for k, v in model.state_dict().items() if k != "lm.head.weight"}
-    if encoder_from_package:
-        changed = changed_encoder_tensors(model)
-        state = {k: v for k, v in state.items() if not k.startswith("encoder.") or k in changed}
+    if parts:
+        changed = changed_package_tensors(model, parts)
+        state = {k: v for k, v in state.items() if not k.startswith(tuple(f"{p}." for p in parts)) or k in changed}
     if model.cfg.encoder_layers:  # drop layers above the probed one: they are never run
         keep = model.cfg.encoder_layers
         state = {k: v for k, v in state.items() if not _encoder_layer_above(k, keep)}
@@ -109,54 +117,79 @@ def load_bundle(path: Path | str | None = None, half: str = "all") -> tuple[Seed
     root = Path(path) if path else default_bundle_dir()
     cfg, tokenizer, meta = read_bundle(root)
     model = SeedASR.build(cfg, half)
-    from_package = "encoder_weights" in meta and half != "decoder"
-    if from_package:  # first: the bundle's own encoder tensors go over the package's
-        load_package_encoder(model, meta["encoder_weights"], root)
+    # first: the bundle's own tensors of these parts go over the package's
+    parts = [p for p, key in PACKAGE_KEYS.items() if key in meta and model.in_half(f"{p}.", half)]
+    for prefix in parts:
+        load_package_part(model, prefix, meta[PACKAGE_KEYS[prefix]], root)
     with safe_open(str(root / "model.safetensors"), framework="pt") as weights:  # only this half's tensors are read
-        state = {k: weights.get_tensor(k) for k in weights.keys() if SeedASR.in_half(k, half)}
+        state = {k: weights.get_tensor(k) for k in weights.keys() if model.in_half(k, half)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "lm.head.weight"]
-    if from_package:
-        missing = [m for m in missing if not m.startswith("encoder.")]
+    missing = [m for m in missing if not m.startswith(tuple(f"{p}." for p in parts))]
     if missing or unexpected:
         raise BundleError(f"bundle {root} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
     model.eval()
     return model, tokenizer, meta
 
 
-def package_reference(model: SeedASR) -> dict[str, Any]:
+# A part of the model that can start from the pretrained package -> its config.json key
+PACKAGE_KEYS = {"encoder": "encoder_weights", "lm": "decoder_weights"}
+
+
+def package_parts(cfg: ASRConfig) -> list[str]:
+    """The state-dict prefixes of cfg's parts that the Whisper package holds."""
+    return [p for p, is_whisper in (("encoder", cfg.encoder_type == "whisper"), ("lm", cfg.decoder_type == "whisper"))
+            if is_whisper]
+
+
+def package_reference() -> dict[str, Any]:
     from shared.model import whisper_weights as ww
 
-    if model.cfg.encoder_type != "whisper":
-        raise BundleError(f"only a `whisper` encoder can be read from a package, not {model.cfg.encoder_type!r}")
     return {"format": "ctranslate2", "packages": [f"{p.replace('_', '-')}=={ww.PACKAGE_VERSION}" for p in ww.PACKAGES],
             "sha256": ww.MODEL_SHA256, "licence": ww.LICENCE}
 
 
-def changed_encoder_tensors(model: SeedASR) -> set[str]:
-    """State-dict keys of model's encoder whose values are not the package's (what a bundle must store)."""
-    from shared.model import whisper_weights as ww
+def _load_part(module: torch.nn.Module, prefix: str, tensors: dict[str, Any]) -> None:
+    from shared.model.whisper_decoder import WhisperDecoder, load_ct2_decoder
     from shared.model.whisper_encoder import WhisperEncoder, load_ct2_encoder
 
-    assert isinstance(model.encoder, WhisperEncoder)
-    pristine = WhisperEncoder(model.encoder.cfg)
-    load_ct2_encoder(pristine, ww.read_ct2(ww.ct2_model_dir() / "model.bin", "encoder/"))
-    ours = model.encoder.state_dict()
-    return {f"encoder.{k}" for k, v in pristine.state_dict().items() if not torch.equal(v, ours[k].to(v.dtype).cpu())}
+    if prefix == "encoder" and isinstance(module, WhisperEncoder):
+        load_ct2_encoder(module, tensors)
+    elif prefix == "lm" and isinstance(module, WhisperDecoder):
+        load_ct2_decoder(module, tensors)
+    else:
+        raise BundleError(f"the Whisper package has no weights for a {type(module).__name__} ({prefix})")
 
 
-def load_package_encoder(model: SeedASR, ref: dict[str, Any], root: Path) -> None:
-    """Fill model.encoder from the installed weights package that ref pins by sha256."""
+def changed_package_tensors(model: SeedASR, parts: list[str]) -> set[str]:
+    """State-dict keys of model's `parts` whose values are not the package's (what a bundle must store). A part's
+    pristine copy is built afresh: an upcycled decoder's router (random at the start) always counts as changed."""
     from shared.model import whisper_weights as ww
-    from shared.model.whisper_encoder import WhisperEncoder, load_ct2_encoder
 
-    if ref.get("sha256") != ww.MODEL_SHA256 or not isinstance(model.encoder, WhisperEncoder):
-        raise BundleError(f"bundle {root} wants encoder weights {ref.get('sha256')}; this build reads only "
-                          f"{ww.MODEL_SHA256} ({', '.join(ref.get('packages', []))}) into a whisper encoder")
+    pristine = SeedASR.build(model.cfg)
+    changed: set[str] = set()
+    for prefix in parts:
+        module = getattr(pristine, prefix)
+        _load_part(module, prefix, ww.read_ct2(ww.ct2_model_dir() / "model.bin", f"{PACKAGE_PREFIX[prefix]}/"))
+        ours = getattr(model, prefix).state_dict()
+        changed |= {f"{prefix}.{k}" for k, v in module.state_dict().items() if not torch.equal(v, ours[k].to(v.dtype).cpu())}
+    return changed
+
+
+PACKAGE_PREFIX = {"encoder": "encoder", "lm": "decoder"}  # our part -> its variables' prefix in the CTranslate2 file
+
+
+def load_package_part(model: SeedASR, prefix: str, ref: dict[str, Any], root: Path) -> None:
+    """Fill model.<prefix> (encoder or lm) from the installed weights package that ref pins by sha256."""
+    from shared.model import whisper_weights as ww
+
+    if ref.get("sha256") != ww.MODEL_SHA256:
+        raise BundleError(f"bundle {root} wants {prefix} weights {ref.get('sha256')}; this build reads only "
+                          f"{ww.MODEL_SHA256} ({', '.join(ref.get('packages', []))})")
     try:
         model_bin = ww.ct2_model_dir() / "model.bin"
         if (got := ww.sha256_of(model_bin)) != ww.MODEL_SHA256:
             raise BundleError(f"{model_bin} has sha256 {got}, bundle {root} pins {ww.MODEL_SHA256}; delete it to rebuild")
-        load_ct2_encoder(model.encoder, ww.read_ct2(model_bin, "encoder/"))
+        _load_part(getattr(model, prefix), prefix, ww.read_ct2(model_bin, f"{PACKAGE_PREFIX[prefix]}/"))
     except ww.WhisperWeightsError as err:
         raise BundleError(f"bundle {root}: {err}") from err

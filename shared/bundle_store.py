@@ -33,6 +33,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BUNDLE = REPO_ROOT / "bundles" / "default"
+LUISE_BUNDLE = REPO_ROOT / "bundles" / "luise"  # our own LUISE encoder + MoE LM, trained here (MODEL_CARD.md)
 MANIFEST = "MANIFEST.json"
 # notes that describe a bundle but are rewritten by tools (make eval): not part of what is pinned
 UNPINNED = {MANIFEST, "EVAL.md", "TUNING.md", "alpha_sweep.png", "loss_curves.png"}

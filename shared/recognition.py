@@ -17,15 +17,19 @@ import torch
 from shared.bundle import default_bundle_dir, load_bundle, read_bundle
 from shared.engines import EncoderEngine, EncoderOutput, engine_kind, make_encoder_engine
 from shared.features import encoder_features
-from shared.model.asr import HALVES, SeedASR, encoder_kind
+from shared.model.asr import HALVES, SeedASR, encoder_kind, pad_to_window
 from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_search
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
-from shared.model.phrase_correction import CorrectionConfig, correct_phrases
+from shared.model.moe_lm import MoeLM
+from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_text_scorer
 from shared.model.quantize import quantize_linears
+from shared.model.whisper_decoder import WhisperDecoder, WhisperTokens
+from shared.model.whisper_search import whisper_beam_search, whisper_text_scorer
 from shared.model.word_lm import WORD_LM_FILE, WordLM
 from shared.segments import Word
+from shared.text import normalize_text
 
 
 @dataclass
@@ -58,7 +62,14 @@ class AsrCore:
         self.engine: Optional[EncoderEngine] = (
             make_encoder_engine(kind, self.model, self.bundle_dir, threads) if half != "decoder" else None)
         self.lexicon: Optional[WordLexicon] = None
-        if runs_lm:
+        self.whisper_tokens: Optional[WhisperTokens] = None
+        if runs_lm and self.cfg.decoder_type == "whisper":  # Whisper's BPE: no word lexicon over its pieces yet
+            from shared.model import whisper_weights as ww
+
+            assert self.model is not None
+            self.lm = quantize_linears(self.model.lm) if lm_int8 else self.model.lm
+            self.whisper_tokens = WhisperTokens(ww.ct2_model_dir() / "tokenizer.json")
+        elif runs_lm:
             assert self.model is not None
             # the search's LM; the CTC head and prompt embeddings keep self.model's fp32 weights. Off unless
             # asked (services ask through SEEDASR_LM_INT8, default on), so library callers get the exact model
@@ -80,6 +91,7 @@ class AsrCore:
         encoder reads Whisper's own log-mel frames, unwarped: it was pretrained on real voices."""
         if self.engine is None:
             raise RuntimeError("this AsrCore loaded the decoder half only: it cannot encode")
+        samples = pad_to_window(samples, self.cfg.window_s)
         feats = encoder_features(samples, encoder_kind(self.cfg.encoder_type).features, self.warps)  # (K, T, F)
         if len(feats) == 1:
             out = self.engine.encode(feats[0])
@@ -90,7 +102,10 @@ class AsrCore:
         return out, text, words
 
     def ctc_greedy(self, ctc_logp: np.ndarray) -> tuple[str, list[Word]]:
-        """ctc_logp (S, V) at the converter's rate -> greedy text and word timings."""
+        """ctc_logp (S, V) at the converter's rate -> greedy text and word timings (none without a CTC head:
+        one column)."""
+        if ctc_logp.shape[-1] == 1:
+            return "", []
         blank = self.cfg.ctc_blank
         frame_s = self.cfg.frame_s
         best = ctc_logp.argmax(-1)
@@ -138,7 +153,9 @@ class AsrCore:
     def _decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig, bias_phrases: Sequence[str],
                 correction_phrases: Sequence[str], correction: Optional[CorrectionConfig],
                 cancelled: Optional[Callable[[], bool]]) -> list[NBestEntry]:
-        assert self.model is not None and self.lexicon is not None
+        if self.whisper_tokens is not None:
+            return self._decode_whisper(speech, context_ids, cfg, bias_phrases, correction_phrases, correction, cancelled)
+        assert self.model is not None and self.lexicon is not None and isinstance(self.lm, MoeLM)
         with torch.inference_mode():
             sp = torch.from_numpy(np.array(speech, dtype=np.float32))  # a writable copy
             free = self.model.prefix_embeds(self.tok, sp, None)
@@ -158,8 +175,41 @@ class AsrCore:
                                      lexicon=lexicon if lexicon else None, cancelled=cancelled)
             nbest = [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
             if nbest and logp is not None and correction is not None and correction_phrases:
-                nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, logp, self.tok.encode,
-                                                self.model.ctc_blank, correction)
+                nbest[0].text = correct_phrases(nbest[0].text, correction_phrases,
+                                                ctc_text_scorer(logp, self.tok.encode, self.model.ctc_blank), correction)
+        return nbest
+
+    def _decode_whisper(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig,
+                        bias_phrases: Sequence[str], correction_phrases: Sequence[str],
+                        correction: Optional[CorrectionConfig],
+                        cancelled: Optional[Callable[[], bool]]) -> list[NBestEntry]:
+        """A `whisper` decoder: the context (assembled in our tokenizer's ids, its parts split by <turn>) goes to
+        Whisper's prompt as text; its transcripts are normalised as our own decoder writes them. Phrase correction
+        scores its variants by the decoder given the context, teacher-forced, in place of a CTC head (without the
+        context its LM ranks a rare name too low for any margin that keeps distractors out: TUNING.md)."""
+        assert self.whisper_tokens is not None and isinstance(self.lm, WhisperDecoder)
+        parts: list[list[int]] = [[]]
+        for i in context_ids:
+            if i == self.tok.turn_id:
+                parts.append([])
+            else:
+                parts[-1].append(int(i))
+        context = ". ".join(t for t in (self.tok.decode(p).strip() for p in parts) if t)
+        # as written and capitalised: Whisper spells names with capitals, the context arrives lower case
+        spellings = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
+        phrases = [self.whisper_tokens.encode(p) for p in spellings]
+        bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
+        with torch.inference_mode():
+            audio = torch.from_numpy(np.array(speech, dtype=np.float32))
+            hyps = whisper_beam_search(self.lm, audio, self.whisper_tokens, context or None, cfg, bias=bias,
+                                       cancelled=cancelled)
+            best: dict[str, float] = {}  # spellings that differ only in case or punctuation are one alternative
+            for h in hyps:
+                best.setdefault(normalize_text(self.whisper_tokens.decode(h.tokens)), h.score)
+            nbest = [NBestEntry(text, score) for text, score in best.items()]
+            if nbest and correction is not None and correction.margin > 0 and correction_phrases:
+                scorer = whisper_text_scorer(self.lm, audio, self.whisper_tokens, context or None)
+                nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, scorer, correction)
         return nbest
 
 

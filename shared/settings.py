@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     workers: int = Field(8, ge=1)
     grace_s: float = Field(5.0, ge=0)
     deadline_s: float = Field(30.0, gt=0, description="deadline of every outgoing call")
+    deadline_per_audio_s: float = Field(0.5, ge=0, description="seconds a Recognize call's deadline grows by per "
+                                        "second of audio (long audio takes longer; a caller's shorter deadline still rules)")
     max_message_mb: int = Field(32, ge=1)
     # the embedded server also serves the internal Encoder/Context/Decoder/Reward services on its port
     expose_internal: bool = False

@@ -1,7 +1,7 @@
 """Start a training run from an existing bundle instead of from scratch (continued training).
 
-    SEEDASR_INIT_BUNDLE=bundles/default make train
-    python -m training.init_from_bundle bundles/default      # what train.sh runs in that case
+    SEEDASR_INIT_BUNDLE=bundles/luise make train
+    python -m training.init_from_bundle bundles/luise      # what train.sh runs in that case
 
 Writes into the work directory what the skipped stages (LM pretraining, LUISE, probe) would have:
 the bundle's tokenizer, its kept encoder depth as probe.json, and `init.pt` with every weight

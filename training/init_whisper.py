@@ -2,8 +2,8 @@
 shared/model/whisper_weights.py), the LM, tokenizer and tied CTC head of an existing bundle (its LM was
 pretrained on text and is frozen in SFT, as the paper's is), and a fresh converter between the two.
 
-    SEEDASR_RECIPE=training/recipe_whisper.json SEEDASR_INIT_BUNDLE=bundles/default make train
-    python -m training.init_whisper bundles/default      # what init_from_bundle runs for that recipe
+    SEEDASR_RECIPE=training/recipe_whisper.json SEEDASR_INIT_BUNDLE=bundles/luise make train
+    python -m training.init_whisper bundles/luise      # what init_from_bundle runs for that recipe
 
 Writes init.pt, tokenizer.model, probe.json (every Whisper layer kept) and init.json into the work folder;
 SFT then trains the converter (and the encoder at the recipe's encoder_lr_scale) from there.

@@ -6,7 +6,7 @@
 # SEEDASR_SYNTH_COUNT (default 36000) its size; SEEDASR_EDGE_PAD_SHARE (default 0.5) the share of it given
 # extra silence at the edges (0 for runs made before that augmentation); SEEDASR_PIPER_SHARE (default 0.2) the
 # share spoken by Piper (0 for runs made before that engine); SEEDASR_VOCODE_SHARE (default 0.3) the share
-# resynthesised through an LPC vocoder (0 for runs made before it); SEEDASR_BUNDLE_OUT (default bundles/default) where
+# resynthesised through an LPC vocoder (0 for runs made before it); SEEDASR_BUNDLE_OUT (default bundles/luise, our own model's folder; the shipped default is Whisper's, training/export/whisper_bundle.py) where
 # the bundle is exported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +35,4 @@ fi
 stage sft_final.pt -m training.sft.train --stage sft
 stage context_sft_final.pt -m training.sft.train --stage context_sft
 stage rl_final.pt -m training.rl.train
-"$PY" -m training.export.make_bundle --work "$WORK" --out "${SEEDASR_BUNDLE_OUT:-bundles/default}"
+"$PY" -m training.export.make_bundle --work "$WORK" --out "${SEEDASR_BUNDLE_OUT:-bundles/luise}"

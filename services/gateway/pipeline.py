@@ -48,7 +48,8 @@ class TurnPipeline:
     ) -> recognizer_pb2.RecognizeResponse:
         """Raises grpc.RpcError (from a peer) for the servicer to pass on."""
         t0 = time.perf_counter()
-        deadline_at = t0 + min(deadline_s or self.settings.deadline_s, self.settings.deadline_s)
+        cap = self.settings.deadline_s + self.settings.deadline_per_audio_s * len(samples) / 16_000
+        deadline_at = t0 + min(deadline_s or cap, cap)
 
         def left() -> float:
             """What is left of the caller's deadline: every peer call gets that as its own deadline."""

@@ -2,7 +2,11 @@
 
 The encoder is a registry choice (`ASRConfig.encoder_type`, ENCODERS): `luise_conformer`, our LUISE
 trained here from scratch on fbank frames, or `whisper`, OpenAI Whisper's encoder on its own log-mel
-frames, started from pretrained weights (shared/model/whisper_encoder.py).
+frames, started from pretrained weights (shared/model/whisper_encoder.py). So is the decoder
+(`ASRConfig.decoder_type`, DECODERS): `moe_lm`, our decoder-only MoE LM reading the converted speech
+in its prompt (below), or `whisper`, Whisper's text decoder upcycled to MoE, which reads the encoder's
+frames through cross-attention (the converter passes them through) and the context as its
+<|startofprev|> prompt (shared/model/whisper_search.py); it has no CTC head.
 
 Prompt layout (token ids unless noted), identical for text pretraining, SFT and context SFT:
     <s> instruction [<ctx> context </ctx>] <speech> [speech embeddings] </speech> text </s>
@@ -20,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +32,7 @@ from torch import nn
 from shared.model.conformer import ConformerConfig, ConformerEncoder
 from shared.model.converter import Converter, ConverterConfig
 from shared.model.moe_lm import LMConfig, MoeLM, load_balancing_loss
+from shared.model.whisper_decoder import WhisperDecoder, WhisperDecoderConfig
 from shared.model.whisper_encoder import WhisperEncoder, WhisperEncoderConfig
 from shared.tokenizer import Tokenizer
 
@@ -35,6 +41,7 @@ INSTRUCTION_PLAIN = "transcribe the speech into text:"
 
 
 EncoderConfig = Union[ConformerConfig, WhisperEncoderConfig]
+DecoderConfig = Union[LMConfig, WhisperDecoderConfig]
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,35 @@ def encoder_kind(name: str) -> EncoderKind:
     return ENCODERS[name]
 
 
+DECODERS: dict[str, type] = {"moe_lm": LMConfig, "whisper": WhisperDecoderConfig}  # decoder_type -> its config
+
+
+def decoder_config_class(name: str) -> type:
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder_type {name!r}; known: {sorted(DECODERS)}")
+    return DECODERS[name]
+
+
+def pad_to_window(samples: np.ndarray, window_s: float, sample_rate: int = 16_000) -> np.ndarray:
+    """samples (N,) -> zero-padded to a whole number of window_s windows (as they are when window_s is 0 or
+    they are longer than Whisper's 30 s). Whisper's decoder was trained on audio padded to 30 s: on
+    unpadded short audio it does not find the end of the speech and repeats itself; a short window
+    keeps most of the accuracy at a fraction of the encoder's cost (bundles/default/EVAL.md)."""
+    if window_s <= 0 or len(samples) >= 30 * sample_rate:
+        return samples
+    window = int(window_s * sample_rate)
+    need = max(1, -(-len(samples) // window)) * window
+    return np.pad(samples, (0, need - len(samples))) if need > len(samples) else samples
+
+
 @dataclass
 class ASRConfig:
     encoder: EncoderConfig = field(default_factory=ConformerConfig)
     encoder_type: str = "luise_conformer"  # a key of ENCODERS
     converter: ConverterConfig = field(default_factory=ConverterConfig)
-    lm: LMConfig = field(default_factory=LMConfig)
+    lm: DecoderConfig = field(default_factory=LMConfig)
+    decoder_type: str = "moe_lm"  # a key of DECODERS
+    window_s: float = 0.0  # audio is zero-padded to whole windows of this length before encoding (0: never)
     encoder_layers: Optional[int] = None  # LUISE layer kept after probing; None keeps all
     ctc_weight: float = 1.0
     ctc_blank: int = 3  # the tokenizer's <pad>: CTC blank and the pseudo-speech filler
@@ -115,35 +145,59 @@ class Absent(nn.Module):
         raise RuntimeError(f"this process loaded only one half of the model: it has no {self.what}")
 
 
+class PassThrough(nn.Module):
+    """The converter of a cross-attention decoder: encoder frames (B, T', D), lengths (B,) go through as they are."""
+
+    def forward(self, enc: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return enc, lengths
+
+
 class SeedASR(nn.Module):
     def __init__(
-        self, cfg: ASRConfig, encoder: nn.Module, converter: nn.Module, lm: MoeLM, ctc: Optional[TiedCTCHead]
+        self, cfg: ASRConfig, encoder: nn.Module, converter: nn.Module, lm: Union[MoeLM, WhisperDecoder],
+        ctc: Optional[TiedCTCHead],
     ) -> None:
         super().__init__()
         self.cfg, self.encoder, self.converter, self.lm, self.ctc = cfg, encoder, converter, lm, ctc
+
+    @property
+    def moe_lm(self) -> MoeLM:
+        """The decoder-only LM (decoder_type `moe_lm`), for what only it does: prompts of embeddings, its KV cache."""
+        if not isinstance(self.lm, MoeLM):
+            raise TypeError(f"decoder_type {self.cfg.decoder_type!r} has no decoder-only LM")
+        return self.lm
 
     @classmethod
     def build(cls, cfg: ASRConfig, half: str = "all") -> SeedASR:
         """half: all | encoder (LM reduced to its embeddings) | decoder (no audio encoder or converter)."""
         if half not in HALVES:
             raise ValueError(f"half must be one of {HALVES}, got {half!r}")
-        ctc = TiedCTCHead() if cfg.ctc_weight > 0 else None
         kind = encoder_kind(cfg.encoder_type)
         if not isinstance(cfg.encoder, kind.config):
             raise ValueError(f"encoder_type {cfg.encoder_type!r} needs a {kind.config.__name__}, "
                              f"got {type(cfg.encoder).__name__}")
+        if not isinstance(cfg.lm, decoder_config_class(cfg.decoder_type)):
+            raise ValueError(f"decoder_type {cfg.decoder_type!r} needs a {DECODERS[cfg.decoder_type].__name__}, "
+                             f"got {type(cfg.lm).__name__}")
+        if isinstance(cfg.lm, WhisperDecoderConfig):
+            if cfg.ctc_weight > 0:
+                raise ValueError("decoder_type 'whisper' has no CTC head: set ctc_weight to 0")
+            lm = WhisperDecoder(cfg.lm) if half != "encoder" else Absent("decoder")
+            if half == "decoder":
+                return cls(cfg, Absent("audio encoder"), Absent("converter"), lm, None)  # type: ignore[arg-type]
+            return cls(cfg, kind.build(cfg.encoder), PassThrough(), lm, None)  # type: ignore[arg-type]
+        ctc = TiedCTCHead() if cfg.ctc_weight > 0 else None
         if half == "decoder":
             return cls(cfg, Absent("audio encoder"), Absent("converter"), MoeLM(cfg.lm), ctc)
-        lm = MoeLM(dataclasses.replace(cfg.lm, n_layers=0) if half == "encoder" else cfg.lm)
-        return cls(cfg, kind.build(cfg.encoder), Converter(cfg.converter), lm, ctc)
+        moe_lm = MoeLM(dataclasses.replace(cfg.lm, n_layers=0) if half == "encoder" else cfg.lm)
+        return cls(cfg, kind.build(cfg.encoder), Converter(cfg.converter), moe_lm, ctc)
 
-    @staticmethod
-    def in_half(key: str, half: str) -> bool:
+    def in_half(self, key: str, half: str) -> bool:
         """Whether the state-dict entry `key` belongs to what build(cfg, half) makes."""
         if half == "decoder":
             return not key.startswith(("encoder.", "converter."))
-        if half == "encoder":
-            return not key.startswith("lm.layers.")
+        if half == "encoder":  # the LM's embeddings stay for a tied CTC head
+            return not key.startswith("lm.layers." if isinstance(self.cfg.lm, LMConfig) else "lm.")
         return True
 
     @property
@@ -157,7 +211,7 @@ class SeedASR(nn.Module):
     def ctc_logits(self, speech: torch.Tensor) -> torch.Tensor:
         """speech (B, S, D_lm) -> CTC logits (B, S, V) over the LM vocabulary (blank = cfg.ctc_blank)."""
         assert self.ctc is not None
-        return self.ctc(speech, self.lm.embed.weight)
+        return self.ctc(speech, self.moe_lm.embed.weight)
 
     def encode(
         self, feats: torch.Tensor, lengths: torch.Tensor
@@ -181,7 +235,7 @@ class SeedASR(nn.Module):
     def prefix_embeds(self, tok: Tokenizer, speech: Optional[torch.Tensor], context: Optional[Sequence[int]]) -> torch.Tensor:
         """One decoding prefix (L, D): prompt, context and speech (S, D), ready for generation."""
         before, after = self.prompt_ids(tok, context)
-        emb, dev = self.lm.embed, self.lm.embed.weight.device
+        emb, dev = self.moe_lm.embed, self.moe_lm.embed.weight.device
         parts = [emb(torch.tensor(before, device=dev))]
         if speech is not None:
             parts.append(speech)
@@ -197,12 +251,12 @@ class SeedASR(nn.Module):
         targets: Sequence[Sequence[int]],
     ) -> Batch:
         """Right-padded teacher-forcing batch; only target tokens (and </s>) carry labels."""
-        seqs, labels, dev = [], [], self.lm.embed.weight.device
+        seqs, labels, dev = [], [], self.moe_lm.embed.weight.device
         for i, (ctx, tgt) in enumerate(zip(contexts, targets)):
             sp = speech[i, : int(speech_lens[i])] if speech is not None and speech_lens is not None else None
             prefix = self.prefix_embeds(tok, sp, ctx)
             text = torch.tensor([*tgt, tok.eos_id], device=dev)
-            seqs.append(torch.cat([prefix, self.lm.embed(text[:-1])]))
+            seqs.append(torch.cat([prefix, self.moe_lm.embed(text[:-1])]))
             lab = torch.full((seqs[-1].shape[0],), -100, dtype=torch.long, device=dev)
             lab[prefix.shape[0] - 1 :] = text
             labels.append(lab)
@@ -215,9 +269,9 @@ class SeedASR(nn.Module):
     # ---- training ------------------------------------------------------------------------------
     def lm_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy over labelled positions and the MoE load-balancing loss."""
-        logits, _, routers = self.lm(batch.embeds, batch.valid)
+        logits, _, routers = self.moe_lm(batch.embeds, batch.valid)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=-100)
-        moe = self.cfg.lm.moe
+        moe = self.moe_lm.cfg.moe
         aux = load_balancing_loss(routers, moe.n_experts, moe.top_k) if moe else logits.new_zeros(())
         return ce, aux
 
@@ -241,9 +295,8 @@ class EncoderWithConverter(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _, speech, speech_lens, _ = self.model.encode(feats, lengths)
-        if self.model.ctc is None:  # all-blank CTC output: no interim text
-            blank = torch.full(speech.shape[:2], self.model.ctc_blank, device=speech.device)
-            ctc = F.one_hot(blank, self.model.cfg.lm.vocab_size).float().log()
+        if self.model.ctc is None:  # no CTC head: one column, the blank's (log 1), so no interim text
+            ctc = speech.new_zeros(*speech.shape[:2], 1)
         else:
             ctc = self.model.ctc_logits(speech).log_softmax(-1)
         return speech, speech_lens, ctc

@@ -9,7 +9,8 @@ restricted to the `prune_k` tokens the context-free stream ranks highest, so con
 choose among what was plausibly said. alpha = 0 runs the context-free stream alone; alpha = 1
 runs the context stream alone without pruning (plain context decoding). Greedy is beam_size 1.
 
-Phrase biasing (shared/model/biasing.py), when given, adds its bonus to the pruned joint scores.
+Phrase biasing (shared/model/biasing.py), when given, adds its bonus to the pruned joint scores; without
+a CTC scorer and with cfg.phrases_past_prune, the tokens that start or continue a phrase are never pruned.
 
 With a CTC prefix scorer (shared/model/ctc_prefix.py) each of the `prune_k` best candidates (and
 </s>) also gets ctc_weight * (psi(h + c) - psi(h)), mixed with (1 - ctc_weight) * the LM score.
@@ -44,6 +45,8 @@ class BeamConfig:
     oov_penalty: float = 0.0  # score per word outside the lexicon (shared/model/lexicon.py)
     word_lm_weight: float = 0.0  # shallow-fusion weight of the word n-gram LM (shared/model/word_lm.py)
     word_bonus: float = 0.0  # score per finished word while fusing the word LM
+    # without a CTC scorer, the tokens that start or continue a biasing phrase escape the context-free pruning
+    phrases_past_prune: bool = False
 
 
 @dataclass
@@ -56,11 +59,14 @@ class Hypothesis:
 StepFn = Callable[[Optional[torch.Tensor], Optional[torch.Tensor]], torch.Tensor]
 
 
-def _joint(logp: torch.Tensor, alpha: float, prune_k: int, eos_id: Optional[int] = None) -> torch.Tensor:
+def _joint(logp: torch.Tensor, alpha: float, prune_k: int, eos_id: Optional[int] = None,
+           extra: Optional[torch.Tensor] = None) -> torch.Tensor:
     """logp (S, N, V) -> joint scores (N, V). Stream 0 is context-free, stream 1 context-conditioned.
 
     Tokens outside the context-free top `prune_k` are cut; `eos_id` never is, so a hypothesis can
-    always end (CTC scoring rules out every longer prefix once it outgrows the speech)."""
+    always end (CTC scoring rules out every longer prefix once it outgrows the speech), nor are the
+    tokens of `extra` (N, E): a decoder without a CTC head keeps the biasing phrases' tokens at their own
+    joint score, since no acoustic score would lift them back in."""
     if logp.shape[0] == 1:
         return logp[0]
     free, ctx = logp[0], logp[1]
@@ -68,6 +74,8 @@ def _joint(logp: torch.Tensor, alpha: float, prune_k: int, eos_id: Optional[int]
     allowed = torch.zeros_like(free, dtype=torch.bool).scatter_(-1, keep, True)
     if eos_id is not None:
         allowed[:, eos_id] = True
+    if extra is not None:
+        allowed.scatter_(-1, extra, True)
     return (alpha * ctx + (1 - alpha) * free).masked_fill(~allowed, float("-inf"))
 
 
@@ -147,7 +155,8 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
     for t in range(cfg.max_tokens + 1):
         if cancelled is not None and cancelled():
             raise SearchCancelled(f"search cancelled after {t} steps")
-        scores = _joint(step(parents, last), alpha, cfg.prune_k, eos_id)  # (N, V)
+        unpruned = bias.candidates(bias_states, eos_id) if bias and cfg.phrases_past_prune and not use_ctc else None
+        scores = _joint(step(parents, last), alpha, cfg.prune_k, eos_id, unpruned)  # (N, V)
         if use_ctc and t < cfg.max_tokens:
             assert ctc is not None and ctc_state is not None
             extra = bias.candidates(bias_states, eos_id) if bias else None

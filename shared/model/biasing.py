@@ -4,7 +4,8 @@ The context-conditioned stream only helps once the LM has learned to copy from i
 production recogniser also needs hotwords to work before that. Biasing phrases (request hotwords,
 rare words of the dialogue history: shared/context.py) go into a token trie. A hypothesis that
 follows a trie path gains `bonus` per token; leaving the path before a phrase ends takes the gained
-bonus back, so only complete phrases keep it (the usual context-graph rule). The bonus is added to
+bonus back, so only complete phrases keep it (the usual context-graph rule), and each phrase keeps it
+once per hypothesis (a decoder that repeats itself gains nothing by it). The bonus is added to
 the joint scores after pruning. Without a CTC scorer it can only pick among the context-free top
 prune_k. With one, the tokens that would continue or start a phrase (`candidates`) are CTC-scored
 too, at the LM score of the prune boundary: a rare name the LM ranks low can win where the speech
@@ -23,6 +24,7 @@ import torch
 class BiasState:
     node: int = 0  # trie node, 0 is the root
     gained: float = 0.0  # bonus gained on the current, unfinished path
+    done: frozenset[int] = frozenset()  # the final nodes of the phrases this hypothesis has spelled whole
 
 
 class PhraseBiasing:
@@ -55,8 +57,12 @@ class PhraseBiasing:
             row = out[i]
             row.fill_(-st.gained)
             row[root] += self.bonus  # leaving the path, then starting a phrase afresh
-            for token in self.children[st.node]:
-                row[token] = self.bonus
+            for token, child in self.children[0].items():
+                if child in st.done:  # a one-token phrase said already
+                    row[token] = -st.gained
+            for token, child in self.children[st.node].items():
+                # spelling a phrase a second time earns nothing: the bonus must not pay for a decoder's loops
+                row[token] = -st.gained if child in st.done else self.bonus
         return out
 
     def candidates(self, states: Sequence[BiasState], pad: int) -> torch.Tensor:
@@ -73,11 +79,12 @@ class PhraseBiasing:
         if node is None:
             node, gained = self.children[0].get(token), 0.0
             if node is None:
-                return BiasState()
+                return BiasState(done=st.done)
         gained += self.bonus
+        done = st.done
         if self.final[node]:
-            # a whole phrase: its bonus is kept; a longer phrase may still follow from here
-            gained = 0.0
+            # a whole phrase: its bonus is kept (once: bonuses); a longer phrase may still follow from here
+            gained, done = 0.0, done | {node}
             if not self.children[node]:
                 node = 0
-        return BiasState(node, gained)
+        return BiasState(node, gained, done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -64,13 +65,16 @@ class Expert(nn.Module):
 
 
 class MoeFeedForward(nn.Module):
-    """Routes every token to its top-k experts; returns (output (B, T, D), router logits (B*T, E))."""
+    """Routes every token to its top-k experts; returns (output (B, T, D), router logits (B*T, E)).
 
-    def __init__(self, d: int, hidden: int, moe: MoeConfig) -> None:
+    `expert` builds one expert (default: a SwiGLU Expert(d, hidden)); a decoder upcycled from a pretrained
+    one passes its own MLP's shape, so that every expert can start as a copy of that MLP."""
+
+    def __init__(self, d: int, hidden: int, moe: MoeConfig, expert: Optional[Callable[[], nn.Module]] = None) -> None:
         super().__init__()
         self.moe = moe
         self.router = nn.Linear(d, moe.n_experts, bias=False)
-        self.experts = nn.ModuleList(Expert(d, hidden) for _ in range(moe.n_experts))
+        self.experts = nn.ModuleList((expert or (lambda: Expert(d, hidden)))() for _ in range(moe.n_experts))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat = x.reshape(-1, x.shape[-1])

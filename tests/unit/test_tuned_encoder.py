@@ -112,7 +112,7 @@ def test_bundle_keeps_only_the_tuned_encoder_tensors(tmp_path: Path, whisper_bas
         model.encoder.layers[5].ff[0].weight.add_(0.01)
         model.encoder.norm.bias.add_(0.02)
     bundle = tmp_path / "bundle"
-    save_bundle(model, tiny / "tokenizer.model", bundle, "card", encoder_from_package=True)
+    save_bundle(model, tiny / "tokenizer.model", bundle, "card", from_package=True)
     stored = {k for k in load_file(str(bundle / "model.safetensors")) if k.startswith("encoder.")}
     assert stored == {"encoder.layers.5.ff.0.weight", "encoder.norm.bias"}
     loaded, _, meta = load_bundle(bundle)

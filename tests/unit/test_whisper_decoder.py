@@ -59,3 +59,36 @@ def test_pretrained_decoder_writes_what_faster_whisper_writes(whisper_base_encod
     segments, _ = model.transcribe(samples, language="en", beam_size=1, temperature=0.0, without_timestamps=True,
                                    condition_on_previous_text=False, vad_filter=False)
     assert ours and ours == " ".join(s.text.strip() for s in segments)
+
+
+def test_cached_steps_give_the_logits_of_a_full_run() -> None:
+    dec, audio = _tiny(), torch.randn(2, 9, 32)
+    tokens = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
+    audio_kv = dec.audio_keys(audio)
+    full = dec.run(tokens, audio_kv)[0]
+    logits, cache, _ = dec.run(tokens[:, :3], audio_kv)
+    steps = [logits]
+    for t in (3, 4):
+        logits, cache, _ = dec.run(tokens[:, t : t + 1], audio_kv, past=cache)
+        steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full)
+
+
+def test_an_upcycled_moe_decoder_starts_as_the_dense_one(whisper_base_decoder_weights) -> None:
+    """Every expert starts as the pretrained MLP and the routed weights sum to one: same logits, and the
+    MoE blocks report their router logits for the load-balancing loss."""
+    from shared.model.moe_lm import MoeConfig
+
+    dense = WhisperDecoder(WhisperDecoderConfig()).eval()
+    torch.manual_seed(1)
+    moe = WhisperDecoder(WhisperDecoderConfig(moe=MoeConfig(n_experts=4, top_k=2))).eval()
+    load_ct2_decoder(dense, whisper_base_decoder_weights)
+    load_ct2_decoder(moe, whisper_base_decoder_weights)
+    audio, tokens = torch.randn(1, 20, 512), torch.tensor([[50258, 50259, 50359, 50363, 2425, 1002]])
+    with torch.inference_mode():
+        logits, _, routers = moe.run(tokens, moe.audio_keys(audio))
+        torch.testing.assert_close(logits, dense(tokens, audio), atol=2e-3, rtol=1e-4)
+    assert len(routers) == 6 and routers[0].shape == (6, 4)
+    experts = moe.layers[0].ff.experts  # type: ignore[union-attr]
+    assert not torch.equal(experts[0][0].weight, torch.zeros_like(experts[0][0].weight))
+    assert torch.equal(experts[0][0].weight, experts[3][0].weight)

@@ -1,6 +1,6 @@
 """Package the last finished stage of a training run as a bundle (weights, tokenizer, ONNX, card).
 
-    python -m training.export.make_bundle --work runs/default --out bundles/default
+    python -m training.export.make_bundle --work runs/default --out bundles/luise
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def encoder_line(model: SeedASR, probe: dict, work: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("runs/default"))
-    ap.add_argument("--out", type=Path, default=Path("bundles/default"))
+    ap.add_argument("--out", type=Path, default=Path("bundles/luise"))
     ap.add_argument("--stage", choices=["rl", "context_sft", "sft"], default=None,
                     help="export this stage's weights (default: the last finished stage), e.g. the SFT model"
                     " to compare plain-set WER before and after context SFT")
@@ -174,7 +174,7 @@ def main() -> None:
     model.eval()
     # a pretrained encoder stays in its package: the bundle pins that file by sha256 and keeps only what changed
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
-                {"name": "seedasr-mesh-default", "stage": stage}, encoder_from_package=model.cfg.encoder_type == "whisper")
+                {"name": "seedasr-mesh-default", "stage": stage}, from_package=model.cfg.encoder_type == "whisper")
     export_onnx(args.out)
     write_lexicon(args.out / "lexicon.txt")
     write_word_lm(args.out / WORD_LM_FILE, training_sentences())

@@ -102,7 +102,7 @@ def main() -> None:
                     # the n-best the serving decoder would produce: LM (+ context) and CTC prefix scores
                     ctc = CTCPrefixScorer(model.ctc_logits(sp[None])[0].log_softmax(-1), model.ctc_blank,
                                           tok.eos_id) if model.ctc is not None else None
-                    nb = [h.tokens for h in joint_beam_search(model.lm, free, cpre, tok.eos_id, beam, ctc=ctc)] or [[]]
+                    nb = [h.tokens for h in joint_beam_search(model.moe_lm, free, cpre, tok.eos_id, beam, ctc=ctc)] or [[]]
                     hyps.append(nb)
             errors = torch.full((len(rows), max(len(h) for h in hyps)), 0.0)
             for i, (r, nb) in enumerate(zip(rows, hyps)):

@@ -1,0 +1,142 @@
+"""Joint beam search (shared/model/beam_search.py: `search`) over a Whisper-style decoder.
+
+The context-free stream starts from Whisper's plain transcript prompt, the context-conditioned one
+from the same prompt after <|startofprev|> and the context text (WhisperTokens.prompt). Each stream
+keeps its own self-attention cache (the prompts differ in length, so in positions); both read the
+audio's cross-attention keys, computed once. Whisper's special tokens after <|endoftext|> (start of
+transcript, languages, tasks, timestamps) are never written, and a transcript never starts with a
+bare space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Optional
+
+import torch
+
+from shared.model.beam_search import BeamConfig, Hypothesis, StepFn, search
+from shared.model.biasing import PhraseBiasing
+from shared.model.phrase_correction import TextScorer
+from shared.model.whisper_decoder import KV, WhisperDecoder, WhisperTokens
+
+
+def allowed_logp(logits: torch.Tensor, eot: int, first: bool, blank: Optional[int]) -> torch.Tensor:
+    """logits (N, V) -> log-probs (N, V) over the transcript tokens and eot only (the rest -inf); at the
+    first step the bare-space token `blank` is ruled out too."""
+    logits = logits.float().clone()
+    logits[:, eot + 1 :] = float("-inf")
+    if first and blank is not None:
+        logits[:, blank] = float("-inf")
+    return logits.log_softmax(-1)
+
+
+class WhisperStep:
+    """StepFn with KV caches: rows are stream-major (stream s, beam b). audio (T', D) is one utterance."""
+
+    def __init__(self, decoder: WhisperDecoder, audio: torch.Tensor, prompts: list[list[int]], eot: int,
+                 blank: Optional[int]) -> None:
+        self.decoder, self.eot, self.blank = decoder, eot, blank
+        self.audio_kv = decoder.audio_keys(audio[None])  # (1, H, T', D / H) per block
+        self.caches: list[KV] = []
+        first = []
+        for prompt in prompts:
+            logits, cache, _ = decoder.run(torch.tensor([prompt]), self.audio_kv)
+            self.caches.append(cache)
+            first.append(allowed_logp(logits[:, -1], eot, True, blank))
+        self.first = torch.stack(first)  # (S, 1, V)
+
+    def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
+        if parents is None or last is None:
+            return self.first
+        n = parents.shape[0]
+        audio_kv = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in self.audio_kv]
+        out = []
+        for s, cache in enumerate(self.caches):
+            past = [(k[parents], v[parents]) for k, v in cache]
+            logits, self.caches[s], _ = self.decoder.run(last[:, None], audio_kv, None, past)
+            out.append(allowed_logp(logits[:, -1], self.eot, False, self.blank))
+        return torch.stack(out)  # (S, N, V)
+
+
+class UncachedWhisperStep:
+    """Reference scorer: every hypothesis of every stream re-run from its prompt, one at a time."""
+
+    def __init__(self, decoder: WhisperDecoder, audio: torch.Tensor, prompts: list[list[int]], eot: int,
+                 blank: Optional[int]) -> None:
+        self.decoder, self.audio, self.prompts, self.eot, self.blank = decoder, audio[None], prompts, eot, blank
+        self.hyps: list[list[int]] = [[]]
+
+    def _score(self, prompt: list[int], tokens: list[int]) -> torch.Tensor:
+        logits = self.decoder(torch.tensor([prompt + tokens]), self.audio)
+        return allowed_logp(logits[:, -1], self.eot, not tokens, self.blank)[0]
+
+    def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
+        if parents is not None and last is not None:
+            self.hyps = [self.hyps[p] + [int(tk)] for p, tk in zip(parents.tolist(), last.tolist())]
+        return torch.stack([torch.stack([self._score(p, h) for h in self.hyps]) for p in self.prompts])
+
+
+@torch.inference_mode()
+def whisper_beam_search(
+    decoder: WhisperDecoder,
+    audio: torch.Tensor,
+    tokens: WhisperTokens,
+    context: Optional[str],
+    cfg: BeamConfig,
+    cached: bool = True,
+    bias: Optional[PhraseBiasing] = None,
+    cancelled: Optional[Callable[[], bool]] = None,
+) -> list[Hypothesis]:
+    """audio (T', D) encoder frames; context: the context text (None or empty: context-free decoding).
+    Scores alpha * log P(y | x, c) + (1 - alpha) * log P(y | x) as `joint_beam_search` does; no CTC
+    prefix scores (this decoder has no CTC head) and no lexicon (its vocabulary is Whisper's BPE)."""
+    free = tokens.prompt()
+    alpha = cfg.alpha if context else 0.0
+    if alpha <= 0.0 or not context:
+        prompts = [free]
+    elif alpha >= 1.0:
+        prompts, alpha = [tokens.prompt(previous=context)], 0.0
+    else:
+        prompts = [free, tokens.prompt(previous=context)]
+    room = decoder.cfg.max_tokens - max(len(p) for p in prompts) - 1
+    # no CTC head to score a biasing phrase's tokens back in: they escape the pruning at their joint score
+    cfg = dataclasses.replace(cfg, max_tokens=max(0, min(cfg.max_tokens, room)), phrases_past_prune=True)
+    blank = tokens.blank
+    step: StepFn = (WhisperStep if cached else UncachedWhisperStep)(decoder, audio, prompts, tokens.eot, blank)
+    return search(step, tokens.eot, cfg, alpha, None, bias, None, cancelled)
+
+
+def whisper_text_scorer(decoder: WhisperDecoder, audio: torch.Tensor, tokens: WhisperTokens,
+                        context: Optional[str] = None, rows_per_run: int = 8) -> TextScorer:
+    """audio (T', D) -> a scorer of texts: log P(text </s> | audio, context) by the decoder, teacher-forced (what
+    phrase correction weighs its variants by when there is no CTC head). Texts that encode to nothing or outgrow
+    the decoder's positions score -inf."""
+    audio_kv = decoder.audio_keys(audio[None])
+    prompt = tokens.prompt(previous=context)
+
+    @torch.inference_mode()
+    def score(texts: list[str]) -> torch.Tensor:
+        out = torch.full((len(texts),), float("-inf"))
+        rows: list[tuple[int, list[int]]] = []
+        for i, text in enumerate(texts):
+            ids = tokens.encode(text) if text.strip() else []
+            if ids and len(prompt) + len(ids) + 1 <= decoder.cfg.max_tokens:
+                rows.append((i, [*prompt, *ids, tokens.eot]))
+        for start in range(0, len(rows), rows_per_run):  # (rows, L, V) logits: a few rows at a time
+            chunk = rows[start : start + rows_per_run]
+            length = max(len(r) for _, r in chunk)
+            batch = torch.tensor([r + [tokens.eot] * (length - len(r)) for _, r in chunk])  # right-padded
+            kv = [(k.expand(len(chunk), -1, -1, -1), v.expand(len(chunk), -1, -1, -1)) for k, v in audio_kv]
+            logits = decoder.run(batch[:, :-1], kv)[0]  # (N, L - 1, V): causal, so the padding changes nothing before it
+            logp = allowed_logp(logits.flatten(0, 1), tokens.eot, False, None).view_as(logits)
+            picked = logp.gather(-1, batch[:, 1:, None])[..., 0]  # (N, L - 1)
+            positions = torch.arange(length - 1)[None, :]
+            ends = torch.tensor([len(r) - 1 for _, r in chunk])[:, None]
+            scored = (positions >= len(prompt) - 1) & (positions < ends)  # the text's tokens and </s>
+            # where(), not a product: the prompt's special tokens score -inf, and -inf * 0 is nan
+            out[[i for i, _ in chunk]] = torch.where(scored, picked, torch.zeros(())).sum(1)
+        return out
+
+    return score

@@ -1,0 +1,82 @@
+"""The joint beam search over a Whisper-style decoder: cached and uncached scorers agree, greedy equals
+greedy_decode, context only moves what it should, specials are never written."""
+
+import torch
+
+from shared.model.beam_search import BeamConfig
+from shared.model.biasing import PhraseBiasing
+from shared.model.whisper_decoder import WhisperDecoder, WhisperDecoderConfig, greedy_decode
+from shared.model.whisper_search import whisper_beam_search
+
+VOCAB, EOT = 40, 30  # ids above EOT are specials: start of transcript 31, start of previous 32
+TINY = WhisperDecoderConfig(vocab_size=VOCAB, d_model=32, n_heads=4, n_layers=2, max_tokens=40)
+
+
+class TinyTokens:
+    """WhisperTokens' interface over a made-up vocabulary: a word's id is its length."""
+
+    eot = EOT
+    blank: int | None = 0
+
+    def encode(self, text: str) -> list[int]:
+        return [min(len(w), EOT - 1) for w in text.split()]
+
+    def prompt(self, language: str = "en", previous: str | None = None, max_previous: int = 223) -> list[int]:
+        return [32, *self.encode(previous)[-max_previous:], 31] if previous else [31]
+
+
+def _decoder() -> WhisperDecoder:
+    torch.manual_seed(3)
+    dec = WhisperDecoder(TINY).eval()
+    with torch.no_grad():  # make </s> likely enough that hypotheses end inside the budget
+        dec.embed.weight[EOT] *= 3
+    return dec
+
+
+def test_cached_and_uncached_scorers_find_the_same_nbest() -> None:
+    dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
+    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=6)
+    bias = PhraseBiasing([[4, 5]], 1.5)
+    for context in (None, "seven words of some context here"):
+        cached = whisper_beam_search(dec, audio, tok, context, cfg, bias=bias)
+        uncached = whisper_beam_search(dec, audio, tok, context, cfg, cached=False, bias=bias)
+        assert [h.tokens for h in cached] == [h.tokens for h in uncached]
+        for a, b in zip(cached, uncached):
+            assert abs(a.score - b.score) < 1e-4
+        assert all(t < EOT for h in cached for t in h.tokens)
+
+
+def test_greedy_context_free_search_is_greedy_decoding() -> None:
+    """Up to where the search stops: a beam of one ends a hypothesis once an ended one outscores it."""
+    dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
+    tok.blank = None  # greedy_decode does not rule out a leading bare space
+    cfg = BeamConfig(beam_size=1, nbest=1, max_tokens=8, alpha=0.9)
+    best = whisper_beam_search(dec, audio, tok, None, cfg)[0]
+    greedy = greedy_decode(dec, audio[None], tok.prompt(), EOT, max_new=8)
+    assert best.tokens and best.tokens == greedy[: len(best.tokens)]
+
+
+def test_a_bias_bonus_writes_the_phrase() -> None:
+    dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
+    cfg = BeamConfig(beam_size=4, nbest=1, max_tokens=8, alpha=0.5, prune_k=VOCAB)
+    plain = whisper_beam_search(dec, audio, tok, None, cfg)[0].tokens
+    phrase = [t for t in range(1, 6) if t not in plain[:1]][:2]
+    biased = whisper_beam_search(dec, audio, tok, None, cfg, bias=PhraseBiasing([phrase], 20.0))[0].tokens
+    assert any(biased[i : i + 2] == phrase for i in range(len(biased) - 1))
+
+
+def test_the_text_scorer_sums_the_searchs_own_token_scores() -> None:
+    """whisper_text_scorer (phrase correction's judge without a CTC head) gives log P(text </s> | audio) as the
+    search's context-free stream scores it, for a padded batch as for each text alone; an empty text scores -inf."""
+    from shared.model.whisper_search import allowed_logp, whisper_text_scorer
+
+    dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
+    texts = ["aa bbb c", "dddd", "ee f gg hhh iii", ""]
+    scores = whisper_text_scorer(dec, audio, tok)(texts)
+    for text, got in zip(texts[:3], scores[:3]):
+        ids = tok.encode(text) + [EOT]
+        want = sum(float(allowed_logp(dec(torch.tensor([tok.prompt() + ids[:i]]), audio[None])[:, -1], EOT, False, None)[0, t])
+                   for i, t in enumerate(ids))
+        assert abs(float(got) - want) < 1e-4
+        assert abs(float(whisper_text_scorer(dec, audio, tok)([text])[0]) - want) < 1e-4
+    assert scores[3] == float("-inf")
