@@ -73,15 +73,16 @@ class WhisperDecoderBlock(nn.Module):
                 past: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
         """x (B, L, D) token states, audio_kv from cross_keys, audio_mask (B, 1, 1, T') True where attended, or
-        None; past: the self-attention keys and values of the tokens before x (then L must be 1) ->
-        (B, L, D), the self-attention keys and values so far, router logits (B*L, E) or None (dense MLP)."""
+        None; past: the self-attention keys and values of the tokens before x -> (B, L, D), the self-attention
+        keys and values so far, router logits (B*L, E) or None (dense MLP)."""
         b, n, d = x.shape
         q, k, v = self._heads(self.qkv(self.self_norm(x)), 3)
+        causal: Optional[torch.Tensor] = None
         if past is not None:
-            if n != 1:
-                raise ValueError("with cached keys the decoder takes one new token per row")
             k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-        att = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)  # one new token sees every cached one
+            if n > 1:  # new token i sees every cached one and the new ones up to itself
+                causal = torch.ones(n, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - n)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, is_causal=past is None)
         x = x + self.self_out(att.transpose(1, 2).reshape(b, n, d))
         q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]
         att = F.scaled_dot_product_attention(q, *audio_kv, attn_mask=audio_mask)
@@ -99,6 +100,10 @@ class WhisperDecoder(nn.Module):
         self.positions = nn.Parameter(torch.zeros(cfg.max_tokens, cfg.d_model))
         self.layers = nn.ModuleList(WhisperDecoderBlock(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
+        # logits tied to the token embeddings, as a Linear so that an int8 copy (shared/model/quantize.py) covers
+        # the 51865-way output layer too: it is most of a decoding step's cost
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.head.weight = self.embed.weight
 
     def audio_keys(self, audio: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """audio (B, T', D) -> every block's cross-attention keys and values: computed once per utterance,
@@ -113,10 +118,11 @@ class WhisperDecoder(nn.Module):
         return self.run(tokens, audio_kv or self.audio_keys(audio), mask)[0]
 
     def run(self, tokens: torch.Tensor, audio_kv: KV, audio_mask: Optional[torch.Tensor] = None,
-            past: Optional[KV] = None) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
-        """tokens (B, L) after the `past` ones (self-attention cache from an earlier run; then L = 1), audio_kv
-        (B, H, T', D / H) per block -> logits (B, L, V), the self-attention cache so far, router logits per
-        MoE block (B*L, E), for the load-balancing loss."""
+            past: Optional[KV] = None, last_only: bool = False) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
+        """tokens (B, L) after the `past` ones (self-attention cache from an earlier run), audio_kv
+        (B, H, T', D / H) per block -> logits (B, L, V) (B, 1, V with last_only: the output layer is most of a
+        step's cost), the self-attention cache so far, router logits per MoE block (B*L, E), for the
+        load-balancing loss."""
         start = past[0][0].shape[2] if past else 0
         if start + tokens.shape[1] > self.cfg.max_tokens:
             raise ValueError(f"{start + tokens.shape[1]} tokens, the decoder has {self.cfg.max_tokens} positions")
@@ -128,7 +134,7 @@ class WhisperDecoder(nn.Module):
             cache.append(self_kv)
             if router is not None:
                 routers.append(router)
-        return self.norm(x) @ self.embed.weight.T, cache, routers
+        return self.head(self.norm(x[:, -1:] if last_only else x)), cache, routers
 
 
 def gelu_mlp(d: int, hidden: int) -> nn.Sequential:

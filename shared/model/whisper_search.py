@@ -42,7 +42,7 @@ class WhisperStep:
         self.caches: list[KV] = []
         first = []
         for prompt in prompts:
-            logits, cache, _ = decoder.run(torch.tensor([prompt]), self.audio_kv)
+            logits, cache, _ = decoder.run(torch.tensor([prompt]), self.audio_kv, last_only=True)
             self.caches.append(cache)
             first.append(allowed_logp(logits[:, -1], eot, True, blank))
         self.first = torch.stack(first)  # (S, 1, V)
@@ -111,10 +111,13 @@ def whisper_beam_search(
 def whisper_text_scorer(decoder: WhisperDecoder, audio: torch.Tensor, tokens: WhisperTokens,
                         context: Optional[str] = None, rows_per_run: int = 8) -> TextScorer:
     """audio (T', D) -> a scorer of texts: log P(text </s> | audio, context) by the decoder, teacher-forced (what
-    phrase correction weighs its variants by when there is no CTC head). Texts that encode to nothing or outgrow
-    the decoder's positions score -inf."""
+    phrase correction weighs its variants by when there is no CTC head). The prompt runs once; each text runs
+    from its cache. Texts that encode to nothing or outgrow the decoder's positions score -inf."""
     audio_kv = decoder.audio_keys(audio[None])
     prompt = tokens.prompt(previous=context)
+    with torch.inference_mode():
+        last, prompt_cache, _ = decoder.run(torch.tensor([prompt]), audio_kv, last_only=True)
+        first = allowed_logp(last[:, -1], tokens.eot, False, None)[0]  # (V,): the text's first token
 
     @torch.inference_mode()
     def score(texts: list[str]) -> torch.Tensor:
@@ -123,20 +126,21 @@ def whisper_text_scorer(decoder: WhisperDecoder, audio: torch.Tensor, tokens: Wh
         for i, text in enumerate(texts):
             ids = tokens.encode(text) if text.strip() else []
             if ids and len(prompt) + len(ids) + 1 <= decoder.cfg.max_tokens:
-                rows.append((i, [*prompt, *ids, tokens.eot]))
+                rows.append((i, [*ids, tokens.eot]))
         for start in range(0, len(rows), rows_per_run):  # (rows, L, V) logits: a few rows at a time
             chunk = rows[start : start + rows_per_run]
-            length = max(len(r) for _, r in chunk)
+            n, length = len(chunk), max(len(r) for _, r in chunk)
             batch = torch.tensor([r + [tokens.eot] * (length - len(r)) for _, r in chunk])  # right-padded
-            kv = [(k.expand(len(chunk), -1, -1, -1), v.expand(len(chunk), -1, -1, -1)) for k, v in audio_kv]
-            logits = decoder.run(batch[:, :-1], kv)[0]  # (N, L - 1, V): causal, so the padding changes nothing before it
-            logp = allowed_logp(logits.flatten(0, 1), tokens.eot, False, None).view_as(logits)
-            picked = logp.gather(-1, batch[:, 1:, None])[..., 0]  # (N, L - 1)
-            positions = torch.arange(length - 1)[None, :]
-            ends = torch.tensor([len(r) - 1 for _, r in chunk])[:, None]
-            scored = (positions >= len(prompt) - 1) & (positions < ends)  # the text's tokens and </s>
-            # where(), not a product: the prompt's special tokens score -inf, and -inf * 0 is nan
-            out[[i for i, _ in chunk]] = torch.where(scored, picked, torch.zeros(())).sum(1)
+            kv = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in audio_kv]
+            past = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in prompt_cache]
+            total = first[batch[:, 0]]
+            if length > 1:
+                logits = decoder.run(batch[:, :-1], kv, None, past)[0]  # (N, L - 1, V); causal: padding comes after
+                logp = allowed_logp(logits.flatten(0, 1), tokens.eot, False, None).view_as(logits)
+                picked = logp.gather(-1, batch[:, 1:, None])[..., 0]  # (N, L - 1)
+                scored = torch.arange(length - 1)[None, :] < torch.tensor([len(r) - 1 for _, r in chunk])[:, None]
+                total = total + torch.where(scored, picked, torch.zeros(())).sum(1)
+            out[[i for i, _ in chunk]] = total
         return out
 
     return score

@@ -66,12 +66,13 @@ def test_cached_steps_give_the_logits_of_a_full_run() -> None:
     tokens = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]])
     audio_kv = dec.audio_keys(audio)
     full = dec.run(tokens, audio_kv)[0]
-    logits, cache, _ = dec.run(tokens[:, :3], audio_kv)
+    logits, cache, _ = dec.run(tokens[:, :2], audio_kv)
     steps = [logits]
-    for t in (3, 4):
-        logits, cache, _ = dec.run(tokens[:, t : t + 1], audio_kv, past=cache)
+    for a, b in ((2, 4), (4, 5)):  # several new tokens at once, then one
+        logits, cache, _ = dec.run(tokens[:, a:b], audio_kv, past=cache)
         steps.append(logits)
     torch.testing.assert_close(torch.cat(steps, 1), full)
+    torch.testing.assert_close(dec.run(tokens, audio_kv, last_only=True)[0], full[:, -1:])
 
 
 def test_an_upcycled_moe_decoder_starts_as_the_dense_one(whisper_base_decoder_weights) -> None:
