@@ -134,6 +134,7 @@ def load_bundle(path: Path | str | None = None, half: str = "all") -> tuple[Seed
 
 # A part of the model that can start from the pretrained package -> its config.json key
 PACKAGE_KEYS = {"encoder": "encoder_weights", "lm": "decoder_weights"}
+PACKAGE_PREFIX = {"encoder": "encoder", "lm": "decoder"}  # our part -> its variables' prefix in the CTranslate2 file
 
 
 def package_parts(cfg: ASRConfig) -> list[str]:
@@ -175,8 +176,6 @@ def changed_package_tensors(model: SeedASR, parts: list[str]) -> set[str]:
         changed |= {f"{prefix}.{k}" for k, v in module.state_dict().items() if not torch.equal(v, ours[k].to(v.dtype).cpu())}
     return changed
 
-
-PACKAGE_PREFIX = {"encoder": "encoder", "lm": "decoder"}  # our part -> its variables' prefix in the CTranslate2 file
 
 
 def load_package_part(model: SeedASR, prefix: str, ref: dict[str, Any], root: Path) -> None:

@@ -63,17 +63,16 @@ class AsrCore:
             make_encoder_engine(kind, self.model, self.bundle_dir, threads) if half != "decoder" else None)
         self.lexicon: Optional[WordLexicon] = None
         self.whisper_tokens: Optional[WhisperTokens] = None
-        if runs_lm and self.cfg.decoder_type == "whisper":  # Whisper's BPE: no word lexicon over its pieces yet
-            from shared.model import whisper_weights as ww
-
-            assert self.model is not None
-            self.lm = quantize_linears(self.model.lm) if lm_int8 else self.model.lm
-            self.whisper_tokens = WhisperTokens(ww.ct2_model_dir() / "tokenizer.json")
-        elif runs_lm:
+        if runs_lm:
             assert self.model is not None
             # the search's LM; the CTC head and prompt embeddings keep self.model's fp32 weights. Off unless
             # asked (services ask through SEEDASR_LM_INT8, default on), so library callers get the exact model
             self.lm = quantize_linears(self.model.lm) if lm_int8 else self.model.lm
+        if runs_lm and self.cfg.decoder_type == "whisper":  # Whisper's BPE: no word lexicon over its pieces yet
+            from shared.model import whisper_weights as ww
+
+            self.whisper_tokens = WhisperTokens(ww.ct2_model_dir() / "tokenizer.json")
+        elif runs_lm:
             lexicon_file, word_lm_file = self.bundle_dir / "lexicon.txt", self.bundle_dir / WORD_LM_FILE
             self.lexicon = WordLexicon(load_words(lexicon_file) if lexicon_file.exists() else frozenset(),
                                        [self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
@@ -201,14 +200,15 @@ class AsrCore:
         bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
         with torch.inference_mode():
             audio = torch.from_numpy(np.array(speech, dtype=np.float32))
+            audio_kv = self.lm.audio_keys(audio[None])  # once, for the search and the corrector
             hyps = whisper_beam_search(self.lm, audio, self.whisper_tokens, context or None, cfg, bias=bias,
-                                       cancelled=cancelled)
+                                       cancelled=cancelled, audio_kv=audio_kv)
             best: dict[str, float] = {}  # spellings that differ only in case or punctuation are one alternative
             for h in hyps:
                 best.setdefault(normalize_text(self.whisper_tokens.decode(h.tokens)), h.score)
             nbest = [NBestEntry(text, score) for text, score in best.items()]
             if nbest and correction is not None and correction.margin > 0 and correction_phrases:
-                scorer = whisper_text_scorer(self.lm, audio, self.whisper_tokens, context or None)
+                scorer = whisper_text_scorer(self.lm, audio_kv, self.whisper_tokens, context or None)
                 nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, scorer, correction)
         return nbest
 

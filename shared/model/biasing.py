@@ -7,9 +7,11 @@ follows a trie path gains `bonus` per token; leaving the path before a phrase en
 bonus back, so only complete phrases keep it (the usual context-graph rule), and each phrase keeps it
 once per hypothesis (a decoder that repeats itself gains nothing by it). The bonus is added to
 the joint scores after pruning. Without a CTC scorer it can only pick among the context-free top
-prune_k. With one, the tokens that would continue or start a phrase (`candidates`) are CTC-scored
-too, at the LM score of the prune boundary: a rare name the LM ranks low can win where the speech
-supports it, while the acoustics keep a name nobody said out.
+prune_k, unless the search lets phrase tokens past the pruning (BeamConfig.phrases_past_prune: a
+decoder that has no CTC head, shared/model/whisper_search.py). With one, the tokens that would
+continue or start a phrase (`candidates`) are CTC-scored too, at the LM score of the prune boundary:
+a rare name the LM ranks low can win where the speech supports it, while the acoustics keep a name
+nobody said out.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class PhraseBiasing:
             row = out[i]
             row.fill_(-st.gained)
             row[root] += self.bonus  # leaving the path, then starting a phrase afresh
-            for token, child in self.children[0].items():
+            for token, child in self.children[0].items() if st.done else ():
                 if child in st.done:  # a one-token phrase said already
                     row[token] = -st.gained
             for token, child in self.children[st.node].items():

@@ -55,9 +55,9 @@ class WhisperDecoderBlock(nn.Module):
         self.cross_kv = nn.Linear(d, 2 * d)
         self.cross_out = nn.Linear(d, d)
         self.ff_norm = nn.LayerNorm(d)
-        self.ff: nn.Module = gelu_mlp(d, cfg.ff_mult * d)
-        if cfg.moe is not None:
-            self.ff = MoeFeedForward(d, cfg.ff_mult * d, cfg.moe, expert=lambda: gelu_mlp(d, cfg.ff_mult * d))
+        hidden = cfg.ff_mult * d
+        self.ff: nn.Module = (gelu_mlp(d, hidden) if cfg.moe is None
+                              else MoeFeedForward(d, hidden, cfg.moe, expert=lambda: gelu_mlp(d, hidden)))
 
     def _heads(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """(B, T, n * D) -> (n, B, H, T, D / H)"""
@@ -185,10 +185,6 @@ class WhisperTokens:
         if found is None:
             raise ValueError(f"the Whisper tokenizer has no {token}")
         return int(found)
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.tok.get_vocab_size())
 
     def encode(self, text: str) -> list[int]:
         """Token ids of text as it follows a space inside a transcript (Whisper writes " word", not "word")."""

@@ -36,9 +36,9 @@ class WhisperStep:
     """StepFn with KV caches: rows are stream-major (stream s, beam b). audio (T', D) is one utterance."""
 
     def __init__(self, decoder: WhisperDecoder, audio: torch.Tensor, prompts: list[list[int]], eot: int,
-                 blank: Optional[int]) -> None:
+                 blank: Optional[int], audio_kv: Optional[KV] = None) -> None:
         self.decoder, self.eot, self.blank = decoder, eot, blank
-        self.audio_kv = decoder.audio_keys(audio[None])  # (1, H, T', D / H) per block
+        self.audio_kv = audio_kv or decoder.audio_keys(audio[None])  # (1, H, T', D / H) per block
         self.caches: list[KV] = []
         first = []
         for prompt in prompts:
@@ -88,8 +88,10 @@ def whisper_beam_search(
     cached: bool = True,
     bias: Optional[PhraseBiasing] = None,
     cancelled: Optional[Callable[[], bool]] = None,
+    audio_kv: Optional[KV] = None,
 ) -> list[Hypothesis]:
-    """audio (T', D) encoder frames; context: the context text (None or empty: context-free decoding).
+    """audio (T', D) encoder frames, audio_kv its decoder.audio_keys(audio[None]) when the caller has them;
+    context: the context text (None or empty: context-free decoding).
     Scores alpha * log P(y | x, c) + (1 - alpha) * log P(y | x) as `joint_beam_search` does; no CTC
     prefix scores (this decoder has no CTC head) and no lexicon (its vocabulary is Whisper's BPE)."""
     free = tokens.prompt()
@@ -103,17 +105,17 @@ def whisper_beam_search(
     room = decoder.cfg.max_tokens - max(len(p) for p in prompts) - 1
     # no CTC head to score a biasing phrase's tokens back in: they escape the pruning at their joint score
     cfg = dataclasses.replace(cfg, max_tokens=max(0, min(cfg.max_tokens, room)), phrases_past_prune=True)
-    blank = tokens.blank
-    step: StepFn = (WhisperStep if cached else UncachedWhisperStep)(decoder, audio, prompts, tokens.eot, blank)
+    step: StepFn = (WhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank, audio_kv) if cached
+                    else UncachedWhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank))
     return search(step, tokens.eot, cfg, alpha, None, bias, None, cancelled)
 
 
-def whisper_text_scorer(decoder: WhisperDecoder, audio: torch.Tensor, tokens: WhisperTokens,
+def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTokens,
                         context: Optional[str] = None, rows_per_run: int = 8) -> TextScorer:
-    """audio (T', D) -> a scorer of texts: log P(text </s> | audio, context) by the decoder, teacher-forced (what
-    phrase correction weighs its variants by when there is no CTC head). The prompt runs once; each text runs
-    from its cache. Texts that encode to nothing or outgrow the decoder's positions score -inf."""
-    audio_kv = decoder.audio_keys(audio[None])
+    """audio_kv: decoder.audio_keys(audio (1, T', D)) -> a scorer of texts: log P(text </s> | audio, context) by
+    the decoder, teacher-forced (what phrase correction weighs its variants by when there is no CTC head). The
+    prompt runs once; each text runs from its cache. Texts that encode to nothing or outgrow the decoder's
+    positions score -inf."""
     prompt = tokens.prompt(previous=context)
     with torch.inference_mode():
         last, prompt_cache, _ = decoder.run(torch.tensor([prompt]), audio_kv, last_only=True)

@@ -72,11 +72,13 @@ def test_the_text_scorer_sums_the_searchs_own_token_scores() -> None:
 
     dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
     texts = ["aa bbb c", "dddd", "ee f gg hhh iii", ""]
-    scores = whisper_text_scorer(dec, audio, tok)(texts)
+    with torch.inference_mode():
+        audio_kv = dec.audio_keys(audio[None])
+    scores = whisper_text_scorer(dec, audio_kv, tok)(texts)
     for text, got in zip(texts[:3], scores[:3]):
         ids = tok.encode(text) + [EOT]
         want = sum(float(allowed_logp(dec(torch.tensor([tok.prompt() + ids[:i]]), audio[None])[:, -1], EOT, False, None)[0, t])
                    for i, t in enumerate(ids))
         assert abs(float(got) - want) < 1e-4
-        assert abs(float(whisper_text_scorer(dec, audio, tok)([text])[0]) - want) < 1e-4
+        assert abs(float(whisper_text_scorer(dec, audio_kv, tok)([text])[0]) - want) < 1e-4
     assert scores[3] == float("-inf")
