@@ -139,3 +139,15 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
         candidates += phrase_ngrams(text)
     candidates = list(dict.fromkeys(p for p in candidates if p))[:MAX_CORRECTION_PHRASES]
     return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases, candidates)
+
+
+def context_text(tok: Tokenizer, ids: Sequence[int]) -> str:
+    """Assembled context ids -> the text a decoder that reads context as words is given (Whisper's <|startofprev|>
+    prompt): its parts, split at <turn>, joined by ". ". Serving and the Whisper decoder's context SFT both use it."""
+    parts: list[list[int]] = [[]]
+    for i in ids:
+        if i == tok.turn_id:
+            parts.append([])
+        else:
+            parts[-1].append(int(i))
+    return ". ".join(t for t in (tok.decode(p).strip() for p in parts) if t)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from shared.bundle import default_bundle_dir, load_bundle, read_bundle
+from shared.context import context_text
 from shared.engines import EncoderEngine, EncoderOutput, engine_kind, make_encoder_engine
 from shared.features import encoder_features
 from shared.model.asr import HALVES, SeedASR, encoder_kind, pad_to_window
@@ -68,17 +69,21 @@ class AsrCore:
             # the search's LM; the CTC head and prompt embeddings keep self.model's fp32 weights. Off unless
             # asked (services ask through SEEDASR_LM_INT8, default on), so library callers get the exact model
             self.lm = quantize_linears(self.model.lm) if lm_int8 else self.model.lm
-        if runs_lm and self.cfg.decoder_type == "whisper":  # Whisper's BPE: no word lexicon over its pieces yet
+        if runs_lm and self.cfg.decoder_type == "whisper":
             from shared.model import whisper_weights as ww
 
             self.whisper_tokens = WhisperTokens(ww.ct2_model_dir() / "tokenizer.json")
+            self.lexicon = self._lexicon(self.whisper_tokens.pieces(), (), self.whisper_tokens.eot)
         elif runs_lm:
-            lexicon_file, word_lm_file = self.bundle_dir / "lexicon.txt", self.bundle_dir / WORD_LM_FILE
-            self.lexicon = WordLexicon(load_words(lexicon_file) if lexicon_file.exists() else frozenset(),
-                                       [self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
-                                       self.tok.special_ids, self.tok.eos_id,
-                                       word_lm=WordLM(word_lm_file) if word_lm_file.exists() else None)
+            self.lexicon = self._lexicon([self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
+                                         self.tok.special_ids, self.tok.eos_id)
         self.lock = threading.Lock()  # torch intra-op threads already use the cores; serialize decodes
+
+    def _lexicon(self, pieces: Sequence[str], special_ids: Iterable[int], eos_id: int) -> WordLexicon:
+        """The bundle's word list and word LM (each optional) over the decoder's pieces."""
+        lexicon_file, word_lm_file = self.bundle_dir / "lexicon.txt", self.bundle_dir / WORD_LM_FILE
+        return WordLexicon(load_words(lexicon_file) if lexicon_file.exists() else frozenset(), pieces, special_ids,
+                           eos_id, word_lm=WordLM(word_lm_file) if word_lm_file.exists() else None)
 
     # ---- encoder side --------------------------------------------------------------------------
     def encode(self, samples: np.ndarray) -> tuple[EncoderOutput, str, list[Word]]:
@@ -187,22 +192,20 @@ class AsrCore:
         scores its variants by the decoder given the context, teacher-forced, in place of a CTC head (without the
         context its LM ranks a rare name too low for any margin that keeps distractors out: TUNING.md)."""
         assert self.whisper_tokens is not None and isinstance(self.lm, WhisperDecoder)
-        parts: list[list[int]] = [[]]
-        for i in context_ids:
-            if i == self.tok.turn_id:
-                parts.append([])
-            else:
-                parts[-1].append(int(i))
-        context = ". ".join(t for t in (self.tok.decode(p).strip() for p in parts) if t)
+        context = context_text(self.tok, context_ids)
         # as written and capitalised: Whisper spells names with capitals, the context arrives lower case
         spellings = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
         phrases = [self.whisper_tokens.encode(p) for p in spellings]
         bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
+        assert self.lexicon is not None
+        near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
+        lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near,
+                                           cfg.word_lm_weight, cfg.word_bonus)
         with torch.inference_mode():
             audio = torch.from_numpy(np.array(speech, dtype=np.float32))
             audio_kv = self.lm.audio_keys(audio[None])  # once, for the search and the corrector
             hyps = whisper_beam_search(self.lm, audio, self.whisper_tokens, context or None, cfg, bias=bias,
-                                       cancelled=cancelled, audio_kv=audio_kv)
+                                       cancelled=cancelled, audio_kv=audio_kv, lexicon=lexicon if lexicon else None)
             best: dict[str, float] = {}  # spellings that differ only in case or punctuation are one alternative
             for h in hyps:
                 best.setdefault(normalize_text(self.whisper_tokens.decode(h.tokens)), h.score)

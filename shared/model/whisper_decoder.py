@@ -24,6 +24,8 @@ from torch import nn
 from shared.model.moe_lm import MoeConfig, MoeFeedForward
 from shared.model.whisper_encoder import ct2_copier, padding_mask
 
+WORD_START = "\u2581"  # the word-start mark of the pieces a word lexicon reads (shared/model/lexicon.py)
+
 # One (key, value) pair per block, each (B, H, L, D / H): self-attention over the tokens so far, or
 # cross-attention over the audio frames.
 KV = list[tuple[torch.Tensor, torch.Tensor]]
@@ -200,6 +202,14 @@ class WhisperTokens:
 
     def decode(self, ids: list[int]) -> str:
         return str(self.tok.decode([i for i in ids if i < self.eot])).strip()
+
+    def pieces(self) -> list[str]:
+        """Each id's text as a word lexicon reads pieces (shared/model/lexicon.py): a leading space becomes the
+        word-start mark; special tokens (eot and after) are empty. A byte that is part of a wider character
+        reads as U+FFFD, neither a letter nor a word start."""
+        texts = self.tok.decode_batch([[i] for i in range(self.eot)], skip_special_tokens=False)
+        specials = self.tok.get_vocab_size(with_added_tokens=True) - self.eot
+        return [WORD_START + t[1:] if t.startswith(" ") else t for t in texts] + [""] * specials
 
 
 @torch.inference_mode()

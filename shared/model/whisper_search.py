@@ -18,6 +18,7 @@ import torch
 
 from shared.model.beam_search import BeamConfig, Hypothesis, StepFn, search
 from shared.model.biasing import PhraseBiasing
+from shared.model.lexicon import WordLexicon
 from shared.model.phrase_correction import TextScorer
 from shared.model.whisper_decoder import KV, WhisperDecoder, WhisperTokens
 
@@ -89,11 +90,13 @@ def whisper_beam_search(
     bias: Optional[PhraseBiasing] = None,
     cancelled: Optional[Callable[[], bool]] = None,
     audio_kv: Optional[KV] = None,
+    lexicon: Optional[WordLexicon] = None,
 ) -> list[Hypothesis]:
     """audio (T', D) encoder frames, audio_kv its decoder.audio_keys(audio[None]) when the caller has them;
     context: the context text (None or empty: context-free decoding).
     Scores alpha * log P(y | x, c) + (1 - alpha) * log P(y | x) as `joint_beam_search` does; no CTC
-    prefix scores (this decoder has no CTC head) and no lexicon (its vocabulary is Whisper's BPE)."""
+    prefix scores (this decoder has no CTC head). `lexicon` reads Whisper's pieces (WhisperTokens.pieces): its
+    out-of-lexicon penalty and word-LM fusion apply as in `joint_beam_search`."""
     free = tokens.prompt()
     alpha = cfg.alpha if context else 0.0
     if alpha <= 0.0 or not context:
@@ -107,7 +110,7 @@ def whisper_beam_search(
     cfg = dataclasses.replace(cfg, max_tokens=max(0, min(cfg.max_tokens, room)), phrases_past_prune=True)
     step: StepFn = (WhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank, audio_kv) if cached
                     else UncachedWhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank))
-    return search(step, tokens.eot, cfg, alpha, None, bias, None, cancelled)
+    return search(step, tokens.eot, cfg, alpha, None, bias, lexicon, cancelled)
 
 
 def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTokens,

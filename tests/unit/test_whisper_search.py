@@ -82,3 +82,33 @@ def test_the_text_scorer_sums_the_searchs_own_token_scores() -> None:
         assert abs(float(got) - want) < 1e-4
         assert abs(float(whisper_text_scorer(dec, audio_kv, tok)([text])[0]) - want) < 1e-4
     assert scores[3] == float("-inf")
+
+
+def _tiny_lexicon(words: set[str], penalty: float):
+    """A word lexicon over TinyTokens' pieces: id i writes a word of i letters a ("aaa" for 3); 0 is the bare space."""
+    from shared.model.lexicon import WORD_START, WordLexicon
+
+    pieces = [WORD_START + "a" * i for i in range(EOT)] + [""] * (VOCAB - EOT)
+    return WordLexicon(frozenset(words), pieces, range(EOT, VOCAB), EOT).for_request(penalty)
+
+
+def test_a_lexicon_scores_the_same_in_cached_and_uncached_search() -> None:
+    dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
+    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=VOCAB)
+    lexicon = _tiny_lexicon({"aa", "aaa", "aaaaa"}, 3.0)
+    for context in (None, "seven words of some context here"):
+        cached = whisper_beam_search(dec, audio, tok, context, cfg, lexicon=lexicon)
+        uncached = whisper_beam_search(dec, audio, tok, context, cfg, cached=False, lexicon=lexicon)
+        assert [h.tokens for h in cached] == [h.tokens for h in uncached]
+        for a, b in zip(cached, uncached):
+            assert abs(a.score - b.score) < 1e-4
+
+
+def test_a_lexicon_penalty_keeps_the_transcript_to_its_words() -> None:
+    dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
+    cfg = BeamConfig(beam_size=4, nbest=1, max_tokens=8, alpha=0.5, prune_k=VOCAB)
+    plain = whisper_beam_search(dec, audio, tok, None, cfg)[0].tokens
+    words = {"a" * t for t in (2, 3) if t not in plain} or {"aa"}  # words the plain search does not write
+    held = whisper_beam_search(dec, audio, tok, None, cfg, lexicon=_tiny_lexicon(words, 50.0))[0].tokens
+    assert held and all("a" * t in words for t in held)
+    assert held != plain

@@ -29,7 +29,8 @@ from shared.model.whisper_decoder import WhisperDecoderConfig, load_ct2_decoder
 from shared.model.whisper_encoder import WhisperEncoderConfig, load_ct2_encoder
 
 # Decoding defaults of this bundle (bundles/default/TUNING.md): a narrower beam than the MoE LM's (each row costs
-# Whisper's 51865-way output layer), no CTC (no head), no lexicon or word LM (they read our tokenizer's pieces).
+# Whisper's 51865-way output layer), no CTC (no head); no lexicon or word LM: they read Whisper's pieces, but neither paid
+# for its cost on the tuning sets (bundles/default/TUNING.md).
 DECODING = DecodingDefaults(beam_size=4, nbest=4, context_weight=0.7, ctc_weight=0.0, bias_bonus=2.0,
                             correction_margin=6.0, oov_penalty=0.0, word_lm_weight=0.0, word_bonus=0.0)
 
