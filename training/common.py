@@ -7,7 +7,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import get_context
@@ -54,8 +54,10 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def _features_of(path: str, kind: str = "fbank") -> np.ndarray:
-    return encoder_features(read_audio_file(path), kind)[0].astype(np.float16)
+def _features_of(path: str, kind: str = "fbank", window_s: float = 0.0) -> np.ndarray:
+    from shared.model.asr import pad_to_window
+
+    return encoder_features(pad_to_window(read_audio_file(path), window_s), kind)[0].astype(np.float16)
 
 
 class FrameCache:
@@ -95,10 +97,13 @@ class FeatureCache(FrameCache):
     """All utterances' encoder input features in one float16 array, built once per manifest and feature
     kind (shared/features.py encoder_features: normalised fbank for LUISE, Whisper's log-mel)."""
 
-    def __init__(self, manifest: str | Path, max_seconds: float = 20.0, kind: str = "fbank") -> None:
+    def __init__(self, manifest: str | Path, max_seconds: float = 20.0, kind: str = "fbank", window_s: float = 0.0) -> None:
+        """window_s: each audio zero-padded to whole windows first (shared/model/asr.py pad_to_window), as a bundle
+        with that window serves it."""
         manifest = Path(manifest)
         self.rows = [r for r in read_manifest(manifest) if r.get("duration", 0) <= max_seconds]
         suffix = ".feats" if kind == "fbank" else f".{kind}"  # fbank keeps the name earlier runs cached under
+        suffix += f".window{window_s:g}s" if window_s > 0 else ""
         cache = manifest.with_suffix(suffix + ".npy")
         if self._load(cache):
             return
@@ -108,7 +113,8 @@ class FeatureCache(FrameCache):
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         with get_context("spawn").Pool(os.cpu_count() or 1) as pool:
-            chunks = list(tqdm(pool.imap(partial(_features_of, kind=kind), paths, chunksize=64), total=len(paths),
+            chunks = list(tqdm(pool.imap(partial(_features_of, kind=kind, window_s=window_s), paths, chunksize=64),
+                               total=len(paths),
                                desc=f"{kind} {manifest.parent.name}"))
         self._store(chunks, cache)
 
@@ -225,9 +231,12 @@ class FeatBatch:
         return FeatBatch(self.feats.to(device, non_blocking=True), self.lengths.to(device), self.rows, self.index)
 
 
-def feature_batches(cache: FrameCache, max_frames: int, rng: random.Random, augment: bool) -> Iterator[FeatBatch]:
-    """One epoch of length-bucketed batches holding at most `max_frames` padded frames, in random order."""
-    order = sorted(range(len(cache)), key=lambda i: cache.offsets[i][1] - cache.offsets[i][0] + rng.random() * 50)
+def feature_batches(cache: FrameCache, max_frames: int, rng: random.Random, augment: bool,
+                    only: Optional[Sequence[int]] = None) -> Iterator[FeatBatch]:
+    """One epoch of length-bucketed batches holding at most `max_frames` padded frames, in random order; `only`:
+    these rows of the cache (default all)."""
+    rows = range(len(cache)) if only is None else only
+    order = sorted(rows, key=lambda i: cache.offsets[i][1] - cache.offsets[i][0] + rng.random() * 50)
     batches: list[list[int]] = []
     cur: list[int] = []
     longest = 0
