@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from shared.audio import read_audio_file
 from shared.features import encoder_features
+from shared.model.asr import encoder_kind, pad_to_window
 
 
 def train_device() -> torch.device:
@@ -55,8 +56,6 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _features_of(path: str, kind: str = "fbank", window_s: float = 0.0) -> np.ndarray:
-    from shared.model.asr import pad_to_window
-
     return encoder_features(pad_to_window(read_audio_file(path), window_s), kind)[0].astype(np.float16)
 
 
@@ -181,8 +180,6 @@ def encoder_trainable(recipe: Any, model: Any) -> list[torch.nn.Parameter]:
 def training_cache(recipe: Any, model: Any) -> FrameCache:
     """The stage's input: encoder frames when the recipe keeps a pretrained encoder frozen, the residual stream
     below the tuned blocks when it tunes only the top ones, else features."""
-    from shared.model.asr import encoder_kind
-
     features = FeatureCache(recipe.train_manifest, kind=encoder_kind(recipe.encoder_type).features)
     start = tuned_encoder_start(recipe, model)
     if start is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -133,6 +133,19 @@ def _with_lexicon(total: torch.Tensor, lexicon: WordLexicon, words: list[WordSta
         if done < finite and float(flat[order[done]]) + upper < float(out.topk(k).values[-1]):
             break
     return out.view_as(total)
+
+
+Prompt = TypeVar("Prompt")
+
+
+def joint_streams(free: Prompt, ctx: Optional[Prompt], alpha: float) -> tuple[list[Prompt], float]:
+    """The streams `search` runs, stream 0 context-free, and the alpha it mixes them with: the context-free one
+    alone without context or at alpha <= 0, the context-conditioned one alone (scored as is) at alpha >= 1."""
+    if ctx is None or alpha <= 0.0:
+        return [free], 0.0
+    if alpha >= 1.0:
+        return [ctx], 0.0
+    return [free, ctx], alpha
 
 
 class SearchCancelled(Exception):
@@ -266,12 +279,6 @@ def joint_beam_search(
     cancelled: Optional[Callable[[], bool]] = None,
 ) -> list[Hypothesis]:
     """free_prefix / ctx_prefix: (L, D) prompt embeddings ending right before the transcript."""
-    alpha = cfg.alpha if ctx_prefix is not None else 0.0
-    if alpha <= 0.0 or ctx_prefix is None:
-        prefixes = [free_prefix]
-    elif alpha >= 1.0:
-        prefixes, alpha = [ctx_prefix], 0.0  # the single stream is then scored as is
-    else:
-        prefixes = [free_prefix, ctx_prefix]
+    prefixes, alpha = joint_streams(free_prefix, ctx_prefix, cfg.alpha)
     step: StepFn = CachedStep(lm, prefixes) if cached else UncachedStep(lm, prefixes)
     return search(step, eos_id, cfg, alpha, ctc, bias, lexicon, cancelled)

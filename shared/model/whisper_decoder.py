@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.model.lexicon import WORD_START
 from shared.model.moe_lm import MoeConfig, MoeFeedForward
 from shared.model.whisper_encoder import ct2_copier, padding_mask
-
-WORD_START = "\u2581"  # the word-start mark of the pieces a word lexicon reads (shared/model/lexicon.py)
 
 # One (key, value) pair per block, each (B, H, L, D / H): self-attention over the tokens so far, or
 # cross-attention over the audio frames.

@@ -16,7 +16,7 @@ from typing import Optional
 
 import torch
 
-from shared.model.beam_search import BeamConfig, Hypothesis, StepFn, search
+from shared.model.beam_search import BeamConfig, Hypothesis, StepFn, joint_streams, search
 from shared.model.biasing import PhraseBiasing
 from shared.model.lexicon import WordLexicon
 from shared.model.phrase_correction import TextScorer
@@ -97,14 +97,7 @@ def whisper_beam_search(
     Scores alpha * log P(y | x, c) + (1 - alpha) * log P(y | x) as `joint_beam_search` does; no CTC
     prefix scores (this decoder has no CTC head). `lexicon` reads Whisper's pieces (WhisperTokens.pieces): its
     out-of-lexicon penalty and word-LM fusion apply as in `joint_beam_search`."""
-    free = tokens.prompt()
-    alpha = cfg.alpha if context else 0.0
-    if alpha <= 0.0 or not context:
-        prompts = [free]
-    elif alpha >= 1.0:
-        prompts, alpha = [tokens.prompt(previous=context)], 0.0
-    else:
-        prompts = [free, tokens.prompt(previous=context)]
+    prompts, alpha = joint_streams(tokens.prompt(), tokens.prompt(previous=context) if context else None, cfg.alpha)
     room = decoder.cfg.max_tokens - max(len(p) for p in prompts) - 1
     # no CTC head to score a biasing phrase's tokens back in: they escape the pruning at their joint score
     cfg = dataclasses.replace(cfg, max_tokens=max(0, min(cfg.max_tokens, room)), phrases_past_prune=True)

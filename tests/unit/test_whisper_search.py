@@ -33,16 +33,22 @@ def _decoder() -> WhisperDecoder:
     return dec
 
 
+def _assert_cached_matches_uncached(dec, audio, tok, context, cfg, **kwargs) -> list:
+    """The cached search's n-best (tokens and scores) is the uncached reference's; returns the cached one."""
+    cached = whisper_beam_search(dec, audio, tok, context, cfg, **kwargs)
+    uncached = whisper_beam_search(dec, audio, tok, context, cfg, cached=False, **kwargs)
+    assert [h.tokens for h in cached] == [h.tokens for h in uncached]
+    for a, b in zip(cached, uncached):
+        assert abs(a.score - b.score) < 1e-4
+    return cached
+
+
 def test_cached_and_uncached_scorers_find_the_same_nbest() -> None:
     dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
     cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=6)
     bias = PhraseBiasing([[4, 5]], 1.5)
     for context in (None, "seven words of some context here"):
-        cached = whisper_beam_search(dec, audio, tok, context, cfg, bias=bias)
-        uncached = whisper_beam_search(dec, audio, tok, context, cfg, cached=False, bias=bias)
-        assert [h.tokens for h in cached] == [h.tokens for h in uncached]
-        for a, b in zip(cached, uncached):
-            assert abs(a.score - b.score) < 1e-4
+        cached = _assert_cached_matches_uncached(dec, audio, tok, context, cfg, bias=bias)
         assert all(t < EOT for h in cached for t in h.tokens)
 
 
@@ -97,11 +103,7 @@ def test_a_lexicon_scores_the_same_in_cached_and_uncached_search() -> None:
     cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=VOCAB)
     lexicon = _tiny_lexicon({"aa", "aaa", "aaaaa"}, 3.0)
     for context in (None, "seven words of some context here"):
-        cached = whisper_beam_search(dec, audio, tok, context, cfg, lexicon=lexicon)
-        uncached = whisper_beam_search(dec, audio, tok, context, cfg, cached=False, lexicon=lexicon)
-        assert [h.tokens for h in cached] == [h.tokens for h in uncached]
-        for a, b in zip(cached, uncached):
-            assert abs(a.score - b.score) < 1e-4
+        _assert_cached_matches_uncached(dec, audio, tok, context, cfg, lexicon=lexicon)
 
 
 def test_a_lexicon_penalty_keeps_the_transcript_to_its_words() -> None:

@@ -12,7 +12,7 @@ from shared.model.asr import ASRConfig, SeedASR
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import MoeConfig
 from shared.model.whisper_decoder import WhisperDecoderConfig
-from shared.model.whisper_encoder import WhisperEncoderConfig
+from shared.model.whisper_encoder import WhisperEncoder, WhisperEncoderConfig
 from training.common import EncoderOutputCache, FeatureCache, feature_batches
 from training.sft.whisper import IGNORE, batch_loss, moe_parameters, sentence_case, target_batch, tuned_parameters
 
@@ -90,8 +90,8 @@ def _train(model: SeedASR, cache: EncoderOutputCache, trained: list, start: int 
 
 def test_sft_trains_only_the_top_encoder_blocks_and_the_loss_falls(tmp_path: Path) -> None:
     model = _model()
-    assert isinstance(model.encoder, torch.nn.Module)
-    losses = _train(model, _cache(tmp_path, model, 1), tuned_parameters(model.encoder, 1), 1, False)  # type: ignore[arg-type]
+    assert isinstance(model.encoder, WhisperEncoder)
+    losses = _train(model, _cache(tmp_path, model, 1), tuned_parameters(model.encoder, 1), 1, False)
     assert losses[-1] < 0.8 * losses[0]
     assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith(("encoder.layers.1.", "encoder.norm")))
 

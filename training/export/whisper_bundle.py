@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from shared.bundle import package_reference, save_bundle
-from shared.bundle_store import REPO_ROOT, write_manifest
+from shared.bundle_store import DEFAULT_BUNDLE, LUISE_BUNDLE, write_manifest
 from shared.decoding import DECODING_KEY, DecodingDefaults
 from shared.model import whisper_weights as ww
 from shared.model.asr import ASRConfig, SeedASR
@@ -95,9 +95,9 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=30, help="router initialisation")
-    ap.add_argument("--tokenizer", type=Path, default=REPO_ROOT / "bundles" / "default" / "tokenizer.model",
+    ap.add_argument("--tokenizer", type=Path, default=DEFAULT_BUNDLE / "tokenizer.model",
                     help="our SentencePiece model: the context service counts its token budget with it")
-    ap.add_argument("--lexicon", type=Path, default=REPO_ROOT / "bundles" / "luise" / "lexicon.txt",
+    ap.add_argument("--lexicon", type=Path, default=LUISE_BUNDLE / "lexicon.txt",
                     help="the word list of the out-of-lexicon penalty (training/export/lexicon.py builds one)")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
