@@ -49,7 +49,8 @@ def core_for(settings: Settings, half: str = "all") -> AsrCore:
     from shared.recognition import AsrCore
 
     decoding = decoding_for(settings)
-    return AsrCore(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half)
+    return AsrCore(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half,
+                   decoding.lm_int8_blocks)
 
 
 def _reg_encoder(core: AsrCore) -> Registration:

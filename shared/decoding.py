@@ -31,7 +31,9 @@ class DecodingDefaults:
     word_lm_weight: float = 0.3
     word_bonus: float = 1.0
     segment_s: float = 8.0  # longest window of long audio
-    lm_int8: bool = True
+    length_norm: bool = False  # rank ended hypotheses by score per token (shared/model/beam_search.py)
+    lm_int8: bool = True  # the decoder's output layer in int8 ...
+    lm_int8_blocks: bool = True  # ... and its blocks' linears too
     encoder_warps: str = "1"  # comma-separated filterbank warps (test-time VTLN); "1" = off
 
     @classmethod

@@ -23,7 +23,7 @@ from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_sea
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
-from shared.model.moe_lm import MoeLM
+from shared.model.moe_lm import MoeLM, share_identical_experts
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_text_scorer
 from shared.model.quantize import quantize_linears
 from shared.model.whisper_decoder import WhisperDecoder, WhisperTokens
@@ -43,10 +43,12 @@ class AsrCore:
     """A loaded bundle: the encoder engine for `encode`, the LM for `decode`. `half` loads one side only
     (the encoder service: "encoder"; the decoder service: "decoder"); with an ONNX or TensorRT engine the
     audio encoder's torch weights are never read. `warps`: the filterbank frequency warps each audio is
-    encoded under (shared/features.py), the most confident kept."""
+    encoded under (shared/features.py), the most confident kept. `lm_int8`: the decoder's output layer in int8,
+    and its blocks' linears too with `lm_int8_blocks`."""
 
     def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0,
-                 warps: Sequence[float] = (1.0,), lm_int8: bool = False, half: str = "all") -> None:
+                 warps: Sequence[float] = (1.0,), lm_int8: bool = False, half: str = "all",
+                 lm_int8_blocks: bool = True) -> None:
         if not warps or any(not 0.5 <= w <= 2.0 for w in warps):
             raise ValueError(f"filterbank warps must be a non-empty list of values in [0.5, 2], got {list(warps)}")
         if half not in HALVES:
@@ -66,9 +68,12 @@ class AsrCore:
         self.whisper_tokens: Optional[WhisperTokens] = None
         if runs_lm:
             assert self.model is not None
-            # the search's LM; the CTC head and prompt embeddings keep self.model's fp32 weights. Off unless
-            # asked (services ask through SEEDASR_LM_INT8, default on), so library callers get the exact model
-            self.lm = quantize_linears(self.model.lm) if lm_int8 else self.model.lm
+            # the search's LM, in int8 in place: nothing here reads its fp32 linears again (the CTC head and prompt
+            # embeddings use its embedding table, which stays fp32). Off unless asked (services ask through
+            # SEEDASR_LM_INT8, default on), so library callers get the exact model
+            share_identical_experts(self.model.lm)  # exact; before int8, which keeps the sharing
+            only = None if lm_int8_blocks else {"head"}
+            self.lm = quantize_linears(self.model.lm, inplace=True, only=only) if lm_int8 else self.model.lm
         if runs_lm and self.cfg.decoder_type == "whisper":
             from shared.model import whisper_weights as ww
 

@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     # here overrides the bundle for every request, and a request's RecognitionConfig overrides both
     encoder_warps: Optional[str] = Field(None, pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$",
                                          description="comma-separated filterbank warps in [0.5, 2]; 1 = off")
-    lm_int8: Optional[bool] = Field(None, description="decoder LM linears in int8")
+    lm_int8: Optional[bool] = Field(None, description="decoder LM output layer in int8")
+    lm_int8_blocks: Optional[bool] = Field(None, description="with lm_int8, the decoder blocks' linears in int8 too")
     beam_size: Optional[int] = Field(None, ge=1, le=32)
     nbest: Optional[int] = Field(None, ge=1, le=32)
     context_weight: Optional[float] = Field(None, ge=0, le=1, description="alpha of the joint beam search")
@@ -37,6 +38,7 @@ class Settings(BaseSettings):
     word_lm_weight: Optional[float] = Field(None, ge=0, le=5)
     word_bonus: Optional[float] = Field(None, ge=-20, le=20)
     segment_s: Optional[float] = Field(None, gt=1, description="longest window of long audio")
+    length_norm: Optional[bool] = Field(None, description="rank ended hypotheses by score per token")
 
     # serving
     host: str = "127.0.0.1"

@@ -16,7 +16,8 @@ def search_configs(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults
     beam = BeamConfig(beam_size=req.beam_size, nbest=req.nbest, alpha=req.context_weight,
                       prune_k=max(defaults.context_prune_k, 2 * req.beam_size), ctc_weight=defaults.ctc_weight,
                       bias_bonus=req.bias_bonus, oov_penalty=req.oov_penalty,
-                      word_lm_weight=defaults.word_lm_weight, word_bonus=defaults.word_bonus)
+                      word_lm_weight=defaults.word_lm_weight, word_bonus=defaults.word_bonus,
+                      length_norm=defaults.length_norm)
     return beam, CorrectionConfig(margin=req.correction_margin, min_similarity=defaults.correction_min_similarity)
 
 

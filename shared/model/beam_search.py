@@ -47,6 +47,9 @@ class BeamConfig:
     word_bonus: float = 0.0  # score per finished word while fusing the word LM
     # without a CTC scorer, the tokens that start or continue a biasing phrase escape the context-free pruning
     phrases_past_prune: bool = False
+    # rank ended hypotheses by score per token and stop once beam_size have ended (Whisper's own ranking): raw
+    # sums favour a transcript that ends early ("is" for a sentence of fifteen words)
+    length_norm: bool = False
 
 
 @dataclass
@@ -204,8 +207,12 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
                     next_bias.append(bias.advance(bias_states[parent], token))
                 if lexicon:
                     next_words.append(lexicon.advance(words[parent], token))
-        finished.sort(key=lambda h: -h.score)
-        done = len(finished) >= cfg.nbest and (not next_scores or max(next_scores) < finished[cfg.nbest - 1].score)
+        if cfg.length_norm:
+            finished.sort(key=lambda h: -h.score / max(1, len(h.tokens)))
+            done = len(finished) >= max(cfg.beam_size, cfg.nbest)
+        else:
+            finished.sort(key=lambda h: -h.score)
+            done = len(finished) >= cfg.nbest and (not next_scores or max(next_scores) < finished[cfg.nbest - 1].score)
         if done or not next_tokens:
             break
         live_tokens, live_scores, bias_states, words = next_tokens, torch.tensor(next_scores), next_bias, next_words
@@ -215,7 +222,8 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
             psi, r_n, r_b, cands = tables
             ctc_state = CTCPrefixScorer.select(psi, r_n, r_b, cands, parents, slot[parents, last])
     if not finished:  # every continuation was ruled out: end the live hypotheses where they are
-        finished = sorted((Hypothesis(tk, float(sc)) for tk, sc in zip(live_tokens, live_scores)), key=lambda h: -h.score)
+        finished = sorted((Hypothesis(tk, float(sc)) for tk, sc in zip(live_tokens, live_scores)),
+                          key=lambda h: -h.score / (max(1, len(h.tokens)) if cfg.length_norm else 1))
     return finished[: cfg.nbest]
 
 

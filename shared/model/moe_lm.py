@@ -75,18 +75,49 @@ class MoeFeedForward(nn.Module):
         self.moe = moe
         self.router = nn.Linear(d, moe.n_experts, bias=False)
         self.experts = nn.ModuleList((expert or (lambda: Expert(d, hidden)))() for _ in range(moe.n_experts))
+        # expert indices that run as one module (share_identical_experts); each on its own unless shared
+        self.groups: list[list[int]] = [[e] for e in range(moe.n_experts)]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat = x.reshape(-1, x.shape[-1])
         logits = self.router(flat)
-        weights, chosen = logits.topk(self.moe.top_k, dim=-1)
+        weights, chosen = logits.topk(self.moe.top_k, dim=-1)  # (N, k)
         weights = weights.softmax(-1)
         out = torch.zeros_like(flat)
-        for e, expert in enumerate(self.experts):
-            rows, slot = torch.where(chosen == e)
-            if rows.numel():
-                out.index_add_(0, rows, expert(flat[rows]) * weights[rows, slot, None])
+        for group in self.groups:
+            hit = chosen == group[0] if len(group) == 1 else torch.isin(chosen, torch.tensor(group))  # (N, k)
+            rows = hit.any(-1).nonzero()[:, 0]
+            if rows.numel():  # a token routed to two slots of one shared module runs it once, weights summed
+                gate = (weights[rows] * hit[rows]).sum(-1, keepdim=True)
+                out.index_add_(0, rows, self.experts[group[0]](flat[rows]) * gate)
         return out.view_as(x), logits
+
+    def share_identical_experts(self) -> int:
+        """Experts whose weights are equal become one module that runs once per token for all the routing slots
+        it fills (exact: an upcycled MoE before fine-tuning has every expert a copy of the pretrained MLP, so top-2
+        routing paid for two identical MLPs). For inference: a state dict of shared tensors cannot be saved as
+        safetensors. Call it before quantize_linears (shared/model/quantize.py), whose copy keeps the sharing.
+        Returns the number of distinct experts."""
+        self.groups = []
+        for e, expert in enumerate(self.experts):
+            twin = next((g for g in self.groups if _same_weights(self.experts[g[0]], expert)), None)
+            if twin is None:
+                self.groups.append([e])
+            else:
+                twin.append(e)
+                self.experts[e] = self.experts[twin[0]]
+        return len(self.groups)
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def share_identical_experts(model: nn.Module) -> tuple[int, int]:
+    """share_identical_experts on every MoE block of model -> (distinct experts, experts) over all blocks."""
+    blocks = [m for m in model.modules() if isinstance(m, MoeFeedForward)]
+    return sum(b.share_identical_experts() for b in blocks), sum(len(b.experts) for b in blocks)
 
 
 class DenseFeedForward(nn.Module):

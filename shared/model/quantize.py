@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import TypeVar, cast
+from typing import Optional, TypeVar, cast
 
 import torch
 from torch import nn
@@ -28,13 +28,16 @@ def int8_supported() -> bool:
     return any(engine in torch.backends.quantized.supported_engines for engine in ("fbgemm", "x86", "qnnpack"))
 
 
-def quantize_linears(module: M) -> M:
+def quantize_linears(module: M, inplace: bool = False, only: Optional[set[str]] = None) -> M:
     """An inference copy of `module` with every nn.Linear replaced by its int8 dynamic form (the
-    original is left as it is; tied weights such as the LM head are packed on their own)."""
+    original is left as it is; tied weights such as the LM head are packed on their own). `inplace`
+    swaps module's own linears instead: a server that never reads the fp32 weights does not hold them
+    twice (the fp32 ones are freed layer by layer). `only`: the names of the linears to quantize (say
+    {"head"}), every one when None."""
     if not int8_supported():
         log.warning("no int8 kernels in this torch build (%s): the LM stays fp32", torch.backends.quantized.supported_engines)
         return module
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the API's own deprecation notices, once per process start
         # a copy of the same class with its linears swapped, so a MoeLM stays a MoeLM
-        return cast(M, torch.ao.quantization.quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8, inplace=False))
+        return cast(M, torch.ao.quantization.quantize_dynamic(module, only or {nn.Linear}, dtype=torch.qint8, inplace=inplace))

@@ -71,19 +71,20 @@ class WhisperDecoderBlock(nn.Module):
         return k, v
 
     def forward(self, x: torch.Tensor, audio_kv: tuple[torch.Tensor, torch.Tensor], audio_mask: Optional[torch.Tensor],
-                past: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+                past: Optional[tuple[torch.Tensor, torch.Tensor]] = None, self_mask: Optional[torch.Tensor] = None,
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
         """x (B, L, D) token states, audio_kv from cross_keys, audio_mask (B, 1, 1, T') True where attended, or
-        None; past: the self-attention keys and values of the tokens before x -> (B, L, D), the self-attention
-        keys and values so far, router logits (B*L, E) or None (dense MLP)."""
+        None; past: the self-attention keys and values of the tokens before x; self_mask (B, 1, L, L_past + L)
+        True where a token may attend (None: causal) -> (B, L, D), the self-attention keys and values so far,
+        router logits (B*L, E) or None (dense MLP)."""
         b, n, d = x.shape
         q, k, v = self._heads(self.qkv(self.self_norm(x)), 3)
-        causal: Optional[torch.Tensor] = None
+        causal = self_mask
         if past is not None:
             k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-            if n > 1:  # new token i sees every cached one and the new ones up to itself
+            if n > 1 and causal is None:  # new token i sees every cached one and the new ones up to itself
                 causal = torch.ones(n, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - n)
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, is_causal=past is None)
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, is_causal=past is None and causal is None)
         x = x + self.self_out(att.transpose(1, 2).reshape(b, n, d))
         q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]
         att = F.scaled_dot_product_attention(q, *audio_kv, attn_mask=audio_mask)
@@ -119,19 +120,32 @@ class WhisperDecoder(nn.Module):
         return self.run(tokens, audio_kv or self.audio_keys(audio), mask)[0]
 
     def run(self, tokens: torch.Tensor, audio_kv: KV, audio_mask: Optional[torch.Tensor] = None,
-            past: Optional[KV] = None, last_only: bool = False) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
+            past: Optional[KV] = None, last_only: bool = False, pad: Optional[torch.Tensor] = None,
+            ) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
         """tokens (B, L) after the `past` ones (self-attention cache from an earlier run), audio_kv
         (B, H, T', D / H) per block -> logits (B, L, V) (B, 1, V with last_only: the output layer is most of a
         step's cost), the self-attention cache so far, router logits per MoE block (B*L, E), for the
-        load-balancing loss."""
+        load-balancing loss. pad (B,): how many of each row's first tokens (the past's included) are left
+        padding, so rows of different lengths run as one batch: no token attends to them, and positions count
+        from each row's first real token."""
         start = past[0][0].shape[2] if past else 0
-        if start + tokens.shape[1] > self.cfg.max_tokens:
-            raise ValueError(f"{start + tokens.shape[1]} tokens, the decoder has {self.cfg.max_tokens} positions")
-        x = self.embed(tokens) + self.positions[start : start + tokens.shape[1]]
+        length = tokens.shape[1]
+        if start + length > self.cfg.max_tokens:
+            raise ValueError(f"{start + length} tokens, the decoder has {self.cfg.max_tokens} positions")
+        self_mask: Optional[torch.Tensor] = None
+        if pad is None:
+            x = self.embed(tokens) + self.positions[start : start + length]
+        else:
+            query = torch.arange(start, start + length)[:, None]  # (L, 1)
+            key = torch.arange(start + length)[None, :]  # (1, K)
+            real = key[None] >= pad[:, None, None]  # (B, 1, K)
+            # a padding token sees itself only: no row of the attention is empty (an all-masked row is NaN)
+            self_mask = ((key <= query)[None] & (real | (key == query)[None]))[:, None]  # (B, 1, L, K)
+            x = self.embed(tokens) + self.positions[(query.T - pad[:, None]).clamp(min=0)]
         cache: KV = []
         routers: list[torch.Tensor] = []
         for i, (layer, kv) in enumerate(zip(self.layers, audio_kv)):
-            x, self_kv, router = layer(x, kv, audio_mask, past[i] if past else None)
+            x, self_kv, router = layer(x, kv, audio_mask, past[i] if past else None, self_mask)
             cache.append(self_kv)
             if router is not None:
                 routers.append(router)

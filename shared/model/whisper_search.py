@@ -34,31 +34,34 @@ def allowed_logp(logits: torch.Tensor, eot: int, first: bool, blank: Optional[in
 
 
 class WhisperStep:
-    """StepFn with KV caches: rows are stream-major (stream s, beam b). audio (T', D) is one utterance."""
+    """StepFn with a KV cache: the streams run as one batch, rows stream-major (stream s, beam b), the shorter
+    prompts left-padded (WhisperDecoder.run's pad). audio (T', D) is one utterance."""
 
     def __init__(self, decoder: WhisperDecoder, audio: torch.Tensor, prompts: list[list[int]], eot: int,
                  blank: Optional[int], audio_kv: Optional[KV] = None) -> None:
-        self.decoder, self.eot, self.blank = decoder, eot, blank
+        self.decoder, self.eot, self.blank, self.streams = decoder, eot, blank, len(prompts)
         self.audio_kv = audio_kv or decoder.audio_keys(audio[None])  # (1, H, T', D / H) per block
-        self.caches: list[KV] = []
-        first = []
-        for prompt in prompts:
-            logits, cache, _ = decoder.run(torch.tensor([prompt]), self.audio_kv, last_only=True)
-            self.caches.append(cache)
-            first.append(allowed_logp(logits[:, -1], eot, True, blank))
-        self.first = torch.stack(first)  # (S, 1, V)
+        longest = max(len(p) for p in prompts)
+        pad = [longest - len(p) for p in prompts]
+        self.pad: Optional[torch.Tensor] = torch.tensor(pad) if any(pad) else None  # (S,); None: no mask needed
+        batch = torch.tensor([[eot] * (longest - len(p)) + p for p in prompts])  # (S, L)
+        logits, self.cache, _ = decoder.run(batch, self._audio(len(prompts)), last_only=True, pad=self.pad)
+        self.first = allowed_logp(logits[:, -1], eot, True, blank)[:, None]  # (S, 1, V)
+        self.rows = 1  # hypotheses in the cache, per stream
+
+    def _audio(self, n: int) -> KV:
+        return [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in self.audio_kv]
 
     def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
         if parents is None or last is None:
             return self.first
-        n = parents.shape[0]
-        audio_kv = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in self.audio_kv]
-        out = []
-        for s, cache in enumerate(self.caches):
-            past = [(k[parents], v[parents]) for k, v in cache]
-            logits, self.caches[s], _ = self.decoder.run(last[:, None], audio_kv, None, past)
-            out.append(allowed_logp(logits[:, -1], self.eot, False, self.blank))
-        return torch.stack(out)  # (S, N, V)
+        n, s = parents.shape[0], self.streams
+        rows = (torch.arange(s)[:, None] * self.rows + parents[None]).flatten()  # (S * N,) stream-major
+        past = [(k[rows], v[rows]) for k, v in self.cache]
+        pad = self.pad.repeat_interleave(n) if self.pad is not None else None
+        logits, self.cache, _ = self.decoder.run(last.repeat(s)[:, None], self._audio(s * n), None, past, pad=pad)
+        self.rows = n
+        return allowed_logp(logits[:, -1], self.eot, False, self.blank).view(s, n, -1)  # (S, N, V)
 
 
 class UncachedWhisperStep:

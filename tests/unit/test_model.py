@@ -160,3 +160,53 @@ def test_garbled_spans_lose_most_of_their_tokens_and_the_rest_keep_them() -> Non
         kept_garbled += len(set(pseudo_ids(ids, 3, 9, 60, rng, garbled=range(0, 20))) & set(ids))
     assert kept_plain / (200 * 20) > 0.7 and kept_garbled / (200 * 20) < 0.5
     assert find_span([5, 6, 7, 8], [7, 8]) == range(2, 4) and not find_span([5, 6], [9])
+
+
+def test_shared_identical_experts_give_the_same_output_and_stay_shared_in_int8() -> None:
+    """share_identical_experts: experts with equal weights run as one module (once per token), the output is
+    the unshared block's; distinct experts stay apart; quantize_linears' copy keeps one int8 module per group."""
+    from shared.model.moe_lm import MoeFeedForward, share_identical_experts
+    from shared.model.quantize import int8_supported, quantize_linears
+
+    torch.manual_seed(0)
+    block = MoeFeedForward(16, 32, MoeConfig(n_experts=4, top_k=2)).eval()
+    for e in (2, 3):  # experts 0 and 1 distinct, 2 and 3 copies of 1
+        block.experts[e].load_state_dict(block.experts[1].state_dict())
+    x = torch.randn(3, 7, 16)
+    with torch.no_grad():
+        want, logits = block(x)
+        assert share_identical_experts(block) == (2, 4)
+        got, shared_logits = block(x)
+    assert block.groups == [[0], [1, 2, 3]] and block.experts[3] is block.experts[1]
+    assert torch.equal(logits, shared_logits)
+    assert torch.allclose(got, want, atol=1e-5)
+    if int8_supported():
+        quantized = quantize_linears(block)
+        assert quantized.experts[3] is quantized.experts[1] is not quantized.experts[0]
+        assert type(quantized.experts[1].up) is not torch.nn.Linear
+
+
+def test_length_normalised_ranking_keeps_the_transcript_raw_sums_cut_short() -> None:
+    """A toy decoder that may end at once (p 0.5) or say "a" four times and end (p 0.45 * 0.9^3 * 0.99): raw
+    sums take the empty transcript, score per token the four words (length_norm, Whisper's own ranking)."""
+    from shared.model.beam_search import search
+
+    eos, vocab = 0, 12
+
+    def step_fn():
+        calls = []
+
+        def step(parents: torch.Tensor | None, last: torch.Tensor | None) -> torch.Tensor:
+            n = 1 if parents is None else parents.shape[0]
+            t = len(calls)
+            calls.append(t)
+            p = torch.full((vocab,), 0.01 / (vocab - 2))  # the other tokens share 1%
+            p[eos], p[1] = {0: (0.5, 0.49), 4: (0.99, 0.0)}.get(t, (0.001, 0.989))
+            return (p / p.sum()).log().expand(1, n, vocab)
+
+        return step
+
+    raw = BeamConfig(beam_size=2, nbest=1, max_tokens=8)
+    assert search(step_fn(), eos, raw, 0.0)[0].tokens == []
+    normed = search(step_fn(), eos, BeamConfig(beam_size=2, nbest=1, max_tokens=8, length_norm=True), 0.0)
+    assert normed[0].tokens == [1, 1, 1, 1]

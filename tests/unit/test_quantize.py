@@ -1,5 +1,5 @@
 """Int8 decoder LM (shared/model/quantize.py): our LUISE bundle's LM's next-token distribution in int8 stays
-close to fp32's, the fp32 model is left as it was, and the setting turns it off."""
+close to fp32's, the fp32 model is left as it was (or quantized in place, as a server does), and the setting turns it off."""
 
 import torch
 from torch import nn
@@ -33,4 +33,22 @@ def test_lm_int8_is_a_switch(tiny_bundle) -> None:
     assert fp32.lm is fp32.model.lm
     int8 = AsrCore(tiny_bundle, lm_int8=True)
     assert not any(isinstance(m, nn.Linear) for m in int8.lm.modules())
-    assert any(isinstance(m, nn.Linear) for m in int8.model.lm.modules())
+    assert int8.lm is int8.model.lm  # quantized in place: the server holds no fp32 copy of the linears
+
+
+def test_in_place_int8_is_the_copy_int8() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))
+    x = torch.randn(5, 8)
+    copied = quantize_linears(net)
+    assert isinstance(net[0], nn.Linear)
+    in_place = quantize_linears(net, inplace=True)
+    assert in_place is net and not isinstance(net[0], nn.Linear)
+    assert torch.equal(copied(x), in_place(x))
+
+
+def test_int8_output_layer_alone_leaves_the_blocks_fp32(tiny_bundle) -> None:
+    core = AsrCore(tiny_bundle, lm_int8=True, lm_int8_blocks=False)
+    assert not isinstance(core.lm.head, nn.Linear)
+    assert all(isinstance(m, nn.Linear) for name, m in core.lm.named_modules() if "Linear" in type(m).__name__
+               and not name.startswith("head"))

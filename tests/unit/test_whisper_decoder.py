@@ -38,6 +38,22 @@ def test_a_padded_batch_decodes_each_utterance_as_alone() -> None:
     torch.testing.assert_close(batch, dec(tokens, audio, torch.tensor([9, 5]), audio_kv=dec.audio_keys(audio)))
 
 
+def test_left_padded_prompts_of_two_lengths_run_as_one_batch() -> None:
+    """run(pad=): a shorter prompt left-padded beside a longer one gives its own logits, for the prompt and for
+    the cached steps after it (the joint search runs its streams so)."""
+    dec, audio = _tiny(), torch.randn(1, 9, 32)
+    short, long = [5, 6, 7], [1, 2, 3, 4, 5, 6]
+    kv = [(k.expand(2, -1, -1, -1), v.expand(2, -1, -1, -1)) for k, v in dec.audio_keys(audio)]
+    pad = torch.tensor([0, 3])
+    logits, cache, _ = dec.run(torch.tensor([long, [9, 9, 9, *short]]), kv, pad=pad)
+    alone = [dec.run(torch.tensor([p]), dec.audio_keys(audio)) for p in (long, short)]
+    torch.testing.assert_close(logits[0], alone[0][0][0])
+    torch.testing.assert_close(logits[1, 3:], alone[1][0][0])
+    step, _, _ = dec.run(torch.tensor([[8], [8]]), kv, past=cache, pad=pad)
+    for row, (_, past, _) in enumerate(alone):
+        torch.testing.assert_close(step[row], dec.run(torch.tensor([[8]]), dec.audio_keys(audio), past=past)[0][0])
+
+
 def test_pretrained_decoder_writes_what_faster_whisper_writes(whisper_base_encoder_weights,
                                                               whisper_base_decoder_weights) -> None:
     from faster_whisper import WhisperModel
