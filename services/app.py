@@ -50,7 +50,7 @@ def core_for(settings: Settings, half: str = "all") -> AsrCore:
 
     decoding = decoding_for(settings)
     return AsrCore(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half,
-                   decoding.lm_int8_blocks)
+                   decoding.lm_int8_blocks, decoding.encoder_int8)
 
 
 def _reg_encoder(core: AsrCore) -> Registration:

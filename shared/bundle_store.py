@@ -37,9 +37,10 @@ LUISE_BUNDLE = REPO_ROOT / "bundles" / "luise"  # our own LUISE encoder + MoE LM
 MANIFEST = "MANIFEST.json"
 # notes that describe a bundle but are rewritten by tools (make eval): not part of what is pinned
 UNPINNED = {MANIFEST, "EVAL.md", "TUNING.md", "alpha_sweep.png", "loss_curves.png"}
-# made on the machine that serves the bundle: a TensorRT plan always; encoder.onnx when the bundle pins its
-# encoder in a registry package (config.json "encoder_weights"), since setup exports it from that package
-MACHINE_MADE = {"encoder.plan"}
+# made on the machine that serves the bundle: a TensorRT plan and the int8 ONNX encoder always; encoder.onnx when
+# the bundle pins its encoder in a registry package (config.json "encoder_weights"), since setup exports it from that
+# package
+MACHINE_MADE = {"encoder.plan", "encoder.int8.onnx"}
 
 
 class ManifestError(RuntimeError):

@@ -35,6 +35,7 @@ class DecodingDefaults:
     lm_int8: bool = True  # the decoder's output layer in int8 ...
     lm_int8_blocks: bool = True  # ... and its blocks' linears too
     encoder_warps: str = "1"  # comma-separated filterbank warps (test-time VTLN); "1" = off
+    encoder_int8: bool = False  # the ONNX engine runs the int8 copy of the encoder (encoder.int8.onnx)
 
     @classmethod
     def from_bundle(cls, bundle_dir: Path | str) -> DecodingDefaults:

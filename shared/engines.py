@@ -109,15 +109,18 @@ def engine_kind(kind: str, bundle_dir: Path) -> str:
     return "onnx" if (bundle_dir / "encoder.onnx").exists() else "torch"
 
 
-def make_encoder_engine(kind: str, model: Optional[SeedASR], bundle_dir: Path, threads: int = 0) -> EncoderEngine:
-    """kind as engine_kind takes it; `model` (its encoder half at least) is needed by the torch engine only."""
-    plan, onnx_file = bundle_dir / "encoder.plan", bundle_dir / "encoder.onnx"
+def make_encoder_engine(kind: str, model: Optional[SeedASR], bundle_dir: Path, threads: int = 0,
+                        int8: bool = False) -> EncoderEngine:
+    """kind as engine_kind takes it; `model` (its encoder half at least) is needed by the torch engine only.
+    `int8`: the ONNX engine reads encoder.int8.onnx (training/export/onnx_export.py --int8)."""
+    plan, onnx_file = bundle_dir / "encoder.plan", bundle_dir / ("encoder.int8.onnx" if int8 else "encoder.onnx")
     kind = engine_kind(kind, bundle_dir)
     if kind == "tensorrt":
         return TensorRTEncoder(plan)
     if kind == "onnx":
         if not onnx_file.exists():
-            raise FileNotFoundError(f"{onnx_file} is missing; export it with `python -m training.export.onnx`")
+            raise FileNotFoundError(f"{onnx_file} is missing; export it with `python -m training.export.onnx_export "
+                                    f"--bundle {bundle_dir}{' --int8' if int8 else ''}`")
         return OnnxEncoder(onnx_file, threads)
     if kind == "torch":
         if model is None:

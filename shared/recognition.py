@@ -44,11 +44,11 @@ class AsrCore:
     (the encoder service: "encoder"; the decoder service: "decoder"); with an ONNX or TensorRT engine the
     audio encoder's torch weights are never read. `warps`: the filterbank frequency warps each audio is
     encoded under (shared/features.py), the most confident kept. `lm_int8`: the decoder's output layer in int8,
-    and its blocks' linears too with `lm_int8_blocks`."""
+    and its blocks' linears too with `lm_int8_blocks`; `encoder_int8`: the ONNX engine runs the int8 encoder."""
 
     def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0,
                  warps: Sequence[float] = (1.0,), lm_int8: bool = False, half: str = "all",
-                 lm_int8_blocks: bool = True) -> None:
+                 lm_int8_blocks: bool = True, encoder_int8: bool = False) -> None:
         if not warps or any(not 0.5 <= w <= 2.0 for w in warps):
             raise ValueError(f"filterbank warps must be a non-empty list of values in [0.5, 2], got {list(warps)}")
         if half not in HALVES:
@@ -63,7 +63,7 @@ class AsrCore:
         load = "all" if torch_encoder and runs_lm else "encoder" if torch_encoder else "decoder" if runs_lm else ""
         self.model: Optional[SeedASR] = load_bundle(self.bundle_dir, load)[0] if load else None
         self.engine: Optional[EncoderEngine] = (
-            make_encoder_engine(kind, self.model, self.bundle_dir, threads) if half != "decoder" else None)
+            make_encoder_engine(kind, self.model, self.bundle_dir, threads, encoder_int8) if half != "decoder" else None)
         self.lexicon: Optional[WordLexicon] = None
         self.whisper_tokens: Optional[WhisperTokens] = None
         if runs_lm:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     # here overrides the bundle for every request, and a request's RecognitionConfig overrides both
     encoder_warps: Optional[str] = Field(None, pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$",
                                          description="comma-separated filterbank warps in [0.5, 2]; 1 = off")
+    encoder_int8: Optional[bool] = Field(None, description="the ONNX encoder engine runs encoder.int8.onnx")
     lm_int8: Optional[bool] = Field(None, description="decoder LM output layer in int8")
     lm_int8_blocks: Optional[bool] = Field(None, description="with lm_int8, the decoder blocks' linears in int8 too")
     beam_size: Optional[int] = Field(None, ge=1, le=32)

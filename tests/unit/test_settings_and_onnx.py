@@ -51,3 +51,29 @@ def test_tensorrt_encoder_matches_torch(tiny_bundle, tmp_path) -> None:
     feats = np.random.default_rng(0).standard_normal((300, model.cfg.encoder.n_mels)).astype(np.float32)
     np.testing.assert_allclose(TorchEncoder(model).encode(feats).speech, TensorRTEncoder(plan).encode(feats).speech,
                                atol=1e-3)
+
+
+def test_int8_encoder_is_near_the_fp32_one_and_the_setting_picks_it(tiny_bundle, tmp_path) -> None:
+    """encoder.int8.onnx (onnx_export --int8): per-channel int8 weights keep the speech embeddings close to the fp32
+    engine's; the encoder_int8 setting runs it, and says how to make it when it is missing."""
+    import shutil
+
+    import onnx
+
+    from shared.decoding import decoding_for
+    from shared.engines import make_encoder_engine
+    from shared.settings import load_settings
+    from training.export.onnx_export import INT8_FILE, int8_parity, quantize_encoder
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    with pytest.raises(FileNotFoundError, match="--int8"):
+        make_encoder_engine("onnx", None, bundle, int8=True)
+    quantize_encoder(bundle)
+    assert (bundle / INT8_FILE).stat().st_size < (bundle / "encoder.onnx").stat().st_size
+    assert int8_parity(bundle) > 0.98
+    engine = make_encoder_engine("onnx", None, bundle, int8=True)
+    assert isinstance(engine, OnnxEncoder)
+    ops = {node.op_type for node in onnx.load(str(bundle / INT8_FILE)).graph.node}
+    assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
+    assert decoding_for(load_settings(model=str(bundle), encoder_int8=True)).encoder_int8
