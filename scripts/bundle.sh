@@ -23,7 +23,7 @@ for bundle in "$main" bundles/luise; do
   fi
   # the int8 copy that the encoder_int8 setting reads (SEEDASR_ENCODER_INT8), made from encoder.onnx in a second
   if [ -f "$bundle/encoder.onnx" ] && [ ! -f "$bundle/encoder.int8.onnx" ]; then
-    .venv/bin/python -m training.export.onnx_export --bundle "$bundle" --int8-only \
+    .venv/bin/python -m training.export.onnx_export --bundle "$bundle" --int8 \
       || echo "warning: could not write $bundle/encoder.int8.onnx; SEEDASR_ENCODER_INT8 will fail" >&2
   fi
 done

@@ -48,9 +48,7 @@ def core_for(settings: Settings, half: str = "all") -> AsrCore:
     """The model as a process runs it: the encoder and decoder services each load only their half."""
     from shared.recognition import AsrCore
 
-    decoding = decoding_for(settings)
-    return AsrCore(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half,
-                   decoding.lm_int8_blocks, decoding.encoder_int8)
+    return AsrCore.from_settings(settings, half)
 
 
 def _reg_encoder(core: AsrCore) -> Registration:

@@ -53,12 +53,10 @@ def p(values: list[float], q: float) -> float:
 
 _LOAD = """
 import resource, sys
-from shared.bundle_store import default_bundle_dir
-from shared.decoding import DecodingDefaults
 from shared.recognition import AsrCore
-if sys.argv[2] != "none":  # with the bundle's int8 settings, as a server loads it
-    d = DecodingDefaults.from_bundle(sys.argv[1] or default_bundle_dir())
-    AsrCore(sys.argv[1] or None, half=sys.argv[2], lm_int8=d.lm_int8, lm_int8_blocks=d.lm_int8_blocks)
+from shared.settings import load_settings
+if sys.argv[2] != "none":  # as a server loads it: the bundle's decoding defaults under the SEEDASR_* settings
+    AsrCore.from_settings(load_settings(**({"model": sys.argv[1]} if sys.argv[1] else {})), sys.argv[2])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

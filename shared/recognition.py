@@ -16,6 +16,7 @@ import torch
 
 from shared.bundle import default_bundle_dir, load_bundle, read_bundle
 from shared.context import context_text
+from shared.decoding import decoding_for
 from shared.engines import EncoderEngine, EncoderOutput, engine_kind, make_encoder_engine
 from shared.features import encoder_features
 from shared.model.asr import HALVES, SeedASR, encoder_kind, pad_to_window
@@ -30,6 +31,7 @@ from shared.model.whisper_decoder import WhisperDecoder, WhisperTokens
 from shared.model.whisper_search import whisper_beam_search, whisper_text_scorer
 from shared.model.word_lm import WORD_LM_FILE, WordLM
 from shared.segments import Word
+from shared.settings import Settings
 from shared.text import normalize_text
 
 
@@ -83,6 +85,14 @@ class AsrCore:
             self.lexicon = self._lexicon([self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
                                          self.tok.special_ids, self.tok.eos_id)
         self.lock = threading.Lock()  # torch intra-op threads already use the cores; serialize decodes
+
+    @classmethod
+    def from_settings(cls, settings: Settings, half: str = "all") -> AsrCore:
+        """The model as a process runs it, under its bundle's decoding defaults and the server's settings: the
+        encoder and decoder services each load only their half."""
+        decoding = decoding_for(settings)
+        return cls(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half,
+                   decoding.lm_int8_blocks, decoding.encoder_int8)
 
     def _lexicon(self, pieces: Sequence[str], special_ids: Iterable[int], eos_id: int) -> WordLexicon:
         """The bundle's word list and word LM (each optional) over the decoder's pieces."""

@@ -155,6 +155,11 @@ class SearchCancelled(Exception):
     """The caller's deadline passed or it went away: the search stopped early."""
 
 
+def _rank(hyp: Hypothesis, cfg: BeamConfig) -> float:
+    """What ended hypotheses are ordered by: the joint score, per token with cfg.length_norm."""
+    return hyp.score / max(1, len(hyp.tokens)) if cfg.length_norm else hyp.score
+
+
 def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None,
            bias: Optional[PhraseBiasing] = None, lexicon: Optional[WordLexicon] = None,
            cancelled: Optional[Callable[[], bool]] = None) -> list[Hypothesis]:
@@ -207,11 +212,10 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
                     next_bias.append(bias.advance(bias_states[parent], token))
                 if lexicon:
                     next_words.append(lexicon.advance(words[parent], token))
-        if cfg.length_norm:
-            finished.sort(key=lambda h: -h.score / max(1, len(h.tokens)))
+        finished.sort(key=lambda h: -_rank(h, cfg))
+        if cfg.length_norm:  # a longer hypothesis may still rank first: wait for beam_size ended ones, as Whisper does
             done = len(finished) >= max(cfg.beam_size, cfg.nbest)
         else:
-            finished.sort(key=lambda h: -h.score)
             done = len(finished) >= cfg.nbest and (not next_scores or max(next_scores) < finished[cfg.nbest - 1].score)
         if done or not next_tokens:
             break
@@ -223,7 +227,7 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
             ctc_state = CTCPrefixScorer.select(psi, r_n, r_b, cands, parents, slot[parents, last])
     if not finished:  # every continuation was ruled out: end the live hypotheses where they are
         finished = sorted((Hypothesis(tk, float(sc)) for tk, sc in zip(live_tokens, live_scores)),
-                          key=lambda h: -h.score / (max(1, len(h.tokens)) if cfg.length_norm else 1))
+                          key=lambda h: -_rank(h, cfg))
     return finished[: cfg.nbest]
 
 

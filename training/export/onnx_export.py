@@ -1,6 +1,7 @@
 """Export encoder + converter (+ CTC head) to ONNX with dynamic batch and length, and (--int8) an int8 copy.
 
-    python -m training.export.onnx_export --bundle bundles/default [--int8]
+    python -m training.export.onnx_export --bundle bundles/default          # encoder.onnx
+    python -m training.export.onnx_export --bundle bundles/default --int8   # encoder.int8.onnx (from encoder.onnx)
 
 The int8 copy (encoder.int8.onnx, read when the `encoder_int8` decoding setting is on) is ONNX Runtime's dynamic
 quantization of the matrix products that have a weight, per output channel: per-tensor weights put Whisper's
@@ -88,13 +89,13 @@ def parity(bundle_dir: Path, seconds: tuple[float, ...] = (1.0, 4.5, 11.0)) -> f
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bundle", type=Path, required=True)
-    ap.add_argument("--int8", action="store_true", help=f"also write {INT8_FILE} (the encoder_int8 setting reads it)")
-    ap.add_argument("--int8-only", action="store_true", help=f"write {INT8_FILE} from the existing encoder.onnx")
+    ap.add_argument("--int8", action="store_true",
+                    help=f"write {INT8_FILE} (the encoder_int8 setting reads it) from encoder.onnx, exported first if missing")
     args = ap.parse_args()
-    if not args.int8_only:
+    if not args.int8 or not (args.bundle / "encoder.onnx").exists():
         path = export_onnx(args.bundle)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); max |torch - onnx| = {parity(args.bundle):.2e}")
-    if args.int8 or args.int8_only:
+    if args.int8:
         path = quantize_encoder(args.bundle)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); cosine to fp32 = {int8_parity(args.bundle):.4f}")
 
