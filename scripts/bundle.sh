@@ -21,8 +21,9 @@ for bundle in "$main" bundles/luise; do
     .venv/bin/python -m training.export.onnx_export --bundle "$bundle" \
       || echo "warning: could not export $bundle/encoder.onnx; the encoder runs on torch" >&2
   fi
-  # the int8 copy that the encoder_int8 setting reads (SEEDASR_ENCODER_INT8), made from encoder.onnx in a second
-  if [ -f "$bundle/encoder.onnx" ] && [ ! -f "$bundle/encoder.int8.onnx" ]; then
+  # the int8 copy that the encoder_int8 setting reads (SEEDASR_ENCODER_INT8), made from encoder.onnx in a second;
+  # made again when it lacks the current recipe (onnx_export.INT8_RECIPE, in the file's metadata)
+  if [ -f "$bundle/encoder.onnx" ] && ! grep -qs "seedasr-int8-v2" "$bundle/encoder.int8.onnx"; then
     .venv/bin/python -m training.export.onnx_export --bundle "$bundle" --int8 \
       || echo "warning: could not write $bundle/encoder.int8.onnx; SEEDASR_ENCODER_INT8 will fail" >&2
   fi

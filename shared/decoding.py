@@ -33,7 +33,7 @@ class DecodingDefaults:
     segment_s: float = 8.0  # longest window of long audio
     length_norm: bool = False  # rank ended hypotheses by score per token (shared/model/beam_search.py)
     lm_int8: bool = True  # the decoder's output layer in int8 ...
-    lm_int8_blocks: bool = True  # ... and its blocks' linears too
+    lm_blocks: str = "int8"  # ... and its blocks' linears in int8, bf16 or fp32 (shared/model/quantize.py)
     encoder_warps: str = "1"  # comma-separated filterbank warps (test-time VTLN); "1" = off
     encoder_int8: bool = False  # the ONNX engine runs the int8 copy of the encoder (encoder.int8.onnx)
 

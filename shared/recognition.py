@@ -26,7 +26,7 @@ from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
 from shared.model.moe_lm import MoeLM, share_identical_experts
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_text_scorer
-from shared.model.quantize import quantize_linears
+from shared.model.quantize import LINEAR_PRECISIONS, bf16_linears, quantize_linears
 from shared.model.whisper_decoder import WhisperDecoder, WhisperTokens
 from shared.model.whisper_search import whisper_beam_search, whisper_text_scorer
 from shared.model.word_lm import WORD_LM_FILE, WordLM
@@ -46,15 +46,18 @@ class AsrCore:
     (the encoder service: "encoder"; the decoder service: "decoder"); with an ONNX or TensorRT engine the
     audio encoder's torch weights are never read. `warps`: the filterbank frequency warps each audio is
     encoded under (shared/features.py), the most confident kept. `lm_int8`: the decoder's output layer in int8,
-    and its blocks' linears too with `lm_int8_blocks`; `encoder_int8`: the ONNX engine runs the int8 encoder."""
+    and its blocks' linears in `lm_blocks` ("int8", "bf16" or "fp32"; without lm_int8 the whole LM stays fp32);
+    `encoder_int8`: the ONNX engine runs the int8 encoder."""
 
     def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0,
                  warps: Sequence[float] = (1.0,), lm_int8: bool = False, half: str = "all",
-                 lm_int8_blocks: bool = True, encoder_int8: bool = False) -> None:
+                 lm_blocks: str = "int8", encoder_int8: bool = False) -> None:
         if not warps or any(not 0.5 <= w <= 2.0 for w in warps):
             raise ValueError(f"filterbank warps must be a non-empty list of values in [0.5, 2], got {list(warps)}")
         if half not in HALVES:
             raise ValueError(f"half must be one of {HALVES}, got {half!r}")
+        if lm_blocks not in LINEAR_PRECISIONS:
+            raise ValueError(f"lm_blocks must be one of {LINEAR_PRECISIONS}, got {lm_blocks!r}")
         self.warps, self.half = tuple(warps), half
         self.bundle_dir = Path(bundle_dir) if bundle_dir else default_bundle_dir()
         if threads:
@@ -74,8 +77,11 @@ class AsrCore:
             # embeddings use its embedding table, which stays fp32). Off unless asked (services ask through
             # SEEDASR_LM_INT8, default on), so library callers get the exact model
             share_identical_experts(self.model.lm)  # exact; before int8, which keeps the sharing
-            only = None if lm_int8_blocks else {"head"}
-            self.lm = quantize_linears(self.model.lm, inplace=True, only=only) if lm_int8 else self.model.lm
+            self.lm = self.model.lm
+            if lm_int8 and lm_blocks == "bf16":  # the router stays fp32: it picks the experts
+                bf16_linears(self.lm, skip=("head", "router"))
+            if lm_int8:
+                self.lm = quantize_linears(self.lm, inplace=True, only=None if lm_blocks == "int8" else {"head"})
         if runs_lm and self.cfg.decoder_type == "whisper":
             from shared.model import whisper_weights as ww
 
@@ -92,7 +98,7 @@ class AsrCore:
         encoder and decoder services each load only their half."""
         decoding = decoding_for(settings)
         return cls(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half,
-                   decoding.lm_int8_blocks, decoding.encoder_int8)
+                   decoding.lm_blocks, decoding.encoder_int8)
 
     def _lexicon(self, pieces: Sequence[str], special_ids: Iterable[int], eos_id: int) -> WordLexicon:
         """The bundle's word list and word LM (each optional) over the decoder's pieces."""

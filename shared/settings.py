@@ -25,7 +25,8 @@ class Settings(BaseSettings):
                                          description="comma-separated filterbank warps in [0.5, 2]; 1 = off")
     encoder_int8: Optional[bool] = Field(None, description="the ONNX encoder engine runs encoder.int8.onnx")
     lm_int8: Optional[bool] = Field(None, description="decoder LM output layer in int8")
-    lm_int8_blocks: Optional[bool] = Field(None, description="with lm_int8, the decoder blocks' linears in int8 too")
+    lm_blocks: Optional[Literal["int8", "bf16", "fp32"]] = Field(
+        None, description="with lm_int8, the decoder blocks' linears in int8, bf16 or fp32")
     beam_size: Optional[int] = Field(None, ge=1, le=32)
     nbest: Optional[int] = Field(None, ge=1, le=32)
     context_weight: Optional[float] = Field(None, ge=0, le=1, description="alpha of the joint beam search")

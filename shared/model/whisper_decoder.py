@@ -73,10 +73,10 @@ class WhisperDecoderBlock(nn.Module):
     def forward(self, x: torch.Tensor, audio_kv: tuple[torch.Tensor, torch.Tensor], audio_mask: Optional[torch.Tensor],
                 past: Optional[tuple[torch.Tensor, torch.Tensor]] = None, self_mask: Optional[torch.Tensor] = None,
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
-        """x (B, L, D) token states, audio_kv from cross_keys, audio_mask (B, 1, 1, T') True where attended, or
-        None; past: the self-attention keys and values of the tokens before x; self_mask (B, 1, L, L_past + L)
-        True where a token may attend (None: causal) -> (B, L, D), the self-attention keys and values so far,
-        router logits (B*L, E) or None (dense MLP)."""
+        """x (B, L, D) token states, audio_kv from cross_keys (batch B, or 1 for audio that every row reads),
+        audio_mask (B, 1, 1, T') True where attended, or None; past: the self-attention keys and values of the tokens
+        before x; self_mask (B, 1, L, L_past + L) True where a token may attend (None: causal) -> (B, L, D), the
+        self-attention keys and values so far, router logits (B*L, E) or None (dense MLP)."""
         b, n, d = x.shape
         q, k, v = self._heads(self.qkv(self.self_norm(x)), 3)
         causal = self_mask
@@ -86,8 +86,16 @@ class WhisperDecoderBlock(nn.Module):
                 causal = torch.ones(n, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - n)
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, is_causal=past is None and causal is None)
         x = x + self.self_out(att.transpose(1, 2).reshape(b, n, d))
-        q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]
-        att = F.scaled_dot_product_attention(q, *audio_kv, attn_mask=audio_mask)
+        q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]  # (B, H, L, D / H)
+        audio_k, audio_v = audio_kv
+        if audio_k.shape[0] == 1 and b > 1 and audio_mask is None:
+            # every row reads the same audio (a beam search's hypotheses): their queries attend as one row of B * L,
+            # so the audio's keys and values are read once, not copied per row
+            folded = q.transpose(0, 1).reshape(1, self.n_heads, b * n, -1)
+            att = F.scaled_dot_product_attention(folded, audio_k, audio_v).view(self.n_heads, b, n, -1).transpose(0, 1)
+        else:
+            att = F.scaled_dot_product_attention(q, audio_k.expand(b, -1, -1, -1), audio_v.expand(b, -1, -1, -1),
+                                                 attn_mask=audio_mask)
         x = x + self.cross_out(att.transpose(1, 2).reshape(b, n, d))
         ff = self.ff(self.ff_norm(x))
         ff, router = ff if isinstance(ff, tuple) else (ff, None)

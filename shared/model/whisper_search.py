@@ -45,12 +45,9 @@ class WhisperStep:
         pad = [longest - len(p) for p in prompts]
         self.pad: Optional[torch.Tensor] = torch.tensor(pad) if any(pad) else None  # (S,); None: no mask needed
         batch = torch.tensor([[eot] * (longest - len(p)) + p for p in prompts])  # (S, L)
-        logits, self.cache, _ = decoder.run(batch, self._audio(len(prompts)), last_only=True, pad=self.pad)
+        logits, self.cache, _ = decoder.run(batch, self.audio_kv, last_only=True, pad=self.pad)
         self.first = allowed_logp(logits[:, -1], eot, True, blank)[:, None]  # (S, 1, V)
         self.rows = 1  # hypotheses in the cache, per stream
-
-    def _audio(self, n: int) -> KV:
-        return [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in self.audio_kv]
 
     def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
         if parents is None or last is None:
@@ -59,7 +56,7 @@ class WhisperStep:
         rows = (torch.arange(s)[:, None] * self.rows + parents[None]).flatten()  # (S * N,) stream-major
         past = [(k[rows], v[rows]) for k, v in self.cache]
         pad = self.pad.repeat_interleave(n) if self.pad is not None else None
-        logits, self.cache, _ = self.decoder.run(last.repeat(s)[:, None], self._audio(s * n), None, past, pad=pad)
+        logits, self.cache, _ = self.decoder.run(last.repeat(s)[:, None], self.audio_kv, None, past, pad=pad)
         self.rows = n
         return allowed_logp(logits[:, -1], self.eot, False, self.blank).view(s, n, -1)  # (S, N, V)
 
@@ -132,11 +129,10 @@ def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTo
             chunk = rows[start : start + rows_per_run]
             n, length = len(chunk), max(len(r) for _, r in chunk)
             batch = torch.tensor([r + [tokens.eot] * (length - len(r)) for _, r in chunk])  # right-padded
-            kv = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in audio_kv]
             past = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in prompt_cache]
             total = first[batch[:, 0]]
             if length > 1:
-                logits = decoder.run(batch[:, :-1], kv, None, past)[0]  # (N, L - 1, V); causal: padding comes after
+                logits = decoder.run(batch[:, :-1], audio_kv, None, past)[0]  # (N, L - 1, V); causal: padding comes after
                 logp = allowed_logp(logits.flatten(0, 1), tokens.eot, False, None).view_as(logits)
                 picked = logp.gather(-1, batch[:, 1:, None])[..., 0]  # (N, L - 1)
                 scored = torch.arange(length - 1)[None, :] < torch.tensor([len(r) - 1 for _, r in chunk])[:, None]

@@ -1,12 +1,14 @@
-"""Int8 decoder LM (shared/model/quantize.py): our LUISE bundle's LM's next-token distribution in int8 stays
-close to fp32's, the fp32 model is left as it was (or quantized in place, as a server does), and the setting turns it off."""
+"""Reduced-precision decoder LM (shared/model/quantize.py): our LUISE bundle's LM's next-token distribution in int8
+stays close to fp32's, the fp32 model is left as it was (or quantized in place, as a server does), and the setting
+turns it off; bf16 linears stay close to fp32 and give a row the same output whatever rows share its call."""
 
+import pytest
 import torch
 from torch import nn
 
 from shared.bundle import load_bundle
 from shared.bundle_store import LUISE_BUNDLE
-from shared.model.quantize import int8_supported, quantize_linears
+from shared.model.quantize import Bf16Linear, bf16_linears, int8_supported, quantize_linears
 from shared.recognition import AsrCore
 
 
@@ -48,7 +50,54 @@ def test_in_place_int8_is_the_copy_int8() -> None:
 
 
 def test_int8_output_layer_alone_leaves_the_blocks_fp32(tiny_bundle) -> None:
-    core = AsrCore(tiny_bundle, lm_int8=True, lm_int8_blocks=False)
+    core = AsrCore(tiny_bundle, lm_int8=True, lm_blocks="fp32")
     assert not isinstance(core.lm.head, nn.Linear)
     assert all(isinstance(m, nn.Linear) for name, m in core.lm.named_modules() if "Linear" in type(m).__name__
                and not name.startswith("head"))
+
+
+def test_bf16_linear_is_near_fp32_and_rows_do_not_depend_on_each_other() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(512, 2048)
+    bf16 = Bf16Linear(linear)
+    x = torch.randn(8, 512)
+    ref, got = linear(x), bf16(x)
+    assert got.dtype == torch.float32
+    # bf16 keeps 8 bits of mantissa: about 0.4% of the largest output here; a wrong layout is 100% off
+    assert (got - ref).abs().max() < 0.01 * ref.abs().max()
+    # the property int8's per-call activation scale lacks: a row alone equals that row among others
+    alone = torch.cat([bf16(x[i : i + 1]) for i in range(len(x))])
+    assert torch.allclose(alone, got, rtol=0, atol=1e-6)
+    q = quantize_linears(nn.Sequential(linear))
+    assert not torch.allclose(torch.cat([q(x[i : i + 1]) for i in range(len(x))]), q(x), rtol=0, atol=1e-6)
+
+
+def test_bf16_linears_swaps_in_place_skips_by_name_and_keeps_shared_weights() -> None:
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))
+    net = nn.ModuleDict({"a": mlp, "b": mlp, "router": nn.Linear(8, 2), "head": nn.Linear(8, 4)})
+    x = torch.randn(3, 8)
+    with torch.no_grad():
+        ref = net["a"](x)
+    assert bf16_linears(net, skip=("router", "head")) is net
+    assert isinstance(net["a"][0], Bf16Linear) and net["a"] is net["b"]
+    assert isinstance(net["router"], nn.Linear) and isinstance(net["head"], nn.Linear)
+    with torch.no_grad():
+        assert torch.allclose(net["a"](x), ref, atol=0.02 * float(ref.abs().max()))
+
+
+def test_bf16_blocks_setting(tiny_bundle) -> None:
+    fp32 = AsrCore(tiny_bundle, lm_int8=False)
+    core = AsrCore(tiny_bundle, lm_int8=True, lm_blocks="bf16")
+    assert not isinstance(core.lm.head, (nn.Linear, Bf16Linear))  # int8 output layer
+    names = {name for name, m in core.lm.named_modules() if isinstance(m, Bf16Linear)}
+    assert names and not any("router" in n or n.startswith("head") for n in names)
+    assert not any(type(m) is nn.Linear for name, m in core.lm.named_modules() if "router" not in name)
+    ids = torch.tensor([core.tok.encode("remind me to call my sister")])
+    with torch.inference_mode():
+        valid = torch.ones_like(ids, dtype=torch.bool)
+        ref = fp32.lm(fp32.lm.embed(ids), valid)[0].log_softmax(-1)[0]
+        got = core.lm(core.lm.embed(ids), valid)[0].log_softmax(-1)[0]
+    assert (ref.argmax(-1) == got.argmax(-1)).float().mean() >= 0.85
+    with pytest.raises(ValueError, match="lm_blocks"):
+        AsrCore(tiny_bundle, lm_int8=True, lm_blocks="fp8")

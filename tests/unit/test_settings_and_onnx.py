@@ -77,3 +77,27 @@ def test_int8_encoder_is_near_the_fp32_one_and_the_setting_picks_it(tiny_bundle,
     ops = {node.op_type for node in onnx.load(str(bundle / INT8_FILE)).graph.node}
     assert "DynamicQuantizeLinear" in ops or "MatMulInteger" in ops
     assert decoding_for(load_settings(model=str(bundle), encoder_int8=True)).encoder_int8
+
+
+def test_int8_encoder_keeps_the_first_blocks_attention_fp32_and_names_its_recipe(tiny_bundle, tmp_path) -> None:
+    """The first block's attention projections stay fp32, every other weighted product is int8, and the file carries
+    the recipe that scripts/bundle.sh checks for (an int8 file of an older recipe is made again)."""
+    import shutil
+
+    import onnx
+
+    from training.export.onnx_export import FIRST_BLOCK, INT8_FILE, INT8_RECIPE, int8_nodes, quantize_encoder
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    fp32 = onnx.load(str(bundle / "encoder.onnx")).graph
+    quantized = int8_nodes(fp32)
+    first_attention = [n.name for n in fp32.node if n.op_type == "MatMul" and n.name.startswith(FIRST_BLOCK)
+                       and "/ff" not in n.name and any(i in {w.name for w in fp32.initializer} for i in n.input)]
+    assert first_attention and not set(first_attention) & set(quantized)
+    assert any(n.startswith(FIRST_BLOCK) for n in quantized) and any("/layers.1/" in n for n in quantized)
+    quantize_encoder(bundle)
+    model = onnx.load(str(bundle / INT8_FILE))
+    assert {p.key: p.value for p in model.metadata_props}["seedasr_int8_recipe"] == INT8_RECIPE
+    assert {n.name for n in model.graph.node} >= set(first_attention)  # still plain MatMul nodes, by their names
+    assert INT8_RECIPE.split(":")[0] in (ROOT / "scripts" / "bundle.sh").read_text()

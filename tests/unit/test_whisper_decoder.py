@@ -54,6 +54,20 @@ def test_left_padded_prompts_of_two_lengths_run_as_one_batch() -> None:
         torch.testing.assert_close(step[row], dec.run(torch.tensor([[8]]), dec.audio_keys(audio), past=past)[0][0])
 
 
+def test_rows_that_share_one_audio_read_its_keys_once_with_the_same_logits() -> None:
+    """audio_kv of batch 1 beside B token rows (the beam search's hypotheses of one utterance) folds the rows'
+    queries into one: the logits equal those of the keys copied per row, with and without a cache."""
+    dec, audio = _tiny(), torch.randn(1, 9, 32)
+    shared = dec.audio_keys(audio)
+    copied = [(k.expand(3, -1, -1, -1), v.expand(3, -1, -1, -1)) for k, v in shared]
+    tokens = torch.tensor([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    got, cache, _ = dec.run(tokens, shared)
+    want, _, _ = dec.run(tokens, copied)
+    torch.testing.assert_close(got, want)
+    step = torch.tensor([[2], [3], [4]])
+    torch.testing.assert_close(dec.run(step, shared, past=cache)[0], dec.run(step, copied, past=cache)[0])
+
+
 def test_pretrained_decoder_writes_what_faster_whisper_writes(whisper_base_encoder_weights,
                                                               whisper_base_decoder_weights) -> None:
     from faster_whisper import WhisperModel
