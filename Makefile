@@ -41,7 +41,7 @@ eval: setup
 	$(PY) -m training.eval.run --card bundles/default/EVAL.md
 
 bench: setup
-	$(PY) -m services.bench
+	$(PY) -m services.bench --profiles
 	$(PY) -m training.eval.bench_peers
 
 # Fault injection: kill -9 worker, bridge, Redis and NATS KILLS times each under load; prints lost/duplicated.

@@ -2,7 +2,7 @@
 server, on the same audio, measured side by side in one run. Prints medians, p95, ratios, per-stage
 timings and the real-time factor.
 
-    python -m services.bench [--model DIR] [--runs 20] [--audio FILE ...]
+    python -m services.bench [--model DIR] [--runs 20] [--audio FILE ...] [--profiles]
 Needs Redis and NATS running (as the tests do).
 """
 
@@ -70,11 +70,21 @@ def halves_memory(model: str | None) -> dict[str, float]:
     return out
 
 
+# The opt-in speed settings (bundles/default/TUNING.md), each an embedded server beside the default one with --profiles.
+PROFILES: dict[str, dict[str, object]] = {
+    "bf16 blocks": {"lm_blocks": "bf16"},
+    "int8 encoder": {"encoder_int8": True},
+    "both": {"lm_blocks": "bf16", "encoder_int8": True},
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--audio", nargs="*", type=Path, default=DEFAULT_AUDIO)
+    ap.add_argument("--profiles", action="store_true",
+                    help=f"also embedded servers with the opt-in speed settings ({', '.join(PROFILES)}), side by side")
     args = ap.parse_args()
     mem = halves_memory(args.model)
     print("peak resident MB of a process that loads the model (imports alone: "
@@ -86,27 +96,30 @@ def main() -> None:
 
     ports = {n: free_port() for n in SERVICE_NAMES}
     procs = start_mesh({**env, "SEEDASR_BRIDGE_DELIVER": "new"}, Path(tempfile.mkdtemp(prefix="bench-")), ports)
-    settings = load_settings(**({"model": args.model} if args.model else {}))
-    embedded = serve_embedded(settings, port=free_port())
+    model = {"model": args.model} if args.model else {}
+    servers = {"embedded": serve_embedded(load_settings(**model), port=free_port())}
+    for name, overrides in PROFILES.items() if args.profiles else ():
+        servers[f"embedded, {name}"] = serve_embedded(load_settings(**model, **overrides), port=free_port())
+    targets = {"mesh": ports["gateway"], **{name: server.port for name, server in servers.items()}}
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in targets}
     try:
-        # interleave the two so background load hits both alike
-        mesh_runs: dict[str, list[float]] = {}
-        emb_runs: dict[str, list[float]] = {}
-        for _ in range(2):
-            for target, acc in ((ports["gateway"], mesh_runs), (embedded.port, emb_runs)):
-                for k, v in measure(target, audios, args.runs // 2).items():
-                    acc.setdefault(k, []).extend(v)
+        for _ in range(2):  # interleaved, so background load hits all alike
+            for name, port in targets.items():
+                for k, v in measure(port, audios, args.runs // 2).items():
+                    runs[name].setdefault(k, []).extend(v)
     finally:
-        embedded.stop(0.5)
+        for server in servers.values():
+            server.stop(0.5)
         for proc in procs.values():
             proc.kill()
-    print(f"Recognize latency, {len(mesh_runs['latency_ms'])} calls each, audio {', '.join(a.name for a in args.audio)}")
-    print(f"{'':10} {'p50 ms':>8} {'p95 ms':>8} {'RTF p50':>8} {'encode':>8} {'context':>8} {'decode':>8}")
-    for name, r in (("mesh", mesh_runs), ("embedded", emb_runs)):
-        print(f"{name:10} {p(r['latency_ms'], 50):8.1f} {p(r['latency_ms'], 95):8.1f} {p(r['rtf'], 50):8.3f} "
+    print(f"Recognize latency, {len(runs['mesh']['latency_ms'])} calls each, audio {', '.join(a.name for a in args.audio)}")
+    width = max(len(name) for name in runs)
+    print(f"{'':{width}} {'p50 ms':>8} {'p95 ms':>8} {'RTF p50':>8} {'encode':>8} {'context':>8} {'decode':>8}")
+    for name, r in runs.items():
+        print(f"{name:{width}} {p(r['latency_ms'], 50):8.1f} {p(r['latency_ms'], 95):8.1f} {p(r['rtf'], 50):8.3f} "
               f"{statistics.median(r['encode_ms']):8.1f} {statistics.median(r['context_ms']):8.1f} "
               f"{statistics.median(r['decode_ms']):8.1f}")
-    print(f"mesh / embedded p50 ratio: {p(mesh_runs['latency_ms'], 50) / p(emb_runs['latency_ms'], 50):.2f}")
+    print(f"mesh / embedded p50 ratio: {p(runs['mesh']['latency_ms'], 50) / p(runs['embedded']['latency_ms'], 50):.2f}")
 
 
 if __name__ == "__main__":

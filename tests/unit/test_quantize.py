@@ -10,6 +10,7 @@ from shared.bundle import load_bundle
 from shared.bundle_store import LUISE_BUNDLE
 from shared.model.quantize import Bf16Linear, bf16_linears, int8_supported, quantize_linears
 from shared.recognition import AsrCore
+from shared.settings import load_settings
 
 
 def test_int8_lm_ranks_next_tokens_as_the_fp32_lm_does() -> None:
@@ -101,3 +102,6 @@ def test_bf16_blocks_setting(tiny_bundle) -> None:
     assert (ref.argmax(-1) == got.argmax(-1)).float().mean() >= 0.85
     with pytest.raises(ValueError, match="lm_blocks"):
         AsrCore(tiny_bundle, lm_int8=True, lm_blocks="fp8")
+    # SEEDASR_LM_BLOCKS reaches the model a server loads
+    served = AsrCore.from_settings(load_settings(model=str(tiny_bundle), lm_blocks="bf16"), "decoder")
+    assert any(isinstance(m, Bf16Linear) for m in served.lm.modules())
