@@ -78,9 +78,9 @@ class AsrCore:
             # SEEDASR_LM_INT8, default on), so library callers get the exact model
             share_identical_experts(self.model.lm)  # exact; before int8, which keeps the sharing
             self.lm = self.model.lm
-            if lm_int8 and lm_blocks == "bf16":  # the router stays fp32: it picks the experts
-                bf16_linears(self.lm, skip=("head", "router"))
             if lm_int8:
+                if lm_blocks == "bf16":  # the router stays fp32: it picks the experts
+                    bf16_linears(self.lm, skip=("head", "router"))
                 self.lm = quantize_linears(self.lm, inplace=True, only=None if lm_blocks == "int8" else {"head"})
         if runs_lm and self.cfg.decoder_type == "whisper":
             from shared.model import whisper_weights as ww

@@ -67,12 +67,10 @@ def quantize_encoder(bundle_dir: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    src, out = bundle_dir / "encoder.onnx", bundle_dir / INT8_FILE
-    nodes = int8_nodes(onnx.load(str(src), load_external_data=False).graph)
-    quantize_dynamic(str(src), str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=nodes)
-    model = onnx.load(str(out))
-    onnx.helper.set_model_props(model, {"seedasr_int8_recipe": INT8_RECIPE})
-    onnx.save(model, str(out))
+    out = bundle_dir / INT8_FILE
+    model = onnx.load(str(bundle_dir / "encoder.onnx"))
+    onnx.helper.set_model_props(model, {"seedasr_int8_recipe": INT8_RECIPE})  # quantize_dynamic keeps the metadata
+    quantize_dynamic(model, str(out), weight_type=QuantType.QInt8, per_channel=True, nodes_to_quantize=int8_nodes(model.graph))
     return out
 
 
