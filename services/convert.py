@@ -46,9 +46,15 @@ class RequestDecoding:
     correction_margin: float
 
 
-def request_decoding(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults) -> RequestDecoding:
-    """Raises ValueError on out-of-range values."""
+def request_decoding(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults,
+                     with_context: bool = False) -> RequestDecoding:
+    """Raises ValueError on out-of-range values. A request's beam_size applies with and without context; else the
+    defaults' context_beam_size (when set) applies to a search with a context stream, widened to the request's nbest
+    (which the gateway checked against beam_size, before it knew whether there would be context), and beam_size
+    to one without."""
     beam = cfg.beam_size or defaults.beam_size
+    if with_context and defaults.context_beam_size and not cfg.beam_size:
+        beam = max(defaults.context_beam_size, cfg.nbest)
     nbest = cfg.nbest or min(defaults.nbest, beam)
     if not 1 <= beam <= 32:
         raise ValueError(f"beam_size must be in [1, 32], got {beam}")

@@ -19,6 +19,9 @@ DECODING_KEY = "decoding"
 @dataclass(frozen=True)
 class DecodingDefaults:
     beam_size: int = 12
+    # the beam when the search has a context stream (0: beam_size): two streams run twice the decoder rows, and a
+    # wider beam lets hypotheses without the context's phrase outrank it (bundles/default/TUNING.md)
+    context_beam_size: int = 0
     nbest: int = 4
     context_weight: float = 0.9  # alpha of the joint beam search
     ctc_weight: float = 0.4  # CTC prefix scores against the LM's

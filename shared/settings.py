@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     lm_blocks: Optional[Literal["int8", "bf16", "fp32"]] = Field(
         None, description="with lm_int8, the decoder blocks' linears in int8, bf16 or fp32")
     beam_size: Optional[int] = Field(None, ge=1, le=32)
+    context_beam_size: Optional[int] = Field(None, ge=0, le=32, description="beam with a context stream; 0 = beam_size")
     nbest: Optional[int] = Field(None, ge=1, le=32)
     context_weight: Optional[float] = Field(None, ge=0, le=1, description="alpha of the joint beam search")
     ctc_weight: Optional[float] = Field(None, ge=0, le=1, description="CTC prefix scores against the LM's")

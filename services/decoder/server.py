@@ -28,7 +28,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
     def Decode(self, request: internal_pb2.DecodeRequest, context: grpc.ServicerContext) -> internal_pb2.DecodeResponse:
         try:
             speech = tensor_from_pb(request.speech)
-            cfg, correction = search_configs(request.config, self.decoding)
+            cfg, correction = search_configs(request.config, self.decoding, with_context=bool(request.context_ids))
         except ValueError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if speech.ndim != 2 or speech.shape[1] != self.width or speech.shape[0] == 0:

@@ -45,3 +45,25 @@ def test_make_eval_writes_its_card_with_the_served_defaults(tiny_bundle, tmp_pat
           "--long", str(tmp_path / "none"), "--card", str(card)])
     text = card.read_text()
     assert "| dev_one | 1 |" in text and "WER ours" in text
+
+
+def test_an_evaluation_killed_with_sigterm_stops_its_server(tiny_bundle) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = ("import sys, time\nfrom training.eval.served import ServedRecogniser\n"
+              f"served = ServedRecogniser({str(tiny_bundle)!r})\nprint(served.proc.pid, flush=True)\ntime.sleep(120)\n")
+    evaluation = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert evaluation.stdout is not None
+    server = psutil.Process(int(evaluation.stdout.readline()))
+    try:
+        evaluation.send_signal(signal.SIGTERM)
+        assert evaluation.wait(timeout=30) == 128 + signal.SIGTERM
+        server.wait(timeout=30)  # raises psutil.TimeoutExpired if the server outlived the evaluation
+    finally:
+        evaluation.kill()
+        if server.is_running():
+            server.kill()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,15 @@ from shared.settings import load_settings
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM as SystemExit, so that atexit closes the servers; only where nobody installed a handler already."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        try:
+            signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+        except ValueError:  # not the main thread: leave it to the program
+            pass
+
+
 class ServedRecogniser:
     """`last_cpu_s`: the server's CPU seconds for the latest call (what a serving machine pays for it)."""
 
@@ -43,7 +53,8 @@ class ServedRecogniser:
         self.log = tempfile.NamedTemporaryFile(prefix="seedasr-eval-server-", suffix=".log", delete=False)
         self.proc = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(self.port)],
                                      cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        atexit.register(self.close)  # no server outlives the evaluation
+        atexit.register(self.close)  # no server outlives the evaluation ...
+        _exit_on_sigterm()  # ... nor an evaluation killed with SIGTERM (atexit runs only on a normal exit)
         self.server = psutil.Process(self.proc.pid)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=CHANNEL_OPTIONS)
         self._wait_serving(start_timeout_s)

@@ -30,13 +30,14 @@ from shared.model.whisper_decoder import WhisperDecoderConfig, load_ct2_decoder
 from shared.model.whisper_encoder import WhisperEncoderConfig, load_ct2_encoder
 
 # Decoding defaults of this bundle (bundles/default/TUNING.md): a narrower beam than the MoE LM's (each row costs
-# Whisper's 51865-way output layer), no CTC (no head); the word list is in the bundle for requests that set an
+# Whisper's 51865-way output layer), 8 beams alone and 4 per stream with context (8 decoder rows either way; wider
+# beams with context lost keywords), no CTC (no head); the word list is in the bundle for requests that set an
 # out-of-lexicon penalty, off by default, and no word LM (it fed Whisper's loops); int8 for the output layer only
 # (int8 blocks round by each call's rows, which moved keyword recall by whole keywords; bf16 blocks cost three
 # keywords of 100); ended hypotheses ranked by score per token, as Whisper ranks them (raw sums cut sentences short):
 # bundles/default/TUNING.md.
-DECODING = DecodingDefaults(beam_size=4, nbest=4, context_weight=0.7, ctc_weight=0.0, bias_bonus=2.0,
-                            correction_margin=6.0, oov_penalty=0.0, word_lm_weight=0.0, word_bonus=0.0,
+DECODING = DecodingDefaults(beam_size=8, context_beam_size=4, nbest=4, context_weight=0.7, ctc_weight=0.0,
+                            bias_bonus=2.0, correction_margin=6.0, oov_penalty=0.0, word_lm_weight=0.0, word_bonus=0.0,
                             length_norm=True, lm_blocks="fp32")
 
 

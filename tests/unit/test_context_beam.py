@@ -1,0 +1,74 @@
+"""context_beam_size: the beam of a search with a context stream, beside beam_size for one without."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from seedasr.v1 import common_pb2, internal_pb2
+from services.convert import tensor_to_pb
+from services.decoder.config import beam_config
+from services.decoder.server import DecoderService
+from shared.decoding import DecodingDefaults, decoding_for
+from shared.recognition import NBestEntry
+from shared.settings import load_settings
+
+PLAIN = common_pb2.RecognitionConfig()
+
+
+def test_the_context_beam_applies_only_with_a_context_stream() -> None:
+    defaults = DecodingDefaults(beam_size=8, context_beam_size=4, nbest=4)
+    assert beam_config(PLAIN, defaults).beam_size == 8
+    assert beam_config(PLAIN, defaults, with_context=True).beam_size == 4
+    # a request's beam applies with and without context
+    assert beam_config(common_pb2.RecognitionConfig(beam_size=3), defaults, with_context=True).beam_size == 3
+    assert beam_config(common_pb2.RecognitionConfig(beam_size=6), defaults).beam_size == 6
+    # unset (0): one beam for both
+    assert beam_config(PLAIN, DecodingDefaults(beam_size=5), with_context=True).beam_size == 5
+    # the gateway checks nbest against beam_size before it knows about context: the context beam widens to it
+    widened = beam_config(common_pb2.RecognitionConfig(nbest=6), defaults, with_context=True)
+    assert (widened.beam_size, widened.nbest) == (6, 6)
+    with pytest.raises(ValueError, match="nbest"):  # a request's own beam is never widened
+        beam_config(common_pb2.RecognitionConfig(nbest=6, beam_size=4), defaults, with_context=True)
+
+
+def test_the_setting_overrides_the_bundle(tiny_bundle, tmp_path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    meta = json.loads((bundle / "config.json").read_text())
+    meta["decoding"] = {"beam_size": 8, "context_beam_size": 4}
+    (bundle / "config.json").write_text(json.dumps(meta))
+    assert decoding_for(load_settings(model=str(bundle))).context_beam_size == 4
+    assert decoding_for(load_settings(model=str(bundle), context_beam_size=2)).context_beam_size == 2
+
+
+class _Call:
+    def is_active(self) -> bool:
+        return True
+
+    def time_remaining(self) -> float:
+        return 10.0
+
+    def abort(self, code: Any, details: str) -> None:
+        raise AssertionError(f"aborted: {code} {details}")
+
+
+def test_the_decoder_service_picks_the_beam_by_the_request_context(tiny_bundle) -> None:
+    searched: list[int] = []
+
+    def decode(speech, context_ids, cfg, *args, **kwargs) -> list[NBestEntry]:
+        searched.append(cfg.beam_size)
+        return [NBestEntry("ok", 0.0)]
+
+    core = SimpleNamespace(bundle_dir=tiny_bundle, cfg=SimpleNamespace(lm=SimpleNamespace(d_model=4)),
+                           tok=SimpleNamespace(vocab_size=10), decode=decode)
+    service = DecoderService(core, load_settings(model=str(tiny_bundle), beam_size=7, context_beam_size=3))  # type: ignore[arg-type]
+    speech = tensor_to_pb(np.zeros((5, 4), np.float32))
+    service.Decode(internal_pb2.DecodeRequest(speech=speech), _Call())  # type: ignore[arg-type]
+    service.Decode(internal_pb2.DecodeRequest(speech=speech, context_ids=[1, 2]), _Call())  # type: ignore[arg-type]
+    assert searched == [7, 3]
