@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +12,7 @@ from seedasr.v1 import common_pb2, internal_pb2
 from services.convert import tensor_to_pb
 from services.decoder.config import beam_config
 from services.decoder.server import DecoderService
-from shared.decoding import DecodingDefaults, decoding_for
+from shared.decoding import DecodingDefaults
 from shared.recognition import NBestEntry
 from shared.settings import load_settings
 
@@ -35,16 +33,6 @@ def test_the_context_beam_applies_only_with_a_context_stream() -> None:
     assert (widened.beam_size, widened.nbest) == (6, 6)
     with pytest.raises(ValueError, match="nbest"):  # a request's own beam is never widened
         beam_config(common_pb2.RecognitionConfig(nbest=6, beam_size=4), defaults, with_context=True)
-
-
-def test_the_setting_overrides_the_bundle(tiny_bundle, tmp_path) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(tiny_bundle, bundle)
-    meta = json.loads((bundle / "config.json").read_text())
-    meta["decoding"] = {"beam_size": 8, "context_beam_size": 4}
-    (bundle / "config.json").write_text(json.dumps(meta))
-    assert decoding_for(load_settings(model=str(bundle))).context_beam_size == 4
-    assert decoding_for(load_settings(model=str(bundle), context_beam_size=2)).context_beam_size == 2
 
 
 class _Call:

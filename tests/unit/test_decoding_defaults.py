@@ -20,7 +20,7 @@ def bundle(tiny_bundle, tmp_path):
     out = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, out)
     meta = json.loads((out / "config.json").read_text())
-    meta["decoding"] = {"beam_size": 6, "bias_bonus": 2.5, "segment_s": 5.0}
+    meta["decoding"] = {"beam_size": 6, "context_beam_size": 4, "bias_bonus": 2.5, "segment_s": 5.0}
     (out / "config.json").write_text(json.dumps(meta))
     return out
 
@@ -31,6 +31,8 @@ def test_bundle_defaults_then_settings_then_the_request(bundle) -> None:
     assert plain.oov_penalty == DecodingDefaults().oov_penalty  # not in the bundle: the fallback
     overridden = decoding_for(load_settings(model=str(bundle), bias_bonus=7.0))
     assert (overridden.beam_size, overridden.bias_bonus) == (6, 7.0)
+    assert plain.context_beam_size == 4
+    assert decoding_for(load_settings(model=str(bundle), context_beam_size=2)).context_beam_size == 2
     assert beam_config(common_pb2.RecognitionConfig(), overridden).bias_bonus == 7.0
     assert beam_config(common_pb2.RecognitionConfig(bias_bonus=1.0, beam_size=3), overridden).bias_bonus == 1.0
 
