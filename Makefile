@@ -37,12 +37,15 @@ tiny-bundle: setup
 train: setup
 	bash training/train.sh
 
+# the dev sets are synthesised first where missing (training/data/make_dev_sets.sh: reserved voices, evaluation only)
 eval: setup
+	bash training/data/make_dev_sets.sh
 	$(PY) -m training.eval.run --card bundles/default/EVAL.md
 
 bench: setup
 	$(PY) -m services.bench --profiles
 	$(PY) -m training.eval.bench_peers
+	$(PY) -m services.bench_stream --vad
 
 # Fault injection: kill -9 worker, bridge, Redis and NATS KILLS times each under load; prints lost/duplicated.
 KILLS ?= 20

@@ -22,6 +22,7 @@ from wordfreq import zipf_frequency
 
 from shared.text import normalize_text
 from shared.tokenizer import Tokenizer
+from shared.written import context_spellings, with_end_mark
 
 RARE_ZIPF = 3.5  # below this a word is rare (3 = once per million words); "meeting" is 5.2, "ullrich" 2.0
 MAX_BIAS_PHRASES = 64
@@ -33,6 +34,7 @@ CORRECTION_ZIPF = 5.0
 CORRECTION_MAX_WORDS = 4
 FUNCTION_ZIPF = 6.0
 MAX_CORRECTION_PHRASES = 256
+MAX_SPELLINGS = 512
 
 
 @dataclass
@@ -55,6 +57,10 @@ class AssembledContext:
     turns_used: int
     bias_phrases: list[str] = field(default_factory=list)
     correction_phrases: list[str] = field(default_factory=list)
+    # the same parts as written (casing, punctuation): a decoder prompted with text writes in the style of its prompt
+    # (a lower-case context made Whisper write "kilbride street" in lower case too)
+    written_text: str = ""
+    spellings: list[str] = field(default_factory=list)  # context words as written (shared/written.py)
 
 
 def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
@@ -97,16 +103,18 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
     def room(ids: list[int]) -> bool:
         return used + len(ids) + 1 <= budget
 
-    head: list[tuple[list[int], str]] = []
-    for text in (ctx.prompt, " ".join(normalize_text(h) for h in ctx.hotwords)):
+    head: list[tuple[list[int], str, str]] = []
+    hotwords = [h.strip() for h in ctx.hotwords if normalize_text(h)]
+    for text, written in ((ctx.prompt, ctx.prompt), (" ".join(normalize_text(h) for h in hotwords), ", ".join(hotwords))):
         norm = normalize_text(text)
         if norm:
-            ids = tok.encode(norm)[: max(0, budget - used - 1)]
+            full = tok.encode(norm)
+            ids = full[: max(0, budget - used - 1)]
             if ids:
-                head.append((ids, norm))
+                head.append((ids, norm, written.strip() if len(ids) == len(full) else tok.decode(ids)))
                 used += len(ids) + 1
     own = [i < len(ctx.recognised) and bool(ctx.recognised[i]) for i in range(len(ctx.turns))]
-    chosen: list[tuple[list[int], str]] = []
+    chosen: list[tuple[list[int], str, str]] = []
     biasable: list[str] = []  # newest first
     for turn, recognised in reversed([*zip(ctx.turns, own), (ctx.previous_text, True)]):  # newest first
         norm = normalize_text(turn)
@@ -115,13 +123,18 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
         ids = tok.encode(norm)
         if not room(ids):
             break
-        chosen.append((ids, norm))
+        chosen.append((ids, norm, turn.strip()))
         used += len(ids) + 1
         if not recognised:
             biasable.append(norm)
-    for ids, text in head + list(reversed(chosen)):
+    written_parts: list[str] = []
+    for ids, text, written in head + list(reversed(chosen)):
         pieces.append(ids)
         texts.append(text)
+        written_parts.append(written.strip())
+    # parts read as sentences; the last one as written, since the transcript follows it (with an end mark added
+    # there, 3 of 100 keywords on the context dev set came out differently: TUNING.md)
+    written_parts = [with_end_mark(p) for p in written_parts[:-1]] + written_parts[-1:]
     token_ids: list[int] = []
     for i, ids in enumerate(pieces):
         if i:
@@ -138,7 +151,13 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
     for text in [normalize_text(ctx.prompt), *every_turn]:
         candidates += phrase_ngrams(text)
     candidates = list(dict.fromkeys(p for p in candidates if p))[:MAX_CORRECTION_PHRASES]
-    return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases, candidates)
+    # spellings: hotwords as given, then the prompt's and the user-supplied turns' words, never the recogniser's own
+    spellings = [w for h in hotwords for w in h.split()]
+    rare = {w for p in phrases for w in p.split()}
+    for text in [ctx.prompt, *(t for t, recognised in zip(ctx.turns, own) if not recognised)]:
+        spellings += context_spellings(text, rare)
+    return AssembledContext(token_ids, " | ".join(texts), len(chosen), phrases, candidates,
+                            " ".join(written_parts), list(dict.fromkeys(spellings))[:MAX_SPELLINGS])
 
 
 def context_text(tok: Tokenizer, ids: Sequence[int]) -> str:

@@ -39,6 +39,10 @@ class DecodingDefaults:
     lm_blocks: str = "int8"  # ... and its blocks' linears in int8, bf16 or fp32 (shared/model/quantize.py)
     encoder_warps: str = "1"  # comma-separated filterbank warps (test-time VTLN); "1" = off
     encoder_int8: bool = False  # the ONNX engine runs the int8 copy of the encoder (encoder.int8.onnx)
+    # word confidence: logistic regression weights of (least token log-prob, mean token entropy, n-best agreement) and
+    # its bias, comma-separated, fitted on a calibration set (training/eval/calibrate.py); "" = uncalibrated (the least
+    # likely token's probability)
+    confidence_weights: str = ""
 
     @classmethod
     def from_bundle(cls, bundle_dir: Path | str) -> DecodingDefaults:
@@ -56,6 +60,16 @@ class DecodingDefaults:
         changes = {f.name: getattr(settings, f.name) for f in dataclasses.fields(self)
                    if getattr(settings, f.name, None) is not None}
         return dataclasses.replace(self, **changes)
+
+    @property
+    def confidence(self) -> tuple[float, ...]:
+        """confidence_weights as numbers (empty when unset)."""
+        if not self.confidence_weights.strip():
+            return ()
+        weights = tuple(float(w) for w in self.confidence_weights.split(","))
+        if len(weights) != 4:
+            raise ValueError(f"confidence_weights holds 3 weights and a bias, got {self.confidence_weights!r}")
+        return weights
 
     @property
     def warps(self) -> tuple[float, ...]:

@@ -5,6 +5,8 @@ transport code lives here."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,25 +22,59 @@ from shared.decoding import decoding_for
 from shared.engines import EncoderEngine, EncoderOutput, engine_kind, make_encoder_engine
 from shared.features import encoder_features
 from shared.model.asr import HALVES, SeedASR, encoder_kind, pad_to_window
-from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_search
+from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_search, joint_streams
 from shared.model.biasing import PhraseBiasing
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
 from shared.model.moe_lm import MoeLM, share_identical_experts
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_text_scorer
 from shared.model.quantize import LINEAR_PRECISIONS, bf16_linears, quantize_linears
+from shared.model.whisper_align import align_transcripts
 from shared.model.whisper_decoder import WhisperDecoder, WhisperTokens
 from shared.model.whisper_search import whisper_beam_search, whisper_text_scorer
 from shared.model.word_lm import WORD_LM_FILE, WordLM
 from shared.segments import Word
 from shared.settings import Settings
 from shared.text import normalize_text
+from shared.written import apply_spoken_edit, format_times, respell, spelling_map, spoken_words
+
+MAX_PREFIX_TOKENS = 160  # a forced prefix leaves room in Whisper's 448 positions for the context and the rest
 
 
 @dataclass
 class NBestEntry:
-    text: str
-    score: float
+    text: str  # as the decoder writes it: written form for Whisper, spoken form for our MoE LM
+    score: float  # the search's joint score
+    normalized: str = ""  # spoken form (shared/text.py)
+    confidence: float = 0.0  # expected share of right words, in [0, 1]
+    words: list[Word] = dataclasses.field(default_factory=list)  # with times: the best entry when asked
+    # per word: (least token log-prob, mean token entropy, n-best agreement), what confidence is computed from
+    features: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What a decode returns besides its n-best texts. audio_s: seconds of audio in the window (the rest of the
+    encoder's frames are padding; 0 = all); word_times: align the best transcript's words to the audio; partial:
+    an interim result (greedy, no correction, no alignment); confidence_weights: the word-confidence regression
+    (confidence)."""
+
+    audio_s: float = 0.0
+    word_times: bool = False
+    partial: bool = False
+    prefix: str = ""  # written text the transcript starts with (a stream's stable words): the search writes the rest
+    threads: int = 0  # torch intra-op threads for this decode (0: the process's)
+    confidence_weights: tuple[float, ...] = ()
+
+    def confidence(self, features: tuple[float, float, float]) -> float:
+        """A word's (least token log-prob, mean token entropy, n-best agreement) -> P(right), the logistic regression
+        whose weights and bias (confidence_weights) training/eval/calibrate.py fits; a bundle without them gets its
+        least likely token's probability, uncalibrated."""
+        if not self.confidence_weights:
+            return math.exp(min(0.0, features[0]))
+        *w, bias = self.confidence_weights
+        z = bias + sum(wi * fi for wi, fi in zip(w, features))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 class AsrCore:
@@ -86,7 +122,12 @@ class AsrCore:
             from shared.model import whisper_weights as ww
 
             self.whisper_tokens = WhisperTokens(ww.ct2_model_dir() / "tokenizer.json")
-            self.lexicon = self._lexicon(self.whisper_tokens.pieces(), (), self.whisper_tokens.eot)
+            self.pieces = self.whisper_tokens.pieces()
+            self.lexicon = self._lexicon(self.pieces, (), self.whisper_tokens.eot)
+            # the (block, head) pairs whose cross-attention follows the audio: word times (whisper_align.py)
+            heads = json.loads((ww.ct2_model_dir() / "config.json").read_text()).get("alignment_heads", [])
+            self.alignment_heads = [(int(b), int(h)) for b, h in heads] or [  # Whisper's default: the upper half's
+                (b, h) for b in range(self.lm.cfg.n_layers // 2, self.lm.cfg.n_layers) for h in range(self.lm.cfg.n_heads)]
         elif runs_lm:
             self.lexicon = self._lexicon([self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
                                          self.tok.special_ids, self.tok.eos_id)
@@ -157,29 +198,42 @@ class AsrCore:
     def decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig,
                bias_phrases: Sequence[str] = (), correction_phrases: Sequence[str] = (),
                correction: Optional[CorrectionConfig] = None,
-               cancelled: Optional[Callable[[], bool]] = None, wait_s: Optional[float] = None) -> list[NBestEntry]:
+               cancelled: Optional[Callable[[], bool]] = None, wait_s: Optional[float] = None,
+               context: str = "", spellings: Sequence[str] = (), output: OutputConfig = OutputConfig(),
+               ) -> list[NBestEntry]:
         """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free; bias_phrases
         (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole; words outside
         the bundle's lexicon and the context cost cfg.oov_penalty (shared/model/lexicon.py); then
         correction_phrases may replace look-alike spans of the best text (shared/model/phrase_correction.py;
         it keeps its search score). `cancelled` stops the search (SearchCancelled) when the caller is gone;
-        a decode that cannot start within `wait_s` (others hold the model) raises SearchCancelled too."""
+        a decode that cannot start within `wait_s` (others hold the model) raises SearchCancelled too.
+        context: the context as written, for a decoder that reads it as text (else it is read from context_ids);
+        spellings: context words as written, which the transcript then spells the same way (shared/written.py)."""
         if self.half == "encoder":
             raise RuntimeError("this AsrCore loaded the encoder half only: it cannot decode")
         # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
         cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, 10 + len(speech)))
         if not self.lock.acquire(timeout=-1 if wait_s is None else max(0.0, wait_s)):
             raise SearchCancelled(f"the model stayed busy for {wait_s:.1f} s")
+        threads = torch.get_num_threads()
+        if output.threads and output.threads != threads:  # decodes hold the lock: only this one runs on them
+            torch.set_num_threads(output.threads)
         try:
-            return self._decode(speech, context_ids, cfg, bias_phrases, correction_phrases, correction, cancelled)
+            if self.whisper_tokens is not None:
+                return self._decode_whisper(speech, context or context_text(self.tok, context_ids), cfg, bias_phrases,
+                                            correction_phrases, correction, cancelled, spellings, output)
+            return self._decode(speech, context_ids, cfg, bias_phrases, correction_phrases, correction, cancelled, output)
         finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
             self.lock.release()
 
     def _decode(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig, bias_phrases: Sequence[str],
                 correction_phrases: Sequence[str], correction: Optional[CorrectionConfig],
-                cancelled: Optional[Callable[[], bool]]) -> list[NBestEntry]:
-        if self.whisper_tokens is not None:
-            return self._decode_whisper(speech, context_ids, cfg, bias_phrases, correction_phrases, correction, cancelled)
+                cancelled: Optional[Callable[[], bool]], output: OutputConfig) -> list[NBestEntry]:
+        """Our MoE LM: it writes the spoken form; confidence from the search's score per token."""
+        if output.partial:
+            cfg, correction = dataclasses.replace(cfg, beam_size=1, nbest=1), None
         assert self.model is not None and self.lexicon is not None and isinstance(self.lm, MoeLM)
         with torch.inference_mode():
             sp = torch.from_numpy(np.array(speech, dtype=np.float32))  # a writable copy
@@ -198,25 +252,35 @@ class AsrCore:
                                                cfg.word_lm_weight, cfg.word_bonus)
             hyps = joint_beam_search(self.lm, free, ctx, self.tok.eos_id, cfg, ctc=ctc, bias=bias,
                                      lexicon=lexicon if lexicon else None, cancelled=cancelled)
-            nbest = [NBestEntry(self.tok.decode(h.tokens), h.score) for h in hyps]
+            nbest = [NBestEntry(self.tok.decode(h.tokens), h.score,
+                                confidence=output.confidence((h.score / (len(h.tokens) + 1), 0.0, 1.0))) for h in hyps]
             if nbest and logp is not None and correction is not None and correction_phrases:
                 nbest[0].text = correct_phrases(nbest[0].text, correction_phrases,
                                                 ctc_text_scorer(logp, self.tok.encode, self.model.ctc_blank), correction)
+        for entry in nbest:
+            entry.normalized = entry.text
         return nbest
 
-    def _decode_whisper(self, speech: np.ndarray, context_ids: Sequence[int], cfg: BeamConfig,
-                        bias_phrases: Sequence[str], correction_phrases: Sequence[str],
-                        correction: Optional[CorrectionConfig],
-                        cancelled: Optional[Callable[[], bool]]) -> list[NBestEntry]:
-        """A `whisper` decoder: the context (assembled in our tokenizer's ids, its parts split by <turn>) goes to
-        Whisper's prompt as text; its transcripts are normalised as our own decoder writes them. Phrase correction
-        scores its variants by the decoder given the context, teacher-forced, in place of a CTC head (without the
-        context its LM ranks a rare name too low for any margin that keeps distractors out: TUNING.md)."""
+    def _decode_whisper(self, speech: np.ndarray, context: str, cfg: BeamConfig, bias_phrases: Sequence[str],
+                        correction_phrases: Sequence[str], correction: Optional[CorrectionConfig],
+                        cancelled: Optional[Callable[[], bool]], spellings: Sequence[str],
+                        output: OutputConfig) -> list[NBestEntry]:
+        """A `whisper` decoder: the context goes to Whisper's prompt as text; transcripts come out in written form.
+        Phrase correction compares context phrases with the spoken form and scores its variants by the decoder given
+        the context, teacher-forced, in place of a CTC head (without the context its LM ranks a rare name too low for
+        any margin that keeps distractors out: TUNING.md); what it changes goes back into the written words. Then
+        one teacher-forced pass of the n-best gives word confidences and the best one's word times
+        (shared/model/whisper_align.py)."""
         assert self.whisper_tokens is not None and isinstance(self.lm, WhisperDecoder)
-        context = context_text(self.tok, context_ids)
-        # as written and capitalised: Whisper spells names with capitals, the context arrives lower case
-        spellings = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
-        phrases = [self.whisper_tokens.encode(p) for p in spellings]
+        tokens = self.whisper_tokens
+        wanted = cfg.nbest
+        if output.partial:
+            cfg, correction = dataclasses.replace(cfg, beam_size=1, nbest=1), None
+        else:  # every ended beam: how many of them agree on a word is what its confidence rests on most
+            cfg = dataclasses.replace(cfg, nbest=max(cfg.nbest, cfg.beam_size))
+        # as given and capitalised: Whisper spells names with capitals, the phrases arrive in spoken form
+        variants = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
+        phrases = [tokens.encode(p) for p in variants]
         bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
         assert self.lexicon is not None
         near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
@@ -224,17 +288,61 @@ class AsrCore:
                                            cfg.word_lm_weight, cfg.word_bonus)
         with torch.inference_mode():
             audio = torch.from_numpy(np.array(speech, dtype=np.float32))
-            audio_kv = self.lm.audio_keys(audio[None])  # once, for the search and the corrector
-            hyps = whisper_beam_search(self.lm, audio, self.whisper_tokens, context or None, cfg, bias=bias,
-                                       cancelled=cancelled, audio_kv=audio_kv, lexicon=lexicon if lexicon else None)
-            best: dict[str, float] = {}  # spellings that differ only in case or punctuation are one alternative
+            audio_kv = self.lm.audio_keys(audio[None])  # once, for the search, the corrector and the alignment
+            prefix = tokens.encode(output.prefix) if output.prefix.strip() else []
+            prefix = prefix if len(prefix) <= MAX_PREFIX_TOKENS else []
+            hyps = whisper_beam_search(self.lm, audio, tokens, context or None, cfg, bias=bias, cancelled=cancelled,
+                                       audio_kv=audio_kv, lexicon=lexicon if lexicon else None, prefix=prefix)
+            nbest: dict[str, NBestEntry] = {}  # spellings that differ only in case or punctuation are one alternative
             for h in hyps:
-                best.setdefault(normalize_text(self.whisper_tokens.decode(h.tokens)), h.score)
-            nbest = [NBestEntry(text, score) for text, score in best.items()]
-            if nbest and correction is not None and correction.margin > 0 and correction_phrases:
-                scorer = whisper_text_scorer(self.lm, audio_kv, self.whisper_tokens, context or None)
-                nbest[0].text = correct_phrases(nbest[0].text, correction_phrases, scorer, correction)
-        return nbest
+                written = format_times(tokens.decode(h.tokens))
+                nbest.setdefault(normalize_text(written), NBestEntry(written, h.score))
+            entries = list(nbest.values())
+            if entries and correction is not None and correction.margin > 0 and correction_phrases:
+                scorer = whisper_text_scorer(self.lm, audio_kv, tokens, context or None)
+                spoken = " ".join(spoken_words(entries[0].text)[0])
+                corrected = correct_phrases(spoken, correction_phrases, scorer, correction)
+                if corrected != spoken:
+                    entries[0].text = apply_spoken_edit(entries[0].text, corrected)
+            known = spelling_map(spellings)
+            for entry in entries:
+                entry.text = respell(entry.text, [*bias_phrases, *correction_phrases], known)
+                entry.normalized = normalize_text(entry.text)
+            if entries and not output.partial:
+                self._align(entries, audio_kv, context, cfg.alpha, output, len(audio))
+        return entries[:wanted]
+
+    def _align(self, entries: list[NBestEntry], audio_kv: list[tuple[torch.Tensor, torch.Tensor]], context: str,
+               alpha: float, output: OutputConfig, frames: int) -> None:
+        """Word confidences of every entry, word times of the best one (one teacher-forced pass of them all)."""
+        assert self.whisper_tokens is not None and isinstance(self.lm, WhisperDecoder)
+        tokens = self.whisper_tokens
+        prompts, alpha = joint_streams(tokens.prompt(), tokens.prompt(previous=context) if context else None, alpha)
+        room = self.lm.cfg.max_tokens - max(len(p) for p in prompts) - 1
+        texts = [tokens.encode(e.text)[:room] for e in entries]
+        frame_s = self.cfg.window_s / frames
+        if output.audio_s > 0:
+            frames = max(1, min(frames, math.ceil(output.audio_s / frame_s)))
+        aligned = align_transcripts(self.lm, audio_kv, prompts, alpha, texts, tokens.eot, self.pieces,
+                                    self.alignment_heads, frames, frame_s, tokens.decode,
+                                    times_for=1 if output.word_times else 0)
+        spoken = [set(e.normalized.split()) for e in entries]
+        for k, (entry, words) in enumerate(zip(entries, aligned)):
+            others = spoken[:k] + spoken[k + 1 :]
+            entry.features = [(w.min_logp, w.entropy, nbest_agreement(w.word, others)) for w in words]
+            entry.words = [Word(w.word, w.start_s, w.end_s, output.confidence(f)) for w, f in zip(words, entry.features)]
+            entry.confidence = float(np.mean([w.confidence for w in entry.words])) if entry.words else 0.0
+        for entry in entries[1:] if output.word_times else entries:
+            entry.words = [Word(w.word, 0.0, 0.0, w.confidence) for w in entry.words]
+
+
+def nbest_agreement(word: str, others: Sequence[set[str]]) -> float:
+    """The share of the other alternatives (their spoken words) that also say this written word; 1 when there are
+    none (a search that ended one way only)."""
+    pieces = normalize_text(word).split()
+    if not others:
+        return 1.0
+    return sum(all(p in o for p in pieces) for o in others) / len(others)
 
 
 def most_confident(outputs: Sequence[EncoderOutput]) -> int:

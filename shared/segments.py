@@ -15,6 +15,7 @@ class Word:
     word: str
     start_s: float
     end_s: float
+    confidence: float = 0.0  # probability the word is right, where the decoder computed one
 
 
 

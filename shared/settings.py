@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     # one intra-op thread per process: at this model size more threads cost CPU and add no speed (2-core
     # CPU, 30 reserved-voice utterances: 1 thread 0.08 CPU-s / 0.055 wall-s per audio s, 2 threads 0.14 / 0.073)
     threads: int = Field(1, ge=0, description="intra-op threads for torch/ONNX Runtime; 0 = library default")
+    # a stream's final is awaited by a speaker who stopped talking: its decode may use more cores than a throughput
+    # call (2 threads: 0.17 -> 0.12 s for a 3-5 s turn's search on the 2-core CPU)
+    urgent_threads: int = Field(2, ge=0, description="intra-op threads for the decode of a stream's final; 0 = threads")
     # decoding: unset (None) = the bundle's config.json "decoding" section (shared/decoding.py); a value set
     # here overrides the bundle for every request, and a request's RecognitionConfig overrides both
     encoder_warps: Optional[str] = Field(None, pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$",
@@ -42,6 +45,9 @@ class Settings(BaseSettings):
     word_bonus: Optional[float] = Field(None, ge=-20, le=20)
     segment_s: Optional[float] = Field(None, gt=1, description="longest window of long audio")
     length_norm: Optional[bool] = Field(None, description="rank ended hypotheses by score per token")
+    confidence_weights: Optional[str] = Field(
+        None, pattern=r"^\s*-?[0-9.]+(\s*,\s*-?[0-9.]+){3}\s*$",
+        description="word confidence regression: weights of least token log-prob, entropy, n-best agreement, then bias")
 
     # serving
     host: str = "127.0.0.1"

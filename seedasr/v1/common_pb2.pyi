@@ -19,7 +19,7 @@ class Audio(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., encoding: _Optional[str] = ..., sample_rate: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("language", "beam_size", "nbest", "context_weight", "word_timestamps", "disable_context", "bias_bonus", "correction_margin", "oov_penalty")
+    __slots__ = ("language", "beam_size", "nbest", "context_weight", "word_timestamps", "disable_context", "bias_bonus", "correction_margin", "oov_penalty", "verbatim")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     BEAM_SIZE_FIELD_NUMBER: _ClassVar[int]
     NBEST_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class RecognitionConfig(_message.Message):
     BIAS_BONUS_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_MARGIN_FIELD_NUMBER: _ClassVar[int]
     OOV_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    VERBATIM_FIELD_NUMBER: _ClassVar[int]
     language: str
     beam_size: int
     nbest: int
@@ -38,7 +39,8 @@ class RecognitionConfig(_message.Message):
     bias_bonus: float
     correction_margin: float
     oov_penalty: float
-    def __init__(self, language: _Optional[str] = ..., beam_size: _Optional[int] = ..., nbest: _Optional[int] = ..., context_weight: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., disable_context: _Optional[bool] = ..., bias_bonus: _Optional[float] = ..., correction_margin: _Optional[float] = ..., oov_penalty: _Optional[float] = ...) -> None: ...
+    verbatim: bool
+    def __init__(self, language: _Optional[str] = ..., beam_size: _Optional[int] = ..., nbest: _Optional[int] = ..., context_weight: _Optional[float] = ..., word_timestamps: _Optional[bool] = ..., disable_context: _Optional[bool] = ..., bias_bonus: _Optional[float] = ..., correction_margin: _Optional[float] = ..., oov_penalty: _Optional[float] = ..., verbatim: _Optional[bool] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("role", "text", "turn_id", "created_unix")
@@ -63,24 +65,30 @@ class RequestContext(_message.Message):
     def __init__(self, history: _Optional[_Iterable[str]] = ..., hotwords: _Optional[_Iterable[str]] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class WordTiming(_message.Message):
-    __slots__ = ("word", "start_s", "end_s")
+    __slots__ = ("word", "start_s", "end_s", "confidence")
     WORD_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     word: str
     start_s: float
     end_s: float
-    def __init__(self, word: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ...) -> None: ...
+    confidence: float
+    def __init__(self, word: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Alternative(_message.Message):
-    __slots__ = ("text", "score", "words")
+    __slots__ = ("text", "score", "words", "normalized_text", "confidence")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZED_TEXT_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     text: str
     score: float
     words: _containers.RepeatedCompositeFieldContainer[WordTiming]
-    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+    normalized_text: str
+    confidence: float
+    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., normalized_text: _Optional[str] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class StageTimings(_message.Message):
     __slots__ = ("decode_audio_ms", "encode_ms", "context_ms", "decode_ms", "total_ms")

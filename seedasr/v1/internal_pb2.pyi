@@ -39,32 +39,48 @@ class AssembleRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., previous_text: _Optional[str] = ...) -> None: ...
 
 class AssembleResponse(_message.Message):
-    __slots__ = ("token_ids", "text", "turns_used", "bias_phrases", "correction_phrases")
+    __slots__ = ("token_ids", "text", "turns_used", "bias_phrases", "correction_phrases", "written_text", "spellings")
     TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TURNS_USED_FIELD_NUMBER: _ClassVar[int]
     BIAS_PHRASES_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_PHRASES_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPELLINGS_FIELD_NUMBER: _ClassVar[int]
     token_ids: _containers.RepeatedScalarFieldContainer[int]
     text: str
     turns_used: int
     bias_phrases: _containers.RepeatedScalarFieldContainer[str]
     correction_phrases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., turns_used: _Optional[int] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ...) -> None: ...
+    written_text: str
+    spellings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., turns_used: _Optional[int] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., written_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
-    __slots__ = ("speech", "context_ids", "config", "bias_phrases", "correction_phrases")
+    __slots__ = ("speech", "context_ids", "config", "bias_phrases", "correction_phrases", "context_text", "spellings", "audio_s", "partial", "prefix", "urgent")
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_IDS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     BIAS_PHRASES_FIELD_NUMBER: _ClassVar[int]
     CORRECTION_PHRASES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPELLINGS_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_S_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    URGENT_FIELD_NUMBER: _ClassVar[int]
     speech: _common_pb2.Tensor
     context_ids: _containers.RepeatedScalarFieldContainer[int]
     config: _common_pb2.RecognitionConfig
     bias_phrases: _containers.RepeatedScalarFieldContainer[str]
     correction_phrases: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ...) -> None: ...
+    context_text: str
+    spellings: _containers.RepeatedScalarFieldContainer[str]
+    audio_s: float
+    partial: bool
+    prefix: str
+    urgent: bool
+    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., context_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ..., audio_s: _Optional[float] = ..., partial: _Optional[bool] = ..., prefix: _Optional[str] = ..., urgent: _Optional[bool] = ...) -> None: ...
 
 class DecodeResponse(_message.Message):
     __slots__ = ("alternatives", "decode_ms")

@@ -62,18 +62,20 @@ class StreamingRecognizeRequest(_message.Message):
     def __init__(self, streaming_config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio_chunk: _Optional[bytes] = ..., end_of_turn: _Optional[bool] = ...) -> None: ...
 
 class StreamingRecognizeResponse(_message.Message):
-    __slots__ = ("is_final", "turn_index", "result", "turn_start_s", "turn_end_s")
+    __slots__ = ("is_final", "turn_index", "result", "turn_start_s", "turn_end_s", "stability")
     IS_FINAL_FIELD_NUMBER: _ClassVar[int]
     TURN_INDEX_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     TURN_START_S_FIELD_NUMBER: _ClassVar[int]
     TURN_END_S_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_FIELD_NUMBER: _ClassVar[int]
     is_final: bool
     turn_index: int
     result: RecognizeResponse
     turn_start_s: float
     turn_end_s: float
-    def __init__(self, is_final: _Optional[bool] = ..., turn_index: _Optional[int] = ..., result: _Optional[_Union[RecognizeResponse, _Mapping]] = ..., turn_start_s: _Optional[float] = ..., turn_end_s: _Optional[float] = ...) -> None: ...
+    stability: float
+    def __init__(self, is_final: _Optional[bool] = ..., turn_index: _Optional[int] = ..., result: _Optional[_Union[RecognizeResponse, _Mapping]] = ..., turn_start_s: _Optional[float] = ..., turn_end_s: _Optional[float] = ..., stability: _Optional[float] = ...) -> None: ...
 
 class AppendTurnRequest(_message.Message):
     __slots__ = ("session_id", "turn")

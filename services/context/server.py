@@ -40,7 +40,8 @@ class ContextService(internal_pb2_grpc.ContextServicer):
         assembled = assemble_context(self.tok, ctx, self.budget)
         return internal_pb2.AssembleResponse(token_ids=assembled.token_ids, text=assembled.text,
                                              turns_used=assembled.turns_used, bias_phrases=assembled.bias_phrases,
-                                             correction_phrases=assembled.correction_phrases)
+                                             correction_phrases=assembled.correction_phrases,
+                                             written_text=assembled.written_text, spellings=assembled.spellings)
 
     def AppendTurn(
         self, request: recognizer_pb2.AppendTurnRequest, context: grpc.ServicerContext

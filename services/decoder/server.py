@@ -9,19 +9,28 @@ import grpc
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
 from services.convert import tensor_from_pb
 from services.decoder.config import search_configs
-from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES
+from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES, MAX_SPELLINGS
 from shared.decoding import DecodingDefaults
 from shared.model.beam_search import SearchCancelled
-from shared.recognition import AsrCore
+from shared.recognition import AsrCore, NBestEntry, OutputConfig
 from shared.settings import Settings
 
 MAX_PHRASE_CHARS = 200
+MAX_CONTEXT_CHARS = 20_000  # the context service assembles a few hundred tokens' worth
+
+
+def alternative_pb(entry: NBestEntry) -> common_pb2.Alternative:
+    return common_pb2.Alternative(
+        text=entry.text, score=entry.score, normalized_text=entry.normalized, confidence=entry.confidence,
+        words=[common_pb2.WordTiming(word=w.word, start_s=w.start_s, end_s=w.end_s, confidence=w.confidence)
+               for w in entry.words])
 
 
 class DecoderService(internal_pb2_grpc.DecoderServicer):
     def __init__(self, core: AsrCore, settings: Settings) -> None:
         self.core, self.settings = core, settings
         self.decoding = DecodingDefaults.from_bundle(core.bundle_dir).overridden(settings)
+        self.confidence = self.decoding.confidence  # checked at start: a bad bundle or setting stops the service
         self.width = core.cfg.lm.d_model
         self.vocab = core.tok.vocab_size
 
@@ -42,6 +51,17 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
                 len(p) > MAX_PHRASE_CHARS for p in request.correction_phrases):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"at most {MAX_CORRECTION_PHRASES} correction_phrases of at most {MAX_PHRASE_CHARS} characters")
+        if len(request.spellings) > MAX_SPELLINGS or any(len(p) > MAX_PHRASE_CHARS for p in request.spellings):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"at most {MAX_SPELLINGS} spellings of at most {MAX_PHRASE_CHARS} characters")
+        if len(request.context_text) > MAX_CONTEXT_CHARS:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"context_text is longer than {MAX_CONTEXT_CHARS} characters")
+        if not 0.0 <= request.audio_s <= 3600.0:  # NaN fails too
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"audio_s must be in [0, 3600], got {request.audio_s}")
+        output = OutputConfig(audio_s=request.audio_s, word_times=request.config.word_timestamps,
+                              partial=request.partial, prefix=request.prefix[:MAX_CONTEXT_CHARS],
+                              threads=self.settings.urgent_threads if request.urgent else 0,
+                              **({"confidence_weights": self.confidence} if self.confidence else {}))
         start = time.perf_counter()
         remaining = context.time_remaining()
         try:
@@ -49,10 +69,11 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
             nbest = self.core.decode(speech, list(request.context_ids), cfg, list(request.bias_phrases),
                                      list(request.correction_phrases), correction,
                                      cancelled=lambda: not context.is_active(),
-                                     wait_s=remaining if remaining is not None and remaining < 1e6 else None)
+                                     wait_s=remaining if remaining is not None and remaining < 1e6 else None,
+                                     context=request.context_text, spellings=list(request.spellings), output=output)
         except SearchCancelled as exc:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"decode stopped: {exc}")
         return internal_pb2.DecodeResponse(
-            alternatives=[common_pb2.Alternative(text=h.text, score=h.score) for h in nbest],
+            alternatives=[alternative_pb(h) for h in nbest],
             decode_ms=(time.perf_counter() - start) * 1000,
         )

@@ -20,8 +20,19 @@ from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_o
 from shared.segments import Word, align_words, segment_audio
 from shared.settings import Settings
 from shared.telemetry import current_trace_id
+from shared.text import normalize_text
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Transcript:
+    """A transcribed turn before it is committed to its session and published."""
+
+    alternatives: list[common_pb2.Alternative]
+    timings: common_pb2.StageTimings
+    context_text: str
+    audio_s: float
 
 
 @dataclass
@@ -36,7 +47,16 @@ class TurnPipeline:
         self.peers, self.events, self.settings = peers, events, settings
         self.decoding = decoding_for(settings)  # the bundle's defaults (the gateway validates and windows with them)
 
-    def recognize(
+    def recognize(self, samples: np.ndarray, session_id: str, config: common_pb2.RecognitionConfig,
+                  request_context: common_pb2.RequestContext, timings: common_pb2.StageTimings,
+                  deadline_s: Optional[float] = None, tenant: str = "") -> recognizer_pb2.RecognizeResponse:
+        """transcribe() and commit(); raises grpc.RpcError (from a peer) for the servicer to pass on."""
+        t0 = time.perf_counter()
+        done = self.transcribe(samples, session_id, config, request_context, timings, deadline_s)
+        left = (deadline_s or self.settings.deadline_s) - (time.perf_counter() - t0)
+        return self.commit(done, session_id, tenant, deadline_s=max(0.05, left))
+
+    def transcribe(
         self,
         samples: np.ndarray,
         session_id: str,
@@ -44,9 +64,13 @@ class TurnPipeline:
         request_context: common_pb2.RequestContext,
         timings: common_pb2.StageTimings,
         deadline_s: Optional[float] = None,
-        tenant: str = "",
-    ) -> recognizer_pb2.RecognizeResponse:
-        """Raises grpc.RpcError (from a peer) for the servicer to pass on."""
+        prefix: str = "",
+        urgent: bool = False,
+    ) -> Transcript:
+        """The turn's n-best, with no side effect: nothing is stored or published until commit() (a stream
+        transcribes a turn while its speaker pauses, and keeps the result only if the turn ends there). prefix:
+        written words the transcript starts with, forced in a turn of one window; urgent: someone waits for it (a
+        stream's final), so the decoder may spend more cores on it."""
         t0 = time.perf_counter()
         cap = self.settings.deadline_s + self.settings.deadline_per_audio_s * len(samples) / 16_000
         deadline_at = t0 + min(deadline_s or cap, cap)
@@ -60,7 +84,8 @@ class TurnPipeline:
         pieces: list[list[common_pb2.Alternative]] = []
         words: list[Word] = []
         previous = ""
-        context_text = ""
+        context_text, written_context = "", ""
+        spellings: list[str] = []
         for start, end in windows:
             ctx_ids: list[int] = []
             phrases: list[str] = []
@@ -81,6 +106,7 @@ class TurnPipeline:
                 timings.context_ms += (time.perf_counter() - t) * 1000
                 ctx_ids, context_text = list(assembled.token_ids), context_text or assembled.text
                 phrases, candidates = list(assembled.bias_phrases), list(assembled.correction_phrases)
+                written_context, spellings = assembled.written_text, list(assembled.spellings)
             pcm16 = (np.clip(samples[start:end], -1, 1) * 32767).astype("<i2").tobytes()
             t = time.perf_counter()
             encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=left())
@@ -88,34 +114,84 @@ class TurnPipeline:
             t = time.perf_counter()
             decoded = self.peers.decoder.Decode(
                 internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config,
-                                           bias_phrases=phrases, correction_phrases=candidates), timeout=left()
+                                           bias_phrases=phrases, correction_phrases=candidates,
+                                           context_text=written_context, spellings=spellings,
+                                           audio_s=(end - start) / 16_000, prefix=prefix if len(windows) == 1 else "",
+                                           urgent=urgent),
+                timeout=left()
             )
             timings.decode_ms += (time.perf_counter() - t) * 1000
             alts = list(decoded.alternatives)
             pieces.append(alts)
             best = alts[0].text if alts else ""
-            if config.word_timestamps:
+            offset = start / 16_000
+            if config.word_timestamps and alts and alts[0].words:  # the decoder aligned them
+                words += [Word(w.word, w.start_s + offset, w.end_s + offset, w.confidence) for w in alts[0].words]
+            elif config.word_timestamps:  # a decoder without alignment: the CTC greedy words' times
                 anchors = [Word(w.word, w.start_s, w.end_s) for w in encoded.ctc_words]
-                offset = start / 16_000
-                words += [Word(w.word, w.start_s + offset, w.end_s + offset)
+                words += [Word(w.word, w.start_s + offset, w.end_s + offset, alts[0].confidence if alts else 0.0)
                           for w in align_words(best, anchors, (end - start) / 16_000)]
             previous = best
         alternatives = merge_windows(pieces)
         if alternatives and config.word_timestamps:
-            alternatives[0].words.extend(common_pb2.WordTiming(word=w.word, start_s=w.start_s, end_s=w.end_s) for w in words)
+            alternatives[0].words.extend(common_pb2.WordTiming(word=w.word, start_s=w.start_s, end_s=w.end_s,
+                                                               confidence=w.confidence) for w in words)
+        if config.verbatim:  # the spoken form in `text` (words too), as Riva's verbatim_transcripts
+            for alt in alternatives:
+                alt.text = alt.normalized_text
+            if alternatives and alternatives[0].words:
+                spoken = [common_pb2.WordTiming(word=piece, start_s=w.start_s, end_s=w.end_s, confidence=w.confidence)
+                          for w in alternatives[0].words for piece in normalize_text(w.word).split()]
+                del alternatives[0].words[:]
+                alternatives[0].words.extend(spoken)
+        timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
+        return Transcript(alternatives, timings, context_text, len(samples) / 16_000)
+
+    def commit(self, done: Transcript, session_id: str, tenant: str = "",
+               deadline_s: Optional[float] = None) -> recognizer_pb2.RecognizeResponse:
+        """A transcribed turn becomes the session's newest user turn and a turn event; the response to send."""
+        t0 = time.perf_counter()
         turn_id = uuid.uuid4().hex
-        if session_id and alternatives and alternatives[0].text:
+        if session_id and done.alternatives and done.alternatives[0].text:
             self.peers.context.AppendTurn(
                 recognizer_pb2.AppendTurnRequest(
-                    session_id=session_id, turn=common_pb2.Turn(role="user", text=alternatives[0].text, turn_id=turn_id)
-                ),
-                timeout=left(),
+                    session_id=session_id,
+                    turn=common_pb2.Turn(role="user", text=done.alternatives[0].text, turn_id=turn_id)),
+                timeout=deadline_s or self.settings.deadline_s,
             )
         trace_id = current_trace_id()
-        self.publish_turn(turn_id, session_id, alternatives, context_text, trace_id, len(samples) / 16_000, tenant)
-        timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
-        return recognizer_pb2.RecognizeResponse(turn_id=turn_id, alternatives=alternatives, timings=timings,
-                                                audio_seconds=len(samples) / 16_000, trace_id=trace_id)
+        self.publish_turn(turn_id, session_id, done.alternatives, done.context_text, trace_id, done.audio_s, tenant)
+        done.timings.total_ms += (time.perf_counter() - t0) * 1000
+        return recognizer_pb2.RecognizeResponse(turn_id=turn_id, alternatives=done.alternatives, timings=done.timings,
+                                                audio_seconds=done.audio_s, trace_id=trace_id)
+
+    def partial(self, samples: np.ndarray, session_id: str, config: common_pb2.RecognitionConfig,
+                request_context: common_pb2.RequestContext, deadline_s: float) -> common_pb2.Alternative:
+        """An interim result of a turn still being spoken: its last window (at most segment_s), greedy, with the
+        turn's context (a name said so far comes out as the context spells it). Raises grpc.RpcError."""
+        deadline_at = time.perf_counter() + deadline_s
+
+        def left() -> float:
+            return max(0.05, deadline_at - time.perf_counter())
+
+        window = samples[-int(self.decoding.segment_s * 16_000):]
+        written, spellings, ids = "", [], []
+        if not config.disable_context:
+            assembled = self.peers.context.Assemble(
+                internal_pb2.AssembleRequest(session_id=session_id, context=request_context), timeout=left())
+            written, spellings, ids = assembled.written_text, list(assembled.spellings), list(assembled.token_ids)
+        pcm16 = (np.clip(window, -1, 1) * 32767).astype("<i2").tobytes()
+        encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=left())
+        decoded = self.peers.decoder.Decode(
+            internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ids, config=config, context_text=written,
+                                       spellings=spellings, audio_s=len(window) / 16_000, partial=True),
+            timeout=left())
+        if not decoded.alternatives:
+            return common_pb2.Alternative()
+        best = decoded.alternatives[0]
+        if config.verbatim:
+            best.text = best.normalized_text
+        return best
 
     def publish_turn(self, turn_id: str, session_id: str, alts: list[common_pb2.Alternative], context_text: str,
                      trace_id: str, seconds: float, tenant: str = "") -> None:
@@ -137,13 +213,19 @@ class TurnPipeline:
 
 
 def merge_windows(pieces: list[list[common_pb2.Alternative]]) -> list[common_pb2.Alternative]:
-    """Alternative i of a multi-window turn joins each window's i-th hypothesis (or its best)."""
+    """Alternative i of a multi-window turn joins each window's i-th hypothesis (or its best); its confidence is
+    the windows' weighted by their words. Words and times are the pipeline's to join (they need window offsets)."""
     if len(pieces) == 1:
+        for alt in pieces[0]:
+            del alt.words[:]
         return pieces[0]
     n = max((len(p) for p in pieces), default=0)
     merged = []
     for i in range(n):
         chosen = [p[min(i, len(p) - 1)] for p in pieces if p]
-        merged.append(common_pb2.Alternative(text=" ".join(a.text for a in chosen if a.text),
-                                             score=sum(a.score for a in chosen)))
+        counts = [max(1, len(a.normalized_text.split())) for a in chosen]
+        merged.append(common_pb2.Alternative(
+            text=" ".join(a.text for a in chosen if a.text), score=sum(a.score for a in chosen),
+            normalized_text=" ".join(a.normalized_text for a in chosen if a.normalized_text),
+            confidence=sum(a.confidence * c for a, c in zip(chosen, counts)) / sum(counts)))
     return merged

@@ -12,7 +12,7 @@ import grpc
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
 from services.convert import request_decoding
 from services.gateway.limits import check_context, check_language, scoped, unscoped
-from services.gateway.pipeline import TurnPipeline
+from services.gateway.pipeline import Transcript, TurnPipeline
 from services.gateway.streaming import StreamSession
 from services.guard import current_tenant
 from shared.audio import AudioError, AudioLimits, decode_audio
@@ -54,6 +54,33 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
         except grpc.RpcError as err:  # a peer's status passes through unchanged
             context.abort(err.code(), err.details())
             raise  # unreachable: abort raises
+
+    def transcribe_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
+                           req_ctx: common_pb2.RequestContext, prefix: str = "", context: Any = None) -> Transcript:
+        """A stream's turn, not yet committed. Without a call context (a speculative final on the stream's worker)
+        a peer's error is raised for the caller to handle; with one, it ends the call with the peer's status."""
+        try:
+            return self.pipeline.transcribe(samples, scoped(session_id), config, req_ctx, common_pb2.StageTimings(),
+                                            self._remaining(context) if context is not None else None, prefix,
+                                            urgent=True)
+        except grpc.RpcError as err:
+            if context is None:
+                raise
+            context.abort(err.code(), err.details())
+            raise  # unreachable: abort raises
+
+    def commit_turn(self, done: Transcript, session_id: str, context: Any) -> recognizer_pb2.RecognizeResponse:
+        try:
+            return self.pipeline.commit(done, scoped(session_id), tenant=current_tenant.get(),
+                                        deadline_s=self._remaining(context))
+        except grpc.RpcError as err:
+            context.abort(err.code(), err.details())
+            raise  # unreachable: abort raises
+
+    def partial_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
+                        req_ctx: common_pb2.RequestContext) -> common_pb2.Alternative:
+        """An interim result of a turn still being spoken (raises grpc.RpcError: interims are best effort)."""
+        return self.pipeline.partial(samples, scoped(session_id), config, req_ctx, self.settings.deadline_s)
 
     # ---- RPCs ----------------------------------------------------------------------------------
     def Recognize(self, request: recognizer_pb2.RecognizeRequest, context: Any) -> recognizer_pb2.RecognizeResponse:

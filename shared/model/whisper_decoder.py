@@ -72,11 +72,14 @@ class WhisperDecoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, audio_kv: tuple[torch.Tensor, torch.Tensor], audio_mask: Optional[torch.Tensor],
                 past: Optional[tuple[torch.Tensor, torch.Tensor]] = None, self_mask: Optional[torch.Tensor] = None,
+                cross_logits: Optional[list[torch.Tensor]] = None,
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], Optional[torch.Tensor]]:
         """x (B, L, D) token states, audio_kv from cross_keys (batch B, or 1 for audio that every row reads),
         audio_mask (B, 1, 1, T') True where attended, or None; past: the self-attention keys and values of the tokens
         before x; self_mask (B, 1, L, L_past + L) True where a token may attend (None: causal) -> (B, L, D), the
-        self-attention keys and values so far, router logits (B*L, E) or None (dense MLP)."""
+        self-attention keys and values so far, router logits (B*L, E) or None (dense MLP). With cross_logits (a list)
+        the cross-attention runs unfused and appends its scaled query-key logits (B, H, L, T') there: word timing
+        aligns tokens to frames with them (shared/model/whisper_align.py)."""
         b, n, d = x.shape
         q, k, v = self._heads(self.qkv(self.self_norm(x)), 3)
         causal = self_mask
@@ -88,7 +91,13 @@ class WhisperDecoderBlock(nn.Module):
         x = x + self.self_out(att.transpose(1, 2).reshape(b, n, d))
         q = self._heads(self.cross_q(self.cross_norm(x)), 1)[0]  # (B, H, L, D / H)
         audio_k, audio_v = audio_kv
-        if audio_k.shape[0] == 1 and b > 1 and audio_mask is None:
+        if cross_logits is not None:
+            logits = q @ audio_k.transpose(-1, -2) * q.shape[-1] ** -0.5  # (B, H, L, T')
+            if audio_mask is not None:
+                logits = logits.masked_fill(~audio_mask, float("-inf"))
+            cross_logits.append(logits)
+            att = logits.softmax(-1) @ audio_v
+        elif audio_k.shape[0] == 1 and b > 1 and audio_mask is None:
             # every row reads the same audio (a beam search's hypotheses): their queries attend as one row of B * L,
             # so the audio's keys and values are read once, not copied per row
             folded = q.transpose(0, 1).reshape(1, self.n_heads, b * n, -1)
@@ -129,13 +138,14 @@ class WhisperDecoder(nn.Module):
 
     def run(self, tokens: torch.Tensor, audio_kv: KV, audio_mask: Optional[torch.Tensor] = None,
             past: Optional[KV] = None, last_only: bool = False, pad: Optional[torch.Tensor] = None,
-            ) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
+            cross_logits: Optional[list[torch.Tensor]] = None) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
         """tokens (B, L) after the `past` ones (self-attention cache from an earlier run), audio_kv
         (B, H, T', D / H) per block -> logits (B, L, V) (B, 1, V with last_only: the output layer is most of a
         step's cost), the self-attention cache so far, router logits per MoE block (B*L, E), for the
         load-balancing loss. pad (B,): how many of each row's first tokens (the past's included) are left
         padding, so rows of different lengths run as one batch: no token attends to them, and positions count
-        from each row's first real token."""
+        from each row's first real token. cross_logits: a list that gets each block's cross-attention logits
+        (B, H, L, T'), in block order."""
         start = past[0][0].shape[2] if past else 0
         length = tokens.shape[1]
         if start + length > self.cfg.max_tokens:
@@ -153,7 +163,7 @@ class WhisperDecoder(nn.Module):
         cache: KV = []
         routers: list[torch.Tensor] = []
         for i, (layer, kv) in enumerate(zip(self.layers, audio_kv)):
-            x, self_kv, router = layer(x, kv, audio_mask, past[i] if past else None, self_mask)
+            x, self_kv, router = layer(x, kv, audio_mask, past[i] if past else None, self_mask, cross_logits)
             cache.append(self_kv)
             if router is not None:
                 routers.append(router)

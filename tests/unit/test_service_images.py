@@ -46,7 +46,7 @@ def test_gateway_context_and_reward_import_and_run_without_the_model_packages() 
 
 
 def test_endpointer_marks_one_turn_in_padded_speech() -> None:
-    from services.gateway.streaming import VAD_CHUNK, Endpointer
+    from services.gateway.endpointer import VAD_CHUNK, Endpointer
 
     speech, rate = sf.read(ROOT / "samples" / "dialogue" / "user-1.wav", dtype="float32")
     assert rate == 16_000
@@ -54,6 +54,7 @@ def test_endpointer_marks_one_turn_in_padded_speech() -> None:
     endpointer = Endpointer(min_silence_ms=600)
     events = [(i, e) for i in range(0, len(audio) - VAD_CHUNK + 1, VAD_CHUNK)
               if (e := endpointer(audio[i: i + VAD_CHUNK]))]
+    events = [(i, e) for i, e in events if e in ("start", "end")]  # pauses between words come and go
     assert [e for _, e in events] == ["start", "end"]
     start_s, end_s = events[0][0] / rate, events[1][0] / rate
     assert 0.3 <= start_s <= 1.0  # the speech begins after 0.5 s of silence

@@ -59,7 +59,8 @@ def test_short_audio_is_padded_to_whole_windows() -> None:
 
 
 def test_context_names_the_street_the_plain_search_misspells(whisper_bundle: Path) -> None:
-    from shared.recognition import AsrCore
+    from shared.decoding import DecodingDefaults
+    from shared.recognition import AsrCore, OutputConfig
 
     core = AsrCore(whisper_bundle, engine="torch", threads=2)
     samples, _ = sf.read(ROOT / "samples" / "dialogue" / "user-2.wav", dtype="float32")
@@ -70,9 +71,21 @@ def test_context_names_the_street_the_plain_search_misspells(whisper_bundle: Pat
     plain = core.decode(out.speech, [], cfg)
     context = core.tok.encode("your pharmacy on kilbride street closes at six")
     biased = core.decode(out.speech, context, cfg, bias_phrases=["kilbride street"])
-    assert "kilbride street" not in plain[0].text
-    assert biased[0].text == "remind me to stop at kilbride street on the way home"
-    assert len({e.text for e in biased}) == len(biased)  # alternatives differ after normalisation
+    assert "kilbride street" not in plain[0].normalized
+    assert biased[0].normalized == "remind me to stop at kilbride street on the way home"
+    assert len({e.normalized for e in biased}) == len(biased)  # alternatives differ after normalisation
+    # the context as written, with its spellings: the transcript comes out as a person writes it
+    written = core.decode(out.speech, context, cfg, bias_phrases=["kilbride street"],
+                          context="Your pharmacy on Kilbride Street closes at six.", spellings=["Kilbride", "Street"],
+                          output=OutputConfig(audio_s=len(samples) / 16_000, word_times=True,
+                                              confidence_weights=DecodingDefaults.from_bundle(whisper_bundle).confidence))
+    best = written[0]
+    assert best.text == "Remind me to stop at Kilbride Street on the way home."
+    assert [w.word for w in best.words] == best.text.split()
+    starts = [w.start_s for w in best.words]
+    assert starts == sorted(starts) and 0.0 <= starts[0] < 0.5 and 3.0 < best.words[-1].end_s <= 3.7  # 3.6 s of audio
+    assert all(0.0 <= w.confidence <= 1.0 for w in best.words) and 0.5 < best.confidence <= 1.0
+    assert all(w.start_s == w.end_s == 0.0 for e in written[1:] for w in e.words)  # times for the best only
 
 
 def test_a_word_list_beside_the_bundle_keeps_the_transcript_to_its_words(whisper_bundle: Path, tmp_path: Path) -> None:
@@ -91,7 +104,7 @@ def test_a_word_list_beside_the_bundle_keeps_the_transcript_to_its_words(whisper
     samples, _ = sf.read(ROOT / "samples" / "dialogue" / "user-2.wav", dtype="float32")
     out = core.encode(samples)[0]
     cfg = BeamConfig(beam_size=4, nbest=1, alpha=0.9, prune_k=128, ctc_weight=0.0)
-    plain = core.decode(out.speech, [], cfg)[0].text
-    held = core.decode(out.speech, [], dataclasses.replace(cfg, oov_penalty=20.0))[0].text
+    plain = core.decode(out.speech, [], cfg)[0].normalized
+    held = core.decode(out.speech, [], dataclasses.replace(cfg, oov_penalty=20.0))[0].normalized
     assert plain == "remind me to stop at kilride street on the way home"
     assert held == "remind me to stop at kilbride street on the way home"

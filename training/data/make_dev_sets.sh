@@ -26,3 +26,9 @@ make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
   --seed 108 --text fortunes --voices kokoro:us-204,kokoro:gb-205,espeak:en-us+Storm,espeak:en-gb-scotland+f5
 # real recorded human speech with its own transcripts, from registry packages (evaluation only)
 [ -f data/dev_real_human/manifest.jsonl ] || "$PY" -m training.data.real_speech --out data/dev_real_human
+# written form, confidence and word times (make eval): assistant commands with numbers, names and questions, and words
+# joined with known gaps, in the reserved voices; the confidence calibration set in training voices
+[ -f data/dev_commands/manifest.jsonl ] || "$PY" -m training.data.commands --out data/dev_commands --count 120 --seed 201
+[ -f data/dev_word_times/manifest.jsonl ] || "$PY" -m training.data.word_times --out data/dev_word_times --count 40 --seed 202
+[ -f data/calib_commands/manifest.jsonl ] || "$PY" -m training.data.commands --out data/calib_commands --count 160 \
+  --seed 301 --voices flite:kal16,flite:awb,flite:rms,espeak:en-us+f2,espeak:en-gb+m3

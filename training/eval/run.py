@@ -27,6 +27,7 @@ from shared.scoring import wer
 from shared.text import normalize_text
 from training.eval.peers import PEERS, Peer, PocketSphinx
 from training.eval.served import ServedRecogniser
+from training.eval.written import written_section
 
 __all__ = ["PocketSphinx", "Ours", "eval_set", "eval_context", "eval_long"]
 
@@ -203,6 +204,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--no-peer", action="store_true", help="same as --peers ''")
     ap.add_argument("--context", default="data/context_eval")
     ap.add_argument("--long", default="data/long_slt")
+    ap.add_argument("--commands", default="data/dev_commands", help="written-form set (training/data/commands.py)")
+    ap.add_argument("--word-times", default="data/dev_word_times", help="word-boundary set (training/data/word_times.py)")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
     # the sweeps' defaults are what the model serves with (its bundle's decoding defaults, under any SEEDASR_* override)
     ap.add_argument("--prune-ks", help="context prune_k values to sweep alpha at (first = default; default: served)")
@@ -254,6 +257,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             missed = keyword_misses(ctx_rows, served_run(table, served)["hyps"], table[0]["hyps"])
             args.misses.write_text("".join(json.dumps(m) + "\n" for m in missed))
         _plot_alpha(table, (args.card.parent if args.card else Path("runs")) / "alpha_sweep.png")
+    if (Path(args.commands) / "manifest.jsonl").exists() and (Path(args.word_times) / "manifest.jsonl").exists():
+        commands, word_times = read_rows(Path(args.commands) / "manifest.jsonl", args.limit), \
+            read_rows(Path(args.word_times) / "manifest.jsonl", args.limit)
+        section = ["## Written form, word confidence and word times", "", *written_section(ours, commands, word_times), ""]
+        print("\n".join(section), flush=True)
+        out += section
     long_manifest = Path(args.long) / "manifest.jsonl"
     if long_manifest.exists():
         lf = eval_long(read_rows(long_manifest, 0)[0], ours)

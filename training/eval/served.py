@@ -41,10 +41,12 @@ class ServedRecogniser:
     """`last_cpu_s`: the server's CPU seconds for the latest call (what a serving machine pays for it)."""
 
     def __init__(self, model: Optional[str] = None, prune_k: Optional[int] = None, start_timeout_s: float = 180.0,
-                 call_timeout_s: float = 600.0) -> None:
+                 call_timeout_s: float = 600.0, **settings: Any) -> None:
+        """settings: SEEDASR_* settings of the server (lower case, as shared/settings.py names them)."""
         overrides: dict[str, Any] = {"model": model} if model else {}
         if prune_k:
             overrides["context_prune_k"] = prune_k
+        overrides.update(settings)
         self.decoding = decoding_for(load_settings(**overrides))  # the values the server will use
         env = {**os.environ, "SEEDASR_RL_STORE": str(Path(tempfile.gettempdir()) / "seedasr-eval-rl.jsonl"),
                "SEEDASR_API_KEYS_FILE": ""}
@@ -78,7 +80,15 @@ class ServedRecogniser:
     def __call__(self, audio: str, history: Sequence[str] = (), hotwords: Sequence[str] = (), prompt: str = "",
                  alpha: Optional[float] = None, no_context: bool = False, bias: Optional[float] = None,
                  correction: Optional[float] = None) -> str:
-        cfg = common_pb2.RecognitionConfig(disable_context=no_context)
+        """The best transcript as written."""
+        resp = self.recognize(audio, history, hotwords, prompt, alpha, no_context, bias, correction)
+        return resp.alternatives[0].text if resp.alternatives else ""
+
+    def recognize(self, audio: str, history: Sequence[str] = (), hotwords: Sequence[str] = (), prompt: str = "",
+                  alpha: Optional[float] = None, no_context: bool = False, bias: Optional[float] = None,
+                  correction: Optional[float] = None, word_timestamps: bool = False) -> recognizer_pb2.RecognizeResponse:
+        """The whole response (alternatives with confidences, words with times when asked)."""
+        cfg = common_pb2.RecognitionConfig(disable_context=no_context, word_timestamps=word_timestamps)
         if alpha is not None:
             cfg.context_weight = alpha
         if bias is not None:
@@ -91,7 +101,7 @@ class ServedRecogniser:
         start = self._cpu()
         resp = self.stub.Recognize(req, timeout=self.call_timeout_s)
         self.last_cpu_s = self._cpu() - start
-        return resp.alternatives[0].text if resp.alternatives else ""
+        return resp
 
     def close(self) -> None:
         self.channel.close()

@@ -35,10 +35,10 @@ from shared.model.whisper_encoder import WhisperEncoderConfig, load_ct2_encoder
 # out-of-lexicon penalty, off by default, and no word LM (it fed Whisper's loops); int8 for the output layer only
 # (int8 blocks round by each call's rows, which moved keyword recall by whole keywords; bf16 blocks cost three
 # keywords of 100); ended hypotheses ranked by score per token, as Whisper ranks them (raw sums cut sentences short):
-# bundles/default/TUNING.md.
+# bundles/default/TUNING.md. Word confidence: training/eval/calibrate.py on data/calib_commands (training voices).
 DECODING = DecodingDefaults(beam_size=8, context_beam_size=4, nbest=4, context_weight=0.7, ctc_weight=0.0,
                             bias_bonus=2.0, correction_margin=6.0, oov_penalty=0.0, word_lm_weight=0.0, word_bonus=0.0,
-                            length_norm=True, lm_blocks="fp32")
+                            length_norm=True, lm_blocks="fp32", confidence_weights="0.496,-0.416,1.819,0.977")
 
 
 def whisper_config(experts: int, top_k: int, window_s: float) -> ASRConfig:

@@ -1,0 +1,131 @@
+"""The threads of one stream: a reader that waits on the client, and a worker that computes interim results and
+speculative finals while the stream's own thread goes on reading audio (so an end of turn never queues behind them).
+Both end with the stream."""
+
+from __future__ import annotations
+
+import contextvars
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Optional
+
+import grpc
+
+from shared.bus import calling_active
+
+_END = object()
+WAKE = object()  # put in the inbox when a job finishes: the stream's thread looks at its results
+
+
+class Job:
+    """A call run on the worker in the submitter's context (tenant, trace, whether the caller is still there);
+    `cancel()` makes the call's `is_active` false, which stops a decode at its next step."""
+
+    def __init__(self, fn: Callable[[], Any], wake: Callable[[], None]) -> None:
+        self.fn, self.wake = fn, wake
+        self.context = contextvars.copy_context()
+        self.done = threading.Event()
+        self.cancelled = False
+        self.result: Any = None
+        self.error: Optional[BaseException] = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def run(self) -> None:
+        try:
+            if not self.cancelled:
+                self.result = self.context.run(self._call)
+        except BaseException as exc:  # the submitter decides what a failed job means
+            self.error = exc
+        finally:
+            self.done.set()
+            self.wake()
+
+    def _call(self) -> Any:
+        parent = calling_active.get()
+        calling_active.set(lambda: not self.cancelled and (parent is None or parent()))
+        return self.fn()
+
+    def ok(self) -> bool:
+        return self.done.is_set() and self.error is None and not self.cancelled
+
+
+class Worker:
+    """One thread running jobs in order."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
+        self.jobs: queue.Queue[Optional[Job]] = queue.Queue()
+        self.thread: Optional[threading.Thread] = None
+
+    def submit(self, fn: Callable[[], Any]) -> Job:
+        if self.thread is None:  # started on first use: a stream without interims or pauses never starts it
+            self.thread = threading.Thread(target=self._run, name="stream-worker", daemon=True)
+            self.thread.start()
+        job = Job(fn, self.wake)
+        self.jobs.put(job)
+        return job
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job.run()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Cancels what is queued and waits (bounded) for the running job to stop."""
+        if self.thread is None:
+            return
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.cancel()
+                job.done.set()
+        self.jobs.put(None)
+        self.thread.join(timeout_s)
+
+
+class Inbox:
+    """The stream's messages, read by a thread that waits on the client so that the servicer can time out
+    (DEADLINE_EXCEEDED when none arrives for idle_s), see whether more are waiting, and be woken by its worker."""
+
+    def __init__(self, requests: Iterator[Any]) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=64)
+
+        def read() -> None:
+            try:
+                for req in requests:
+                    self.queue.put(req)
+                self.queue.put(_END)
+            except BaseException as exc:  # the call ended under the reader: hand it over
+                self.queue.put(exc)
+
+        threading.Thread(target=read, name="stream-reader", daemon=True).start()
+
+    def waiting(self) -> bool:
+        """Whether messages are queued behind the one being handled."""
+        return not self.queue.empty()
+
+    def wake(self) -> None:
+        try:
+            self.queue.put_nowait(WAKE)
+        except queue.Full:  # messages are waiting: the stream's thread looks at the results with the next one
+            pass
+
+    def messages(self, idle_s: float, context: Any) -> Iterator[Any]:
+        """The client's messages, and WAKE when a job finished."""
+        while True:
+            try:
+                item = self.queue.get(timeout=idle_s)
+            except queue.Empty:
+                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                              f"no message for {idle_s:g} s: stream closed (SEEDASR_STREAM_IDLE_S)")
+                return
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item

@@ -1,0 +1,102 @@
+"""Written form beside the spoken form: correction carried back into written words, context spellings, context
+assembled as written, and the word-alignment pieces (time warping, word spans)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.context import ContextInput, assemble_context
+from shared.model.lexicon import WORD_START
+from shared.model.whisper_align import dtw_path, word_spans
+from shared.tokenizer import Tokenizer
+from shared.written import apply_spoken_edit, context_spellings, format_times, respell, spelling_map, spoken_words
+
+
+def test_spoken_words_follow_written_words() -> None:
+    spoken, owner = spoken_words("At 7:30, call Tom.")
+    assert spoken == ["at", "seven", "thirty", "call", "tom"]
+    assert owner == [0, 1, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("written", "edited", "expected"), [
+    ("Call Carlton Mashrable please.", "call tomasz wrobel please", "Call tomasz wrobel please."),
+    ("Carlton Mashrable, please.", "tomasz wrobel please", "Tomasz wrobel, please."),
+    ("Stop at Kilride Street at 7:30.", "stop at kilbride street at seven thirty", "Stop at kilbride Street at 7:30."),
+    ("Meet Anna at 7:30.", "meet anna at seven thirty", "Meet Anna at 7:30."),  # nothing changed: as written
+    ("Call the Perry thing.", "call perry inc", "Call Perry inc."),  # an unchanged word keeps its case
+])
+def test_apply_spoken_edit_keeps_the_written_words_around_the_span(written: str, edited: str, expected: str) -> None:
+    assert apply_spoken_edit(written, edited) == expected
+
+
+def test_respell_writes_context_phrases_as_the_context_spelled_them() -> None:
+    known = spelling_map(["Kilbride", "Street", "Tomasz", "Wrobel", "McGillicuddy", "7:30"])
+    assert "seven" not in known  # a number is no spelling
+    assert respell("Stop at kilbride street, then call tomasz wrobel.", ["kilbride street", "tomasz wrobel"], known) \
+        == "Stop at Kilbride Street, then call Tomasz Wrobel."
+    assert respell("Ask Mcgillicuddy.", ["mcgillicuddy"], known) == "Ask McGillicuddy."
+    # a common word outside a context phrase keeps its spelling: "street" alone is not "Kilbride Street"
+    assert respell("Cross the street.", ["kilbride street"], known) == "Cross the street."
+    # a phrase whose words lack a spelling is left as the decoder wrote it
+    assert respell("call anna", ["anna"], known) == "call anna"
+
+
+def test_context_spellings_skip_sentence_initial_capitals_of_common_words() -> None:
+    got = context_spellings("Calling Tomasz Wrobel. Your pharmacy on Kilbride Street closes.", rare={"tomasz", "wrobel"})
+    assert "Calling" not in got and "Your" not in got
+    assert {"Tomasz", "Wrobel", "Kilbride", "Street"} <= set(got)
+    assert "Siobhan" in context_spellings("Siobhan called.", rare={"siobhan"})
+
+
+def test_assembled_context_keeps_the_written_form(tiny_bundle: Path) -> None:
+    tiny_tokenizer = Tokenizer(tiny_bundle / "tokenizer.model")
+    ctx = ContextInput(turns=["I found Tomasz Wrobel.", "call tomasz wrobel please"], hotwords=["Kilbride Street"],
+                       recognised=[False, True])
+    got = assemble_context(tiny_tokenizer, ctx, budget=96)
+    assert got.written_text == "Kilbride Street. I found Tomasz Wrobel. call tomasz wrobel please"
+    assert got.text == "kilbride street | i found tomasz wrobel | call tomasz wrobel please"  # the spoken form, as before
+    assert got.spellings[:2] == ["Kilbride", "Street"]  # hotwords first, as given
+    assert "Tomasz" in got.spellings and "call" not in got.spellings  # never the recogniser's own words
+
+
+def test_dtw_path_is_monotonic_and_follows_the_cheap_cells() -> None:
+    cost = np.ones((3, 6))
+    for row, cols in enumerate([(0, 1), (2, 3), (4, 5)]):
+        cost[row, list(cols)] = 0.0
+    rows, cols = dtw_path(cost)
+    assert rows[0] == 0 and cols[0] == 0 and rows[-1] == 2 and cols[-1] == 5
+    assert np.all(np.diff(rows) >= 0) and np.all(np.diff(cols) >= 0)
+    first = {int(r): int(c) for r, c in reversed(list(zip(rows, cols)))}  # the first frame of each row
+    assert first == {0: 0, 1: 2, 2: 4}
+
+
+def test_word_spans_attach_punctuation_to_the_word_before() -> None:
+    pieces = [f"{WORD_START}Call", f"{WORD_START}Tom", "asz", ".", f"{WORD_START}-", f"{WORD_START}$", "45"]
+    assert word_spans(pieces, list(range(len(pieces)))) == [(0, 1), (1, 5), (5, 7)]
+
+
+@pytest.mark.parametrize(("decoded", "written"), [
+    ("Meet me at 5.30pm?", "Meet me at 5:30 p.m.?"),
+    ("I will be there at 340am.", "I will be there at 3:40 a.m."),
+    ("Wake me at 705 AM.", "Wake me at 7:05 a.m."),
+    ("Call me at 7 PM.", "Call me at 7 p.m."),
+    ("Set an alarm for 115 on Friday.", "Set an alarm for 1:15 on Friday."),
+    ("Do I have anything at 645?", "Do I have anything at 6:45?"),
+    ("Set an alarm for 11.30 tonight.", "Set an alarm for 11:30 tonight."),
+    # numbers that are no clock time stay as written
+    ("Deliver it to 1040 Main Street.", "Deliver it to 1040 Main Street."),
+    ("We met at 1040 Main Street.", "We met at 1040 Main Street."),
+    ("Book a table for 115 people.", "Book a table for 115 people."),
+    ("Rates rose at 3.25 percent.", "Rates rose at 3.25 percent."),
+    ("It costs $19.10 in 1999.", "It costs $19.10 in 1999."),
+    ("Meet at 1375?", "Meet at 1375?"),  # no hour 13 with a.m./p.m. style minutes past 59
+    ("At 10:45 a.m. sharp.", "At 10:45 a.m. sharp."),
+    ("Call Allison at 23-0421-7221.", "Call Allison at 230-421-7221."),  # ten digits: a phone number, regrouped
+    ("Save 785-610-242-0 now.", "Save 785-610-2420 now."),
+    ("It was on 2024-12-25.", "It was on 2024-12-25."),  # a date is no phone number
+])
+def test_format_times_writes_clock_times_as_people_do(decoded: str, written: str) -> None:
+    assert format_times(decoded) == written
