@@ -38,8 +38,6 @@ from shared.settings import Settings
 from shared.text import normalize_text
 from shared.written import apply_spoken_edit, format_times, respell, spelling_map, spoken_words
 
-MAX_PREFIX_TOKENS = 160  # a forced prefix leaves room in Whisper's 448 positions for the context and the rest
-
 
 @dataclass
 class NBestEntry:
@@ -62,7 +60,6 @@ class OutputConfig:
     audio_s: float = 0.0
     word_times: bool = False
     partial: bool = False
-    prefix: str = ""  # written text the transcript starts with (a stream's stable words): the search writes the rest
     threads: int = 0  # torch intra-op threads for this decode (0: the process's)
     confidence_weights: tuple[float, ...] = ()
 
@@ -289,10 +286,8 @@ class AsrCore:
         with torch.inference_mode():
             audio = torch.from_numpy(np.array(speech, dtype=np.float32))
             audio_kv = self.lm.audio_keys(audio[None])  # once, for the search, the corrector and the alignment
-            prefix = tokens.encode(output.prefix) if output.prefix.strip() else []
-            prefix = prefix if len(prefix) <= MAX_PREFIX_TOKENS else []
             hyps = whisper_beam_search(self.lm, audio, tokens, context or None, cfg, bias=bias, cancelled=cancelled,
-                                       audio_kv=audio_kv, lexicon=lexicon if lexicon else None, prefix=prefix)
+                                       audio_kv=audio_kv, lexicon=lexicon if lexicon else None)
             nbest: dict[str, NBestEntry] = {}  # spellings that differ only in case or punctuation are one alternative
             for h in hyps:
                 written = format_times(tokens.decode(h.tokens))

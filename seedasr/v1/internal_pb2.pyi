@@ -57,7 +57,7 @@ class AssembleResponse(_message.Message):
     def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., turns_used: _Optional[int] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., written_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
-    __slots__ = ("speech", "context_ids", "config", "bias_phrases", "correction_phrases", "context_text", "spellings", "audio_s", "partial", "prefix", "urgent")
+    __slots__ = ("speech", "context_ids", "config", "bias_phrases", "correction_phrases", "context_text", "spellings", "audio_s", "partial", "urgent")
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_IDS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -67,7 +67,6 @@ class DecodeRequest(_message.Message):
     SPELLINGS_FIELD_NUMBER: _ClassVar[int]
     AUDIO_S_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
-    PREFIX_FIELD_NUMBER: _ClassVar[int]
     URGENT_FIELD_NUMBER: _ClassVar[int]
     speech: _common_pb2.Tensor
     context_ids: _containers.RepeatedScalarFieldContainer[int]
@@ -78,9 +77,8 @@ class DecodeRequest(_message.Message):
     spellings: _containers.RepeatedScalarFieldContainer[str]
     audio_s: float
     partial: bool
-    prefix: str
     urgent: bool
-    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., context_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ..., audio_s: _Optional[float] = ..., partial: _Optional[bool] = ..., prefix: _Optional[str] = ..., urgent: _Optional[bool] = ...) -> None: ...
+    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., context_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ..., audio_s: _Optional[float] = ..., partial: _Optional[bool] = ..., urgent: _Optional[bool] = ...) -> None: ...
 
 class DecodeResponse(_message.Message):
     __slots__ = ("alternatives", "decode_ms")

@@ -59,7 +59,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
         if not 0.0 <= request.audio_s <= 3600.0:  # NaN fails too
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"audio_s must be in [0, 3600], got {request.audio_s}")
         output = OutputConfig(audio_s=request.audio_s, word_times=request.config.word_timestamps,
-                              partial=request.partial, prefix=request.prefix[:MAX_CONTEXT_CHARS],
+                              partial=request.partial,
                               threads=self.settings.urgent_threads if request.urgent else 0,
                               **({"confidence_weights": self.confidence} if self.confidence else {}))
         start = time.perf_counter()

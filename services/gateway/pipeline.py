@@ -64,13 +64,11 @@ class TurnPipeline:
         request_context: common_pb2.RequestContext,
         timings: common_pb2.StageTimings,
         deadline_s: Optional[float] = None,
-        prefix: str = "",
         urgent: bool = False,
     ) -> Transcript:
         """The turn's n-best, with no side effect: nothing is stored or published until commit() (a stream
-        transcribes a turn while its speaker pauses, and keeps the result only if the turn ends there). prefix:
-        written words the transcript starts with, forced in a turn of one window; urgent: someone waits for it (a
-        stream's final), so the decoder may spend more cores on it."""
+        transcribes the turn, then commits it). urgent: someone waits for it (a stream's final), so the decoder may
+        spend more cores on it."""
         t0 = time.perf_counter()
         cap = self.settings.deadline_s + self.settings.deadline_per_audio_s * len(samples) / 16_000
         deadline_at = t0 + min(deadline_s or cap, cap)
@@ -116,8 +114,7 @@ class TurnPipeline:
                 internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config,
                                            bias_phrases=phrases, correction_phrases=candidates,
                                            context_text=written_context, spellings=spellings,
-                                           audio_s=(end - start) / 16_000, prefix=prefix if len(windows) == 1 else "",
-                                           urgent=urgent),
+                                           audio_s=(end - start) / 16_000, urgent=urgent),
                 timeout=left()
             )
             timings.decode_ms += (time.perf_counter() - t) * 1000

@@ -56,16 +56,12 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             raise  # unreachable: abort raises
 
     def transcribe_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
-                           req_ctx: common_pb2.RequestContext, prefix: str = "", context: Any = None) -> Transcript:
-        """A stream's turn, not yet committed. Without a call context (a speculative final on the stream's worker)
-        a peer's error is raised for the caller to handle; with one, it ends the call with the peer's status."""
+                           req_ctx: common_pb2.RequestContext, context: Any) -> Transcript:
+        """A stream's turn, not yet committed; a peer's error ends the call with the peer's status."""
         try:
             return self.pipeline.transcribe(samples, scoped(session_id), config, req_ctx, common_pb2.StageTimings(),
-                                            self._remaining(context) if context is not None else None, prefix,
-                                            urgent=True)
+                                            self._remaining(context), urgent=True)
         except grpc.RpcError as err:
-            if context is None:
-                raise
             context.abort(err.code(), err.details())
             raise  # unreachable: abort raises
 

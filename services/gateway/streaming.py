@@ -1,15 +1,16 @@
-"""StreamingRecognize: several turns in one stream, worked on while the speaker speaks.
+"""StreamingRecognize: several turns in one stream, with live interim results.
 
 Raw PCM chunks arrive; silero-vad watches for speech (services/gateway/endpointer.py); a turn ends after
 `silence_ms` of silence following speech (half that once the interim text ends a sentence), or on the client's
-end_of_turn. While a turn is open, a worker thread (services/gateway/turn_worker.py) computes:
-- an interim result every INTERIM_EVERY_S of speech: greedy decoding of the turn so far with its context, and a
-  stability, the share of its words that the interim before it also began with;
-- a speculative final whenever the speaker pauses: the turn so far transcribed as Recognize would, with the words
-  two interims in a row agreed on forced as its prefix (the search then writes only the rest). If the turn ends in
-  that pause, it is the final result, and the end of the turn costs almost nothing; speech after the pause
-  drops it.
-Each closed turn is committed to the session (the next turn is decoded with it) and published.
+end_of_turn. While a turn is open, a worker thread (services/gateway/turn_worker.py) computes an interim result
+every INTERIM_EVERY_S of speech: greedy decoding of the turn so far with its context, and a stability, the share of
+its words that the interim before it also began with; the stream's own thread goes on reading audio meanwhile, so
+an end of turn never waits behind an interim (the one in flight is dropped). Each closed turn is recognised as
+Recognize would (its decode on the decoder's urgent threads), committed to the session (the next turn is decoded
+with it) and published. Transcribing the turn at each pause and keeping that as the final when the turn ended
+there, with the words earlier transcripts agreed on forced as the search's prefix, was tried and taken out: the
+pause is heard about 0.1 s after the speech ends, too late to save time, and the finals differed from Recognize's
+on 6 of 30 turns (bundles/default/TUNING.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 
 from seedasr.v1 import recognizer_pb2
 from services.gateway.endpointer import VAD_CHUNK, Endpointer
-from services.gateway.pipeline import Transcript
 from services.gateway.turn_worker import WAKE, Inbox, Job, Worker
 from shared.audio import RAW_ENCODINGS, AudioError, decode_audio
 
@@ -31,11 +31,7 @@ if TYPE_CHECKING:
     from services.gateway.server import RecognizerService
 
 INTERIM_EVERY_S = 0.5
-# the newest agreed words are not forced: more audio may still change how the last word ends ("Kilride" ->
-# "Kilbride Street")
-PREFIX_HOLD_BACK_WORDS = 2
 END_MARKS = (".", "?", "!")
-SPECULATION_WAIT_S = 30.0  # a speculative final still running when the turn ends is awaited this long at most
 
 
 class StreamSession:
@@ -48,9 +44,7 @@ class StreamSession:
         if not 8_000 <= self.rate <= 48_000:
             raise AudioError(f"streaming sample_rate must be in [8000, 48000], got {self.rate}")
         self.silence_ms = cfg.silence_ms or 600.0
-        # the detector runs either way: its pauses start speculative finals; it ends turns only with silence_ms > 0
-        self.endpointing = self.silence_ms > 0
-        self.vad = Endpointer(self.silence_ms if self.endpointing else None)
+        self.vad = Endpointer(self.silence_ms) if self.silence_ms > 0 else None
         self.turn: list[np.ndarray] = []
         self.pending = np.zeros(0, dtype=np.float32)
         self.turn_index, self.total_s, self.turn_start_s = 0, 0.0, 0.0
@@ -62,14 +56,11 @@ class StreamSession:
 
     def _new_turn(self) -> None:
         # without endpointing the client says where turns are: all its audio is the turn's speech
-        self.heard_speech = not self.endpointing
+        self.heard_speech = self.vad is None
         self.speech_start_s = 0.0  # in the turn's audio
         self.next_interim_s = INTERIM_EVERY_S  # of speech
         self.interim_words: list[str] = []  # the latest interim's
-        self.speculated_words: list[str] = []  # the latest speculative final's, when speech came after it
-        self.stable_prefix = ""  # words two speculative finals in a row began with, less the newest
         self.interim: Optional[tuple[Job, float]] = None  # (job, turn seconds it covers)
-        self.speculation: Optional[tuple[Job, int]] = None  # (job, turn samples it covers)
 
     def run(
         self, requests: Iterator[recognizer_pb2.StreamingRecognizeRequest]
@@ -90,7 +81,8 @@ class StreamSession:
                     self.context.abort(*_invalid("streaming_config may only be sent first"))
             yield from self._close_turn()  # the client half-closed: finish what is open
         finally:
-            self._drop_work()
+            if self.interim is not None:
+                self.interim[0].cancel()
             self.worker.close()
 
     def _audio(self, chunk: bytes) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
@@ -111,8 +103,8 @@ class StreamSession:
             yield from self._close_turn()
             return
         turn_s = self.total_s - self.turn_start_s
-        if (self.cfg.interim_results and self.heard_speech and not self.vad.paused and self.interim is None
-                and self.speculation is None and turn_s - self.speech_start_s >= self.next_interim_s):
+        if (self.cfg.interim_results and self.heard_speech and self.interim is None
+                and turn_s - self.speech_start_s >= self.next_interim_s):
             # one interim per INTERIM_EVERY_S of speech, however fast the audio arrives
             self.next_interim_s = turn_s - self.speech_start_s + INTERIM_EVERY_S
             audio = np.concatenate(self.turn)
@@ -134,6 +126,8 @@ class StreamSession:
 
     def _vad(self, samples: np.ndarray) -> bool:
         """Runs the detector over the new audio; True when it ended the turn."""
+        if self.vad is None:
+            return False
         start_of_pending = self.total_s - self.turn_start_s - (len(self.pending) + len(samples)) / 16_000
         self.pending = np.concatenate([self.pending, samples])
         consumed = 0
@@ -144,38 +138,9 @@ class StreamSession:
             if event == "start" and not self.heard_speech:
                 self.heard_speech = True
                 self.speech_start_s = max(0.0, start_of_pending + (consumed - VAD_CHUNK) / 16_000)
-            elif event == "pause" and self.heard_speech:
-                self._speculate(sum(len(s) for s in self.turn) - len(self.pending))
-            elif event == "resume" and self.speculation is not None:  # speech again: the turn did not end there
-                self._resumed(self.speculation[0])
-                self.speculation = None
-            elif event == "end" and self.heard_speech and self.endpointing:
+            elif event == "end" and self.heard_speech:
                 return True
         return False
-
-    def _speculate(self, samples: int) -> None:
-        """Transcribe the turn's first `samples` now, as its final if the turn ends in this pause."""
-        if self.interim is not None:  # the speculation is worth more than the interim
-            self.interim[0].cancel()
-            self.interim = None
-        if self.speculation is not None:
-            self.speculation[0].cancel()
-        audio = np.concatenate(self.turn)[:samples]
-        prefix = self.stable_prefix
-        assert self.worker is not None
-        self.speculation = (self.worker.submit(lambda: self.service.transcribe_samples(
-            audio, self.cfg.session_id, self.cfg.config, self.cfg.context, prefix)), samples)
-
-    def _resumed(self, job: Job) -> None:
-        """Speech after a pause: the speculation is no final, but its words, where the one before agreed, may be
-        forced as the prefix of what comes next (a beam search's words: a greedy interim's are not good enough)."""
-        if job.ok():
-            best = job.result.alternatives[0].text.split() if job.result.alternatives else []
-            agreed = _common_prefix(self.speculated_words, best)
-            if self.speculated_words:
-                self.stable_prefix = " ".join(best[: max(0, agreed - PREFIX_HOLD_BACK_WORDS)])
-            self.speculated_words = best
-        job.cancel()
 
     def _interim_ready(self) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
         if self.interim is None or not self.interim[0].done.is_set():
@@ -190,41 +155,27 @@ class StreamSession:
             return
         agreed = _common_prefix(self.interim_words, words)
         self.interim_words = words
-        self.vad.sentence_complete(alt.text.rstrip().endswith(END_MARKS))
+        if self.vad is not None:
+            self.vad.sentence_complete(alt.text.rstrip().endswith(END_MARKS))
         result = recognizer_pb2.RecognizeResponse(alternatives=[alt], audio_seconds=turn_s)
         yield recognizer_pb2.StreamingRecognizeResponse(is_final=False, turn_index=self.turn_index, result=result,
                                                         turn_start_s=self.turn_start_s,
                                                         turn_end_s=self.turn_start_s + turn_s,
                                                         stability=agreed / len(words))
 
-    def _drop_work(self) -> None:
-        for held in (self.interim, self.speculation):
-            if held is not None:
-                held[0].cancel()
-
     def _close_turn(self) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
         audio = np.concatenate(self.turn) if self.turn else np.zeros(0, dtype=np.float32)
-        had_speech, start, prefix, speculation = self.heard_speech, self.turn_start_s, self.stable_prefix, self.speculation
-        if self.interim is not None:
+        had_speech, start = self.heard_speech, self.turn_start_s
+        if self.interim is not None:  # the final supersedes it
             self.interim[0].cancel()
         self.turn, self.pending = [], np.zeros(0, dtype=np.float32)
-        self.vad.reset()
+        if self.vad is not None:
+            self.vad.reset()
         self.turn_start_s = self.total_s
         self._new_turn()
         if len(audio) < 1_600 or not had_speech:  # under 0.1 s, or silence only: nothing to recognise
-            if speculation is not None:
-                speculation[0].cancel()
             return
-        done: Optional[Transcript] = None
-        if speculation is not None:  # the turn ended in the pause it was made in: only silence came after it
-            job = speculation[0]
-            job.done.wait(SPECULATION_WAIT_S)
-            done = job.result if job.ok() else None
-            job.cancel()
-        if done is None:
-            done = self.service.transcribe_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context,
-                                                   prefix, self.context)
-        done.audio_s = len(audio) / 16_000
+        done = self.service.transcribe_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context, self.context)
         result = self.service.commit_turn(done, self.cfg.session_id, self.context)
         yield recognizer_pb2.StreamingRecognizeResponse(is_final=True, turn_index=self.turn_index, result=result,
                                                         turn_start_s=start, turn_end_s=self.total_s, stability=1.0)

@@ -11,7 +11,7 @@ bare space.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Optional
 
 import torch
@@ -91,24 +91,19 @@ def whisper_beam_search(
     cancelled: Optional[Callable[[], bool]] = None,
     audio_kv: Optional[KV] = None,
     lexicon: Optional[WordLexicon] = None,
-    prefix: Sequence[int] = (),
 ) -> list[Hypothesis]:
     """audio (T', D) encoder frames, audio_kv its decoder.audio_keys(audio[None]) when the caller has them;
     context: the context text (None or empty: context-free decoding).
     Scores alpha * log P(y | x, c) + (1 - alpha) * log P(y | x) as `joint_beam_search` does; no CTC
     prefix scores (this decoder has no CTC head). `lexicon` reads Whisper's pieces (WhisperTokens.pieces): its
-    out-of-lexicon penalty and word-LM fusion apply as in `joint_beam_search`. prefix: token ids every transcript
-    starts with (forced, as Whisper's own prefix): the search writes what follows, and the hypotheses hold both."""
+    out-of-lexicon penalty and word-LM fusion apply as in `joint_beam_search`."""
     prompts, alpha = joint_streams(tokens.prompt(), tokens.prompt(previous=context) if context else None, cfg.alpha)
-    prompts = [[*p, *prefix] for p in prompts]
     room = decoder.cfg.max_tokens - max(len(p) for p in prompts) - 1
     # no CTC head to score a biasing phrase's tokens back in: they escape the pruning at their joint score
     cfg = dataclasses.replace(cfg, max_tokens=max(0, min(cfg.max_tokens, room)), phrases_past_prune=True)
-    blank = None if prefix else tokens.blank  # after a prefix the next token is no transcript's first
-    step: StepFn = (WhisperStep(decoder, audio, prompts, tokens.eot, blank, audio_kv) if cached
-                    else UncachedWhisperStep(decoder, audio, prompts, tokens.eot, blank))
-    hyps = search(step, tokens.eot, cfg, alpha, None, bias, lexicon, cancelled)
-    return [Hypothesis([*prefix, *h.tokens], h.score) for h in hyps] if prefix else hyps
+    step: StepFn = (WhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank, audio_kv) if cached
+                    else UncachedWhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank))
+    return search(step, tokens.eot, cfg, alpha, None, bias, lexicon, cancelled)
 
 
 def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTokens,

@@ -82,15 +82,21 @@ def test_streaming_interims_grow_and_the_final_is_recognizes(stub) -> None:
     assert finals[0].result.alternatives[0].text == recognize(stub, common_pb2.RecognitionConfig()).alternatives[0].text
 
 
-def test_endpointer_reports_pauses_and_resumes() -> None:
+def test_a_complete_sentence_ends_its_turn_sooner() -> None:
     speech, _ = sf.read(SAMPLE, dtype="float32")
-    quiet = np.zeros(4_800, np.float32)  # 0.3 s
-    audio = np.concatenate([quiet, speech[:16_000], quiet, speech[16_000:], np.zeros(16_000, np.float32)])
-    vad = Endpointer(min_silence_ms=600)
-    events = [e for i in range(0, len(audio) - 511, 512) if (e := vad(audio[i : i + 512]))]
-    assert events[0] == "start" and events[-1] == "end"
-    assert "pause" in events and "resume" in events
-    assert events.index("pause") < events.index("resume")
+    audio = np.concatenate([np.zeros(4_800, np.float32), speech, np.zeros(16_000, np.float32)])
+
+    def end_s(complete: bool) -> float:
+        vad = Endpointer(min_silence_ms=600)
+        for i in range(0, len(audio) - 511, 512):
+            event = vad(audio[i : i + 512])
+            if event == "start":
+                vad.sentence_complete(complete)  # what an interim ending in "." tells the stream
+            if event == "end":
+                return i / 16_000
+        raise AssertionError("no end")
+
+    assert 0.25 <= end_s(False) - end_s(True) <= 0.35  # 600 ms of silence, 300 ms after a complete sentence
 
 
 def test_confidence_rises_with_agreement_and_the_bundle_states_its_fit() -> None:
