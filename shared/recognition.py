@@ -314,8 +314,8 @@ class AsrCore:
         tokens = self.whisper_tokens
         prompts, alpha = joint_streams(tokens.prompt(), tokens.prompt(previous=context) if context else None, alpha)
         room = self.lm.cfg.max_tokens - max(len(p) for p in prompts) - 1
-        texts = [tokens.encode(e.text)[:room] for e in entries]
-        frame_s = self.cfg.window_s / frames
+        texts = [tokens.encode(e.text)[:room] if e.text.strip() else [] for e in entries]
+        frame_s = self.cfg.frame_s  # seconds per encoder frame (Whisper's: 0.02)
         if output.audio_s > 0:
             frames = max(1, min(frames, math.ceil(output.audio_s / frame_s)))
         aligned = align_transcripts(self.lm, audio_kv, prompts, alpha, texts, tokens.eot, self.pieces,
@@ -323,6 +323,7 @@ class AsrCore:
                                     times_for=1 if output.word_times else 0)
         spoken = [set(e.normalized.split()) for e in entries]
         for k, (entry, words) in enumerate(zip(entries, aligned)):
+            words = [w for w in words if w.word]  # an empty transcript has no words
             others = spoken[:k] + spoken[k + 1 :]
             entry.features = [(w.min_logp, w.entropy, nbest_agreement(w.word, others)) for w in words]
             entry.words = [Word(w.word, w.start_s, w.end_s, output.confidence(f)) for w, f in zip(words, entry.features)]

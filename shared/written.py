@@ -41,6 +41,28 @@ def _sentence_start(words: Sequence[str], k: int) -> bool:
     return k == 0 or words[k - 1].endswith(tuple(_END_MARKS))
 
 
+def _edits(spoken: list[str], owner: list[int], new: list[str]) -> list[tuple[int, int, int, int]]:
+    """The spans (i1, i2, j1, j2) where the edited spoken words differ, merged where two fall in one written word
+    (a written word speaks as one span, whichever of its pieces changed)."""
+    merged: list[tuple[int, int, int, int]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=spoken, b=new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if merged:
+            p1, p2, q1, _ = merged[-1]
+            last_word = owner[p2 - 1] if p2 > p1 else (owner[p1] if p1 < len(owner) else -1)
+            first_word = owner[i1] if i1 < len(owner) else -2
+            if first_word == last_word or (i1 > 0 and i1 < len(owner) and owner[i1 - 1] == owner[i1] == last_word):
+                merged[-1] = (p1, i2, q1, j2)
+                continue
+        merged.append((i1, i2, j1, j2))
+    return merged
+
+
+_LEADING = re.compile(r"^[\"'(\[]*")
+_TRAILING = re.compile(r"[.,?!;:\"')\]]*$")
+
+
 def apply_spoken_edit(written: str, edited: str) -> str:
     """written text, and its spoken form (spoken_words) after an edit (phrase correction replaced a span) -> the
     written text with the edited span's written words replaced by the edit's words. Punctuation around the span and
@@ -52,22 +74,19 @@ def apply_spoken_edit(written: str, edited: str) -> str:
         return written
     out: list[str] = []
     done = 0  # written words already emitted
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=spoken, b=new, autojunk=False).get_opcodes():
-        if tag == "equal":
-            continue
+    for i1, i2, j1, j2 in _edits(spoken, owner, new):
         lo = owner[i1] if i1 < len(owner) else len(words)
         hi = owner[i2 - 1] + 1 if i2 > i1 else lo
+        if i2 == i1 and 0 < i1 < len(owner) and owner[i1 - 1] == owner[i1]:
+            hi = lo + 1  # an insertion inside a word that speaks as several: the word is rewritten whole
         lo = max(lo, done)  # a written word the previous edit already rewrote
         out += words[done:lo]
         # the written words' spoken pieces outside the edited range survive around the new words
         before = [p for p, o in zip(spoken[:i1], owner[:i1]) if o >= lo]
         after = [p for p, o in zip(spoken[i2:], owner[i2:]) if o < hi]
         replacement = [*before, *new[j1:j2], *after]
-        if hi > lo:
-            lead, _, _ = _split_edges(words[lo])
-            _, _, trail = _split_edges(words[hi - 1])
-        else:
-            lead = trail = ""
+        lead = _LEADING.match(words[lo]).group(0) if hi > lo else ""  # type: ignore[union-attr]
+        trail = _TRAILING.search(words[hi - 1]).group(0) if hi > lo else ""  # type: ignore[union-attr]
         if replacement:
             if hi > lo and _sentence_start(words, lo) and words[lo][len(lead):][:1].isupper():
                 replacement[0] = replacement[0][:1].upper() + replacement[0][1:]
@@ -85,11 +104,13 @@ def apply_spoken_edit(written: str, edited: str) -> str:
 _MERIDIEM = r"\s?([ap])\.?\s?m\.?(?![a-z])"
 _CLOCK_MERIDIEM = re.compile(r"\b(\d{1,2})[.:]?(\d{2})" + _MERIDIEM, re.IGNORECASE)
 _HOUR_MERIDIEM = re.compile(r"(?<![:.\d])\b(\d{1,2})" + _MERIDIEM, re.IGNORECASE)
-_TIME_WORD = r"\b(at|for|after|until|till|before|by|around|from)\s"
-_DOTTED_TIME = re.compile(_TIME_WORD + r"(\d{1,2})\.(\d{2})\b(?![.,]?\d)(?!\s*(?:%|percent|degrees|times))", re.IGNORECASE)
-# "at 645" only where a time can end: the end of the sentence or a word that follows times ("at 1040 Main Street" stays)
-_TIME_FOLLOWERS = r"on|tonight|today|tomorrow|this|in|and|to|o'clock"
-_RUN_TIME = re.compile(_TIME_WORD + r"(\d{1,2})(\d{2})(?=\s*(?:[.,?!]|$|\s(?:" + _TIME_FOLLOWERS + r")\b))", re.IGNORECASE)
+# "at 645" or "at 6.45" only after a word that takes a time and where a time can end: the end of the sentence or a
+# word that follows times ("at 1040 Main Street", "for 4.50.", "from 1000 to 2000" stay); after "for" / "by" only
+# before a day ("for 115 on Friday")
+_TIME_DAY = r"on|tonight|today|tomorrow|this|o'clock"
+_AT_TIME = r"\b(at|until|till|before|after)\s(\d{1,2})\.?(\d{2})(?=[.,?!]?$|[.,?!]?\s(?:" + _TIME_DAY + r"|and|to|in)\b|[.,?!]\s)"
+_FOR_TIME = r"\b(for|by)\s(\d{1,2})\.?(\d{2})(?=\s(?:" + _TIME_DAY + r")\b)"
+_RUN_TIME = re.compile(f"{_AT_TIME}|{_FOR_TIME}", re.IGNORECASE)
 
 
 # A phone number the decoder grouped oddly ("23-0421-7221", "785-610-242-0"): ten digits in hyphenated groups, or
@@ -123,12 +144,13 @@ def format_times(text: str) -> str:
         return f"{int(m.group(1))} {m.group(2).lower()}.m." if 1 <= int(m.group(1)) <= 12 else m.group(0)
 
     def after_word(m: re.Match[str]) -> str:
-        clock = _clock(m.group(2), m.group(3))
-        return f"{m.group(1)} {clock}" if clock else m.group(0)
+        word, hour, minute = (g for g in m.groups() if g is not None)
+        clock = _clock(hour, minute)
+        return f"{word} {clock}" if clock else m.group(0)
 
     text = format_phone_numbers(_CLOCK_MERIDIEM.sub(clock_meridiem, text))
     text = _HOUR_MERIDIEM.sub(hour_meridiem, text)
-    return _RUN_TIME.sub(after_word, _DOTTED_TIME.sub(after_word, text))
+    return _RUN_TIME.sub(after_word, text)
 
 
 def spelling_map(spellings: Iterable[str]) -> dict[str, str]:

@@ -33,6 +33,7 @@ class Transcript:
     timings: common_pb2.StageTimings
     context_text: str
     audio_s: float
+    deadline_at: float  # time.perf_counter() by which the call must end (the caller's deadline, capped)
 
 
 @dataclass
@@ -51,10 +52,8 @@ class TurnPipeline:
                   request_context: common_pb2.RequestContext, timings: common_pb2.StageTimings,
                   deadline_s: Optional[float] = None, tenant: str = "") -> recognizer_pb2.RecognizeResponse:
         """transcribe() and commit(); raises grpc.RpcError (from a peer) for the servicer to pass on."""
-        t0 = time.perf_counter()
         done = self.transcribe(samples, session_id, config, request_context, timings, deadline_s)
-        left = (deadline_s or self.settings.deadline_s) - (time.perf_counter() - t0)
-        return self.commit(done, session_id, tenant, deadline_s=max(0.05, left))
+        return self.commit(done, session_id, tenant, deadline_s=max(0.05, done.deadline_at - time.perf_counter()))
 
     def transcribe(
         self,
@@ -142,7 +141,7 @@ class TurnPipeline:
                 del alternatives[0].words[:]
                 alternatives[0].words.extend(spoken)
         timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
-        return Transcript(alternatives, timings, context_text, len(samples) / 16_000)
+        return Transcript(alternatives, timings, context_text, len(samples) / 16_000, deadline_at)
 
     def commit(self, done: Transcript, session_id: str, tenant: str = "",
                deadline_s: Optional[float] = None) -> recognizer_pb2.RecognizeResponse:

@@ -84,6 +84,7 @@ class StreamSession:
             if self.interim is not None:
                 self.interim[0].cancel()
             self.worker.close()
+            self.inbox.close()
 
     def _audio(self, chunk: bytes) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
         yield from self._interim_ready()

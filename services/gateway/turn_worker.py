@@ -94,16 +94,32 @@ class Inbox:
 
     def __init__(self, requests: Iterator[Any]) -> None:
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=64)
+        self.closed = threading.Event()
+
+        def put(item: Any) -> bool:
+            """Waits for room while the stream is open; False once it closed (nobody will read the item)."""
+            while not self.closed.is_set():
+                try:
+                    self.queue.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def read() -> None:
             try:
                 for req in requests:
-                    self.queue.put(req)
-                self.queue.put(_END)
+                    if not put(req):
+                        return
+                put(_END)
             except BaseException as exc:  # the call ended under the reader: hand it over
-                self.queue.put(exc)
+                put(exc)
 
         threading.Thread(target=read, name="stream-reader", daemon=True).start()
+
+    def close(self) -> None:
+        """The stream's thread is done: the reader stops waiting for room (and ends with the call)."""
+        self.closed.set()
 
     def waiting(self) -> bool:
         """Whether messages are queued behind the one being handled."""

@@ -125,11 +125,11 @@ def align_transcripts(decoder: WhisperDecoder, audio_kv: KV, prompts: list[list[
     aligns; frames: the encoder frames that hold audio (the rest is padding), frame_s seconds each; pieces: each
     id's text with the word-start mark (WhisperTokens.pieces), decode: ids -> text. Only the first `times_for`
     transcripts get times (the others' words start and end at 0): the warping is most of the cost."""
+    if not any(texts):
+        return [[] for _ in texts]
     rows: list[list[int]] = []
     for text in texts:
         rows += [[*p, *text, eot] for p in prompts]
-    if not rows or not texts:
-        return []
     length = max(len(r) for r in rows)
     batch = torch.tensor([r + [eot] * (length - len(r)) for r in rows])  # right-padded: causal, padding comes last
     cross: list[torch.Tensor] = []

@@ -27,6 +27,10 @@ def test_spoken_words_follow_written_words() -> None:
     ("Stop at Kilride Street at 7:30.", "stop at kilbride street at seven thirty", "Stop at kilbride Street at 7:30."),
     ("Meet Anna at 7:30.", "meet anna at seven thirty", "Meet Anna at 7:30."),  # nothing changed: as written
     ("Call the Perry thing.", "call perry inc", "Call Perry inc."),  # an unchanged word keeps its case
+    # two changes in one written word rewrite it once; a symbol is no punctuation to keep
+    ("I paid $5.50 today.", "i paid six dollars fifty pence today", "I paid six dollars fifty pence today."),
+    ("At 7:30, call Tom.", "at seven x thirty call tom", "At seven x thirty, call Tom."),
+    ("It costs 50%.", "it costs sixty percent", "It costs sixty percent."),
 ])
 def test_apply_spoken_edit_keeps_the_written_words_around_the_span(written: str, edited: str, expected: str) -> None:
     assert apply_spoken_edit(written, edited) == expected
@@ -97,6 +101,10 @@ def test_word_spans_attach_punctuation_to_the_word_before() -> None:
     ("Call Allison at 23-0421-7221.", "Call Allison at 230-421-7221."),  # ten digits: a phone number, regrouped
     ("Save 785-610-242-0 now.", "Save 785-610-2420 now."),
     ("It was on 2024-12-25.", "It was on 2024-12-25."),  # a date is no phone number
+    ("I sold it for 4.50.", "I sold it for 4.50."),  # a price, a count, a measure: no times
+    ("It went from 1000 to 2000.", "It went from 1000 to 2000."),
+    ("The price rose by 1200.", "The price rose by 1200."),
+    ("He is around 1.20 meters tall.", "He is around 1.20 meters tall."),
 ])
 def test_format_times_writes_clock_times_as_people_do(decoded: str, written: str) -> None:
     assert format_times(decoded) == written
