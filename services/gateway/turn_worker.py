@@ -121,10 +121,6 @@ class Inbox:
         """The stream's thread is done: the reader stops waiting for room (and ends with the call)."""
         self.closed.set()
 
-    def waiting(self) -> bool:
-        """Whether messages are queued behind the one being handled."""
-        return not self.queue.empty()
-
     def wake(self) -> None:
         try:
             self.queue.put_nowait(WAKE)

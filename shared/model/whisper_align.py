@@ -30,9 +30,8 @@ class AlignedWord:
     word: str  # as written, punctuation attached
     start_s: float
     end_s: float
-    logp: float  # mean log-probability of its tokens (calibrated into a confidence by the caller)
-    min_logp: float = 0.0  # its least likely token's
-    entropy: float = 0.0  # mean entropy (nats) of the decoder's distribution over its tokens
+    min_logp: float  # log-probability of its least likely token (confidence reads it: shared/recognition.py)
+    entropy: float  # mean entropy (nats) of the decoder's distribution over its tokens
 
 
 def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +117,7 @@ def align_transcripts(decoder: WhisperDecoder, audio_kv: KV, prompts: list[list[
                       texts: list[list[int]], eot: int, pieces: Sequence[str], heads: Sequence[tuple[int, int]],
                       frames: int, frame_s: float, decode: Callable[[list[int]], str],
                       times_for: int = 1) -> list[list[AlignedWord]]:
-    """Words with times and mean token log-probabilities for each transcript in `texts` (token ids, no eot).
+    """Words with times and confidence features for each transcript in `texts` (token ids, no eot).
 
     prompts: the search's streams (joint_streams: stream 0 context-free, a second one conditioned on the context)
     mixed by alpha; audio_kv: decoder.audio_keys of one utterance; heads: (block, head) pairs whose attention
@@ -160,7 +159,6 @@ def align_transcripts(decoder: WhisperDecoder, audio_kv: KV, prompts: list[list[
             first, last = int(jumps[a]), int(jumps[min(b, len(jumps) - 1)])
             start = word_start(attention[a] if attention.size else attention, first, last)  # no times asked: first
             words.append(AlignedWord(decode(list(text[a:b])).strip(), start * frame_s, last * frame_s,
-                                     float(token_logp[a:b].mean()), float(token_logp[a:b].min()),
-                                     float(entropy[a:b].mean())))
+                                     float(token_logp[a:b].min()), float(entropy[a:b].mean())))
         out.append(words)
     return out

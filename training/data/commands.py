@@ -16,21 +16,18 @@ between the groups of a phone number (the pauses people make; without them Whisp
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from faker import Faker
 from num2words import num2words
 
-from training.data.synth import Job, run_job
+from training.data.synth import Job, eval_set_args, run_job
 from training.data.text import pin_hash_seed
 
-VOICES = ["flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"]  # reserved: evaluation only
 QUESTION_SHARE = 0.4
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -241,15 +238,7 @@ def plan(count: int, seed: int) -> list[Command]:
 
 def main() -> None:
     pin_hash_seed()
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--count", type=int, default=120)
-    ap.add_argument("--seed", type=int, default=201)
-    ap.add_argument("--voices", default=",".join(VOICES),
-                    help="comma-separated voices, used in turn (default: the reserved evaluation voices; training voices "
-                         "make the confidence calibration set)")
-    args = ap.parse_args()
-    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
+    args, voices = eval_set_args(__doc__ or "", 120, 201, "training voices make the confidence calibration set")
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     rows = []
     for i, cmd in enumerate(plan(args.count, args.seed)):

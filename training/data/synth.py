@@ -64,7 +64,21 @@ VOCODE_SHARE = 0.3
 # segment_audio) and the shipped model, trained without it, loses 4.8 WER points (data/tune 20.4 -> 25.2%)
 # to a VAD-ended turn's 0.6 s tail.
 EDGE_PAD_SHARE = 0.5
-RESERVED = {"flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"}
+EVAL_VOICES = ("flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone")
+RESERVED = set(EVAL_VOICES)
+
+
+def eval_set_args(doc: str, count: int, seed: int, other_voices: str) -> tuple[argparse.Namespace, list[str]]:
+    """The command line of an evaluation set's maker (--out, --count, --seed, --voices) -> its arguments and voices,
+    the reserved ones unless --voices names others (other_voices: what such a set is for)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--count", type=int, default=count)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--voices", default=",".join(EVAL_VOICES),
+                    help=f"comma-separated voices, used in turn (default: the reserved evaluation voices; {other_voices})")
+    args = ap.parse_args()
+    return args, [v.strip() for v in args.voices.split(",") if v.strip()]
 
 
 def check_training_voice(voice: str) -> None:

@@ -12,7 +12,6 @@ Rows: id, audio, duration, text, words [{"word", "start_s", "end_s"}], voice.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import subprocess
@@ -22,10 +21,9 @@ import numpy as np
 import soundfile as sf
 
 from shared.audio import TARGET_RATE
-from training.data.synth import tts
+from training.data.synth import eval_set_args, tts
 from training.data.text import pin_hash_seed
 
-VOICES = ["flite:slt", "festival:cmu_us_slt_arctic_hts", "festival:ked_diphone"]  # reserved: evaluation only
 DICTIONARY = Path("/usr/share/dict/american-english")
 # frequent in wordfreq but spelled out or slurred when read alone, or not wanted in a dev set
 SKIP = {"etc", "lol", "mrs", "non", "pre", "pro", "san", "via", "ass", "sex", "gay", "fuck", "shit", "damn", "hell", "god"}
@@ -83,15 +81,7 @@ def utterance(words: list[str], voice: str, rng: random.Random) -> tuple[np.ndar
 
 def main() -> None:
     pin_hash_seed()
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--count", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=202)
-    ap.add_argument("--voices", default=",".join(VOICES),
-                    help="comma-separated voices, used in turn (default: the reserved evaluation voices; training voices "
-                         "make a set to tune word timing on)")
-    args = ap.parse_args()
-    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
+    args, voices = eval_set_args(__doc__ or "", 40, 202, "training voices make a set to tune word timing on")
     rng, vocab = random.Random(args.seed), common_words()
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     rows = []
