@@ -46,6 +46,7 @@ bench: setup
 	$(PY) -m services.bench --profiles
 	$(PY) -m training.eval.bench_peers
 	$(PY) -m services.bench_stream --vad
+	$(PY) -m services.bench_http
 
 # Fault injection: kill -9 worker, bridge, Redis and NATS KILLS times each under load; prints lost/duplicated.
 KILLS ?= 20

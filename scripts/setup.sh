@@ -3,13 +3,16 @@
 # with the project and its extras. Safe to run again; does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian packages, each checked on its own (a machine may have some): TTS voices and word lists for training and
+# eval data, libsndfile, and Chromium for the live page's end-to-end test
+pkgs=(espeak-ng flite sox libsndfile1 festival festvox-us-slt-hts festvox-kdlpc16k fortunes fortunes-min wamerican chromium)
 need_apt=()
-for bin in espeak-ng flite text2wave sox; do command -v "$bin" >/dev/null || need_apt+=("$bin"); done
-[ -f /usr/lib/x86_64-linux-gnu/libsndfile.so.1 ] || [ -f /usr/lib/aarch64-linux-gnu/libsndfile.so.1 ] || need_apt+=(libsndfile1)
+if command -v dpkg >/dev/null; then
+  for pkg in "${pkgs[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg"); done
+fi
 if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
-  pkgs="espeak-ng flite sox libsndfile1 festival festvox-us-slt-hts festvox-kdlpc16k fortunes fortunes-min wamerican"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs) >/dev/null \
-    || echo "warning: could not install TTS packages; training and eval data synthesis need them" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}") >/dev/null \
+    || echo "warning: could not install ${need_apt[*]}; data synthesis and the browser test need them" >&2
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true

@@ -27,6 +27,7 @@ from shared.bus import GrpcStub, LocalStub, NatsConnection, NatsStub, connect_na
 from shared.decoding import decoding_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, LocalBus
 from shared.history import MemoryHistoryStore, RedisHistoryStore, check_durability
+from shared.metrics import serve_metrics
 from shared.reward_store import LocalRewardStore
 from shared.settings import Settings
 from shared.telemetry import setup_telemetry
@@ -72,6 +73,31 @@ def _reg_gateway(pipeline: TurnPipeline, settings: Settings) -> Registration:
     return Registration(RecognizerService(pipeline, settings), RECOGNIZER, public=True)
 
 
+def _public(gateway: Registration, settings: Settings) -> list[Registration]:
+    """What clients call on the gRPC port: our Recognizer and Riva's API over the same servicer."""
+    from services.gateway.riva import riva_registration
+    from services.http.app import served_model_id
+
+    return [gateway, riva_registration(gateway.servicer, served_model_id(settings))]
+
+
+def attach_http(running: RunningServer, service: RecognizerService, settings: Settings,
+                port: Optional[int] = None) -> None:
+    """The HTTP front beside the gRPC server, sharing its guard; stops with it. Off when the port is -1."""
+    from services.http.app import Front, served_model_id
+    from services.http.server import HttpServer
+
+    port = settings.http_port if port is None else port
+    if port < 0:
+        return
+    if running.guard.keys is not None and not settings.tls_cert:
+        log.warning("API keys without TLS: HTTP clients send their keys in the clear (set SEEDASR_TLS_CERT/KEY)")
+    http = HttpServer(Front(service, running.guard, settings, served_model_id(settings)), settings, port)
+    running.http_port = http.start()
+    running.before_stop.insert(0, http.begin_stop)
+    running.on_stop.insert(0, lambda: http.join(settings.grace_s + 1))
+
+
 # ---- embedded ------------------------------------------------------------------------------------
 def default_rl_store() -> Path:
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
@@ -105,12 +131,16 @@ def build_embedded(settings: Settings, core: Optional[AsrCore] = None) -> tuple[
     return [_reg_gateway(pipeline, settings), encoder, context, decoder, reward], pipeline
 
 
-def serve_embedded(settings: Settings, port: Optional[int] = None) -> RunningServer:
+def serve_embedded(settings: Settings, port: Optional[int] = None, http_port: Optional[int] = None) -> RunningServer:
+    """gRPC on `port` (settings.port when None), the HTTP front on `http_port` (settings.http_port when None)."""
     setup_telemetry("seedasr-embedded", settings.trace_file, settings.log_level)
     regs, _ = build_embedded(settings)
     # the internal services answer anyone who can reach them (Reward.GetSample reads every tenant's
-    # corrections): only the public Recognizer is served unless SEEDASR_EXPOSE_INTERNAL asks for them
-    return start_server(settings, regs if settings.expose_internal else regs[:1], port)
+    # corrections): only the public Recognizer (and Riva's API) is served unless SEEDASR_EXPOSE_INTERNAL asks
+    public = _public(regs[0], settings)
+    running = start_server(settings, public + regs[1:] if settings.expose_internal else public, port)
+    attach_http(running, regs[0].servicer, settings, http_port)
+    return running
 
 
 # ---- mesh ----------------------------------------------------------------------------------------
@@ -152,11 +182,16 @@ def start_service(name: str, settings: Settings, port: Optional[int] = None) -> 
         regs = [_reg_context(store, Tokenizer(bundle / "tokenizer.model"), settings)]
     elif name == "gateway":
         assert conn is not None
-        regs = [_reg_gateway(TurnPipeline(_peers(settings, conn), JetStreamBus(conn), settings), settings)]
+        regs = _public(_reg_gateway(TurnPipeline(_peers(settings, conn), JetStreamBus(conn), settings), settings),
+                       settings)
     else:
         assert conn is not None
         regs, bridge = _reward(settings, conn)
     running = start_server(settings, regs, DEFAULT_PORTS[name] if port is None else port)
+    if name == "gateway":
+        attach_http(running, regs[0].servicer, settings)
+    else:
+        running.http_port = serve_metrics(settings.metrics_port, settings.host)
     if name == "reward":
         running.before_stop.append(bridge.stop)
     if conn is not None:

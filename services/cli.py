@@ -135,11 +135,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.service:
         from services.app import serve_service
 
+        if args.http_port is not None:
+            settings = settings.model_copy(update={"http_port": args.http_port})
         return serve_service(args.service, settings, args.port)
     from services.app import serve_embedded
 
-    running = serve_embedded(settings, args.port if args.port is not None else settings.port)
-    print(f"seedasr: embedded server listening on {settings.host}:{running.port}", flush=True)
+    running = serve_embedded(settings, args.port if args.port is not None else settings.port, args.http_port)
+    http = f", HTTP on {settings.host}:{running.http_port}" if running.http_port is not None else ""
+    print(f"seedasr: embedded server listening on {settings.host}:{running.port} (gRPC){http}", flush=True)
     return wait_for_signal(running, settings.grace_s)
 
 
@@ -206,6 +209,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     s = sub.add_parser("serve", help="run the embedded server, or one mesh service")
     s.add_argument("service", nargs="?", choices=["encoder", "context", "decoder", "gateway", "reward"])
     s.add_argument("--port", type=int, default=None)
+    s.add_argument("--http-port", type=int, default=None,
+                   help="HTTP front (OpenAI audio API, WebSocket, live page, /metrics); default 8080, -1 = off")
     s.set_defaults(fn=cmd_serve)
     t = sub.add_parser("transcribe", help="recognise files or a JSONL manifest")
     t.add_argument("files", nargs="*")

@@ -26,7 +26,8 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from shared.bus import calling_active
+from shared.bus import BusError, calling_active
+from shared.metrics import ADMISSION_REFUSALS, GRPC_LATENCY, GRPC_REQUESTS, INFLIGHT_CALLS, OPEN_STREAMS
 
 log = logging.getLogger(__name__)
 current_tenant: contextvars.ContextVar[str] = contextvars.ContextVar("seedasr_tenant", default="")
@@ -76,14 +77,19 @@ class Admission:
         with self.lock:
             if kind == "call":
                 if self.calls >= self.max_calls:
+                    ADMISSION_REFUSALS.labels(kind, "busy").inc()
                     return f"server busy: {self.calls} Recognize calls in flight (SEEDASR_MAX_CALLS); retry later"
                 self.calls += 1
+                INFLIGHT_CALLS.inc()
                 return None
             if self.streams >= self.max_streams:
+                ADMISSION_REFUSALS.labels(kind, "busy").inc()
                 return f"server busy: {self.streams} streams open (SEEDASR_MAX_STREAMS); retry later"
             if self.per_client.get(client, 0) >= self.max_streams_per_client:
+                ADMISSION_REFUSALS.labels(kind, "per_client").inc()
                 return f"{self.max_streams_per_client} streams already open for this client (SEEDASR_MAX_STREAMS_PER_CLIENT)"
             self.streams += 1
+            OPEN_STREAMS.inc()
             self.per_client[client] = self.per_client.get(client, 0) + 1
             return None
 
@@ -91,8 +97,10 @@ class Admission:
         with self.lock:
             if kind == "call":
                 self.calls -= 1
+                INFLIGHT_CALLS.dec()
                 return
             self.streams -= 1
+            OPEN_STREAMS.dec()
             left = self.per_client.get(client, 1) - 1
             if left:
                 self.per_client[client] = left
@@ -127,15 +135,39 @@ class InFlight:
 
 @dataclass
 class Guard:
+    """One per server process: the gRPC handlers below and the HTTP front (services/http) share it, so a
+    client's calls and streams count against the same limits whichever protocol they arrive on."""
+
     admission: Admission
     keys: Optional[ApiKeys] = None
     inflight: InFlight = field(default_factory=InFlight)
 
+    def enter(self, kind: Optional[str], metadata: tuple, peer: str, public: bool = True) -> tuple[str, str]:
+        """Authenticate, then admit `kind` ("call", "stream" or None: not admission-controlled).
+        Returns (tenant, client); raises BusError UNAUTHENTICATED or RESOURCE_EXHAUSTED."""
+        tenant = ""
+        if public and self.keys is not None:
+            found = self.keys.tenant(metadata)
+            if found is None:
+                raise BusError(grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required: 'authorization: Bearer KEY'")
+            tenant = str(found)
+        client = client_of(peer, tenant)
+        if kind is not None:
+            refused = self.admission.enter(kind, client)
+            if refused:
+                raise BusError(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+        return tenant, client
 
-def _client(context: Any, tenant: str) -> str:
+    def leave(self, kind: Optional[str], client: str) -> None:
+        if kind is not None:
+            self.admission.leave(kind, client)
+
+
+def client_of(peer: str, tenant: str) -> str:
+    """Whom per-client limits count: the tenant, else the peer's address without its port."""
     if tenant:
         return f"tenant:{tenant}"
-    peer = str(context.peer())  # "ipv4:127.0.0.1:5123", "ipv6:[::1]:5123", "unix:/path"
+    # "ipv4:127.0.0.1:5123", "ipv6:[::1]:5123", "unix:/path"
     return peer.rsplit(":", 1)[0] if peer.startswith(("ipv4:", "ipv6:")) else peer
 
 
@@ -170,24 +202,27 @@ def _method_handler(servicer: Any, method: MethodDescriptor, guard: Guard, publi
     kind = ADMITTED.get(method.name) if public else None
     req_name = method.input_type.name
 
+    service_name, method_name = method.containing_service.full_name, method.name
+
     def enter(context: Any) -> tuple[str, str]:
         """Authenticate and admit; aborts the call when either fails. Returns (tenant, client)."""
-        tenant = ""
-        if public and guard.keys is not None:
-            found = guard.keys.tenant(context.invocation_metadata())
-            if found is None:
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, "a valid API key is required: 'authorization: Bearer KEY'")
-            tenant = str(found)
-        client = _client(context, tenant)
-        if kind is not None:
-            refused = guard.admission.enter(kind, client)
-            if refused:
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
-        return tenant, client
+        try:
+            return guard.enter(kind, context.invocation_metadata(), str(context.peer()), public)
+        except BusError as err:
+            context.abort(err.code(), err.details())
+            raise  # unreachable: abort raises
 
     def leave(client: str) -> None:
-        if kind is not None:
-            guard.admission.leave(kind, client)
+        guard.leave(kind, client)
+
+    def record(context: Any, started: float, failed: bool) -> None:
+        """Counts the call by its final status (a servicer that aborted left the code on the context)."""
+        code = getattr(context, "code", lambda: None)()
+        if code is None:
+            code = grpc.StatusCode.OK if not failed else (
+                grpc.StatusCode.UNKNOWN if context.is_active() else grpc.StatusCode.CANCELLED)
+        GRPC_REQUESTS.labels(service_name, method_name, code.name).inc()
+        GRPC_LATENCY.labels(service_name, method_name).observe(time.perf_counter() - started)
 
     def requests(raw: Iterator[bytes], context: Any) -> Iterator[Any]:
         for data in raw:
@@ -198,27 +233,38 @@ def _method_handler(servicer: Any, method: MethodDescriptor, guard: Guard, publi
 
     if not method.server_streaming:
         def unary_response(request: Any, context: Any) -> Any:
+            started, failed = time.perf_counter(), True
             with guard.inflight:
-                tenant, client = enter(context)
-                tokens = _bind(tenant, context)
                 try:
-                    return fn(parse(request, context), context)
+                    tenant, client = enter(context)
+                    tokens = _bind(tenant, context)
+                    try:
+                        response = fn(parse(request, context), context)
+                        failed = False
+                        return response
+                    finally:
+                        _reset(tokens)
+                        leave(client)
                 finally:
-                    _reset(tokens)
-                    leave(client)
+                    record(context, started, failed)
 
         make = grpc.stream_unary_rpc_method_handler if method.client_streaming else grpc.unary_unary_rpc_method_handler
         return make(unary_response, request_deserializer=None, response_serializer=resp_cls.SerializeToString)
 
     def stream_response(request: Any, context: Any) -> Iterator[Any]:
+        started, failed = time.perf_counter(), True
         with guard.inflight:
-            tenant, client = enter(context)
-            tokens = _bind(tenant, context)
             try:
-                yield from fn(parse(request, context), context)
+                tenant, client = enter(context)
+                tokens = _bind(tenant, context)
+                try:
+                    yield from fn(parse(request, context), context)
+                    failed = False
+                finally:
+                    _reset(tokens)
+                    leave(client)
             finally:
-                _reset(tokens)
-                leave(client)
+                record(context, started, failed)
 
     make_s: Callable[..., grpc.RpcMethodHandler] = (
         grpc.stream_stream_rpc_method_handler if method.client_streaming else grpc.unary_stream_rpc_method_handler)

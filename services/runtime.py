@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -42,6 +42,7 @@ class RunningServer:
     guard: Guard
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     before_stop: list[Callable[[], None]] = field(default_factory=list)
+    http_port: Optional[int] = None  # the HTTP front's (gateway, embedded), or the metrics port's (other services)
 
     def stop(self, grace: float) -> int:
         """New calls are refused at once; calls in flight get `grace` seconds to finish, then are

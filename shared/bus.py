@@ -24,6 +24,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from shared.metrics import GRPC_LATENCY, GRPC_REQUESTS, NATS_REQUEST_ERRORS
 from shared.telemetry import extract_context, inject_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,11 @@ def _make_handler(conn: NatsConnection, method: Callable, req_cls: Any, span_nam
             finally:
                 otel_context.detach(token)
 
+        started = time.perf_counter()
         data, reply_headers = await asyncio.get_running_loop().run_in_executor(executor, call)
+        service_name, method_name = span_name.rsplit("/", 1)
+        GRPC_REQUESTS.labels(service_name, method_name, _CODES[int(reply_headers[STATUS_HEADER])].name).inc()
+        GRPC_LATENCY.labels(service_name, method_name).observe(time.perf_counter() - started)
         if msg.reply:
             await conn.nc.publish(msg.reply, data, headers=reply_headers)
 
@@ -228,13 +233,17 @@ class NatsStub:
                     msg = self.conn.run(self.conn.nc.request(subject, payload, timeout=timeout, headers=headers),
                                         timeout=timeout + 1)
                 except nats.errors.NoRespondersError:
+                    NATS_REQUEST_ERRORS.labels(self.service.name, name, "no_responders").inc()
                     raise BusError(grpc.StatusCode.UNAVAILABLE, f"no {self.service.name} service is listening on NATS") from None
                 except (nats.errors.TimeoutError, TimeoutError):
+                    NATS_REQUEST_ERRORS.labels(self.service.name, name, "timeout").inc()
                     raise BusError(grpc.StatusCode.DEADLINE_EXCEEDED, f"{name} took longer than {timeout:.1f} s") from None
                 except nats.errors.Error as exc:
+                    NATS_REQUEST_ERRORS.labels(self.service.name, name, "nats").inc()
                     raise BusError(grpc.StatusCode.UNAVAILABLE, f"NATS error calling {name}: {exc}") from None
                 status = int((msg.headers or {}).get(STATUS_HEADER, "0"))
                 if status:
+                    NATS_REQUEST_ERRORS.labels(self.service.name, name, "remote").inc()
                     raise BusError(_CODES.get(status, grpc.StatusCode.UNKNOWN), (msg.headers or {}).get(MESSAGE_HEADER, ""))
                 return resp_cls.FromString(msg.data)
 

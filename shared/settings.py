@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     max_message_mb: int = Field(32, ge=1)
     # the embedded server also serves the internal Encoder/Context/Decoder/Reward services on its port
     expose_internal: bool = False
+    # the HTTP front of the gateway and the embedded server (services/http: OpenAI's audio API, WebSocket
+    # streaming, the live page, /metrics), with the gRPC port's keys, TLS and limits
+    http_port: int = Field(8080, ge=-1, le=65535, description="-1 = no HTTP front; 0 = any free port")
+    metrics_port: int = Field(-1, ge=-1, le=65535,
+                              description="/metrics of a service without an HTTP front (encoder, context, decoder, "
+                                          "reward); -1 = off")
+    max_upload_mb: int = Field(25, ge=1, description="largest HTTP upload (OpenAI's limit); larger gets 413")
 
     # admission and request limits (services/guard.py, services/gateway/limits.py): checked before any work
     max_calls: int = Field(8, ge=1, description="concurrent Recognize calls; more get RESOURCE_EXHAUSTED")

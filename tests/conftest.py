@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY_BUNDLE = ROOT / "bundles" / "tiny"
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SEEDASR_MODEL", str(TINY_BUNDLE))
+# servers started by tests run no HTTP front unless a test asks for one (on a free port): 8080 may be taken
+os.environ.setdefault("SEEDASR_HTTP_PORT", "-1")
 
 
 def wav_bytes(samples: np.ndarray, rate: int = 16_000, channels: int = 1, subtype: str = "PCM_16",

@@ -17,6 +17,7 @@ import numpy as np
 from seedasr.v1 import common_pb2, events_pb2, internal_pb2, recognizer_pb2
 from shared.decoding import decoding_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
+from shared.metrics import AUDIO_SECONDS, observe_stages
 from shared.segments import Word, align_words, segment_audio
 from shared.settings import Settings
 from shared.telemetry import current_trace_id
@@ -34,6 +35,7 @@ class Transcript:
     context_text: str
     audio_s: float
     deadline_at: float  # time.perf_counter() by which the call must end (the caller's deadline, capped)
+    streamed: bool = False  # a stream's turn (decoded on the urgent threads), not a Recognize call
 
 
 @dataclass
@@ -141,7 +143,7 @@ class TurnPipeline:
                 del alternatives[0].words[:]
                 alternatives[0].words.extend(spoken)
         timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
-        return Transcript(alternatives, timings, context_text, len(samples) / 16_000, deadline_at)
+        return Transcript(alternatives, timings, context_text, len(samples) / 16_000, deadline_at, streamed=urgent)
 
     def commit(self, done: Transcript, session_id: str, tenant: str = "",
                deadline_s: Optional[float] = None) -> recognizer_pb2.RecognizeResponse:
@@ -158,6 +160,9 @@ class TurnPipeline:
         trace_id = current_trace_id()
         self.publish_turn(turn_id, session_id, done.alternatives, done.context_text, trace_id, done.audio_s, tenant)
         done.timings.total_ms += (time.perf_counter() - t0) * 1000
+        tm = done.timings
+        observe_stages(tm.decode_audio_ms, tm.encode_ms, tm.context_ms, tm.decode_ms, tm.total_ms)
+        AUDIO_SECONDS.labels("stream" if done.streamed else "request").inc(done.audio_s)
         return recognizer_pb2.RecognizeResponse(turn_id=turn_id, alternatives=done.alternatives, timings=done.timings,
                                                 audio_seconds=done.audio_s, trace_id=trace_id)
 

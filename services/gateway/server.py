@@ -31,6 +31,12 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
                                   max_bytes=settings.max_message_mb * 1024 * 1024)
 
     # ---- helpers -------------------------------------------------------------------------------
+    def check(self, session_id: str, config: common_pb2.RecognitionConfig, ctx: common_pb2.RequestContext,
+              context: Any) -> None:
+        """What a recognition request must pass before any work (the HTTP front checks its requests here too)."""
+        check_session_id(session_id, context, required=False, limit=MAX_SESSION_ID)
+        self._validate(config, ctx, context)
+
     def _validate(self, config: common_pb2.RecognitionConfig, ctx: common_pb2.RequestContext, context: Any) -> None:
         check_language(config.language, context)
         check_context(ctx, self.settings, context)
@@ -80,8 +86,7 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
 
     # ---- RPCs ----------------------------------------------------------------------------------
     def Recognize(self, request: recognizer_pb2.RecognizeRequest, context: Any) -> recognizer_pb2.RecognizeResponse:
-        check_session_id(request.session_id, context, required=False, limit=MAX_SESSION_ID)
-        self._validate(request.config, request.context, context)
+        self.check(request.session_id, request.config, request.context, context)
         t = time.perf_counter()
         try:
             samples = decode_audio(request.audio.content, encoding=request.audio.encoding,
@@ -99,8 +104,7 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
             return
         cfg = first.streaming_config
-        check_session_id(cfg.session_id, context, required=False, limit=MAX_SESSION_ID)
-        self._validate(cfg.config, cfg.context, context)
+        self.check(cfg.session_id, cfg.config, cfg.context, context)
         try:
             stream = StreamSession(self, cfg, context)
         except AudioError as exc:

@@ -24,11 +24,13 @@ from opentelemetry import trace
 from seedasr.v1 import events_pb2
 from shared.bus import NatsConnection
 from shared.events import STREAM, EventError, as_record, decode_event, ensure_stream, sample_id_of
+from shared.metrics import REWARD_BACKLOG
 from shared.telemetry import extract_context, tracer
 
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, str, list[str]], None]
+BACKLOG_EVERY_S = 5.0
 
 
 def handle_event(subject: str, payload: bytes, store: Any, enqueue: Enqueue) -> Optional[str]:
@@ -87,8 +89,12 @@ class RewardBridge:
                                   deliver_policy=policy),
         )
         loop = asyncio.get_running_loop()
+        measured = 0.0
         while not self.stopping:
             await self._settle(loop)
+            if time.monotonic() - measured > BACKLOG_EVERY_S:
+                measured = time.monotonic()
+                await self._measure_backlog(sub)
             try:
                 msgs = await sub.fetch(16, timeout=0.5 if self.pending else 1.0)
             except (TimeoutError, NatsTimeout):
@@ -111,6 +117,14 @@ class RewardBridge:
                 except Exception:
                     log.exception("event on %s failed; it will be redelivered", msg.subject)
                     await msg.nak(delay=min(30.0, 0.5 * 2 ** min(6, (msg.metadata.num_delivered or 1))))
+
+    async def _measure_backlog(self, sub: Any) -> None:
+        """Events JetStream holds for this consumer, and the feedback enqueued but not yet scored."""
+        try:
+            info = await sub.consumer_info()
+            REWARD_BACKLOG.set((info.num_pending or 0) + len(self.pending))
+        except Exception as exc:  # NATS restarting: the gauge keeps its last value
+            log.debug("consumer info unavailable: %s", exc)
 
     async def _settle(self, loop: asyncio.AbstractEventLoop) -> None:
         """Ack the feedback whose samples are stored; enqueue again what has waited resend_s."""

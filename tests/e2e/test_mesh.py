@@ -27,11 +27,15 @@ def mesh(tmp_path_factory, tiny_bundle, nats_url, redis_url):
            "SEEDASR_BRIDGE_DURABLE": f"e2e-{uuid.uuid4().hex[:8]}", "SEEDASR_BRIDGE_DELIVER": "new",
            "SEEDASR_THREADS": "1"}
     ports = {name: free_port() for name in SERVICE_NAMES}
+    http = {"gateway": free_port(), "decoder": free_port()}  # the gateway's HTTP front, the decoder's /metrics
     # gateway, context, reward and the worker run as in the light image: torch and the rest unimportable
     light = {"PYTHONPATH": f"{ROOT / 'tests' / 'support' / 'without_model'}{os.pathsep}{ROOT}"}
-    procs = start_mesh(env, logs, ports, {name: light for name in ("gateway", "context", "reward", "worker")})
+    env_of = {name: dict(light) for name in ("gateway", "context", "reward", "worker")}
+    env_of["gateway"]["SEEDASR_HTTP_PORT"] = str(http["gateway"])
+    env_of["decoder"] = {"SEEDASR_METRICS_PORT": str(http["decoder"])}
+    procs = start_mesh(env, logs, ports, env_of)
     try:
-        yield {"ports": ports, "procs": procs, "trace_file": trace_file}
+        yield {"ports": ports, "procs": procs, "trace_file": trace_file, "http": http}
     finally:
         for p in procs.values():
             p.kill()
@@ -115,6 +119,32 @@ def test_one_trace_spans_gateway_encoder_context_decoder_nats_and_celery(mesh) -
     assert {"apply_async/seedasr.score_feedback", "run/seedasr.score_feedback"} <= names, names
     assert {"/seedasr.v1.Recognizer/Recognize", "/seedasr.v1.Recognizer/SubmitFeedback"} <= names
     assert any(s["service"] == "seedasr-context" and s["attributes"].get("db.system") == "redis" for s in mine)
+
+
+def test_openai_client_through_the_mesh_gateway_and_metrics_of_each_process(mesh) -> None:
+    import httpx
+    import openai
+
+    audio = SAMPLE.read_bytes()
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{mesh['http']['gateway']}/v1", api_key="unused", max_retries=0)
+    text = client.audio.transcriptions.create(model="whisper-1", file=("turn.wav", audio), prompt="Kilbride").text
+    req = recognizer_pb2.RecognizeRequest(audio=common_pb2.Audio(content=audio),
+                                          context=common_pb2.RequestContext(prompt="Kilbride"))
+    with grpc.insecure_channel(f"127.0.0.1:{mesh['ports']['gateway']}") as ch:
+        assert text == recognizer_pb2_grpc.RecognizerStub(ch).Recognize(req, timeout=60).alternatives[0].text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def samples(port: int) -> list:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+    gateway, decoder = samples(mesh["http"]["gateway"]), samples(mesh["http"]["decoder"])
+    assert any(s.name == "seedasr_stage_duration_seconds_count" and s.labels == {"stage": "decode"} and s.value >= 2
+               for s in gateway)
+    assert any(s.name == "seedasr_http_requests_total" and s.labels["route"] == "/v1/audio/transcriptions" for s in gateway)
+    # the decoder's calls arrive as NATS request-reply: counted by service, method and status all the same
+    assert any(s.name == "seedasr_grpc_requests_total" and s.value >= 2 and s.labels == {
+        "service": "seedasr.v1.Decoder", "method": "Decode", "code": "OK"} for s in decoder)
 
 
 def test_reflection_only_client_and_clean_sigterm(mesh) -> None:

@@ -1,0 +1,230 @@
+"""WebSocket streaming (`/v1/stream`): the gRPC StreamingRecognize of services/gateway/streaming.py, as JSON.
+
+Protocol (README "WebSocket streaming"):
+- client -> server: first a text message, the config: {"session_id", "sample_rate" (16000), "encoding"
+  ("pcm_s16le" | "pcm_f32le"), "interim_results" (true), "silence_ms", "language", "hotwords", "prompt",
+  "history", "word_timestamps", "verbatim", "api_key"}; then binary messages of raw PCM, and text messages
+  {"type": "end_of_turn"} (the turn ends now) or {"type": "end"} (finish the open turn, then close).
+- server -> client: {"type": "ready", "session_id"} once the config is accepted; {"type": "interim" | "final",
+  "turn_index", "text", "normalized_text", "confidence" (finals; null in interims), "stability", "words",
+  "turn_start", "turn_end"} (finals add "turn_id" and "alternatives"); on an error {"type": "error", "code",
+  "message"} and a close with 4000 + the HTTP status (services/http/calls.py close_code). A normal end: 1000.
+Limits are the gRPC stream's: idle, rate and length (SEEDASR_STREAM_IDLE_S, _STREAM_RATE, _MAX_STREAM_S).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Optional
+
+import grpc
+from google.protobuf import json_format
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from seedasr.v1 import common_pb2, recognizer_pb2
+from services.guard import current_tenant
+from services.http.calls import HttpCall, close_code, metadata_of, peer_of
+from shared.bus import BusError, calling_active
+
+if TYPE_CHECKING:
+    from services.http.app import Front
+
+log = logging.getLogger(__name__)
+CONFIG_KEYS = {"type", "session_id", "sample_rate", "encoding", "interim_results", "silence_ms", "language",
+               "hotwords", "prompt", "history", "word_timestamps", "verbatim", "api_key"}
+_END = object()
+
+
+class ClientGone(Exception):
+    pass
+
+
+class Feed:
+    """The client's messages for the stream's thread; ends when the client ends or goes."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.ended = threading.Event()
+
+    def put(self, item: Any) -> None:
+        self.queue.put(item)
+
+    def end(self) -> None:
+        self.ended.set()
+        self.queue.put(_END)
+
+    def messages(self, first: recognizer_pb2.StreamingRecognizeRequest, on_ready: Callable[[], None]) -> Iterator[Any]:
+        yield first
+        on_ready()  # the stream's reader asks for more only once the config passed every check
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                return
+            yield item
+
+
+def parse_config(text: str) -> tuple[recognizer_pb2.StreamingConfig, str]:
+    """The config message as our StreamingConfig, and the API key it carries; INVALID_ARGUMENT when malformed."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be the JSON config") from None
+    if not isinstance(raw, dict) or raw.get("type", "config") != "config":
+        raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a JSON object, the config")
+    unknown = sorted(set(raw) - CONFIG_KEYS)
+    if unknown:
+        raise BusError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown config keys {unknown}; known: {sorted(CONFIG_KEYS)}")
+    try:
+        config = json_format.ParseDict({k: raw[k] for k in ("language", "word_timestamps", "verbatim") if k in raw},
+                                       common_pb2.RecognitionConfig())
+        context = json_format.ParseDict({k: raw[k] for k in ("hotwords", "prompt", "history") if k in raw},
+                                        common_pb2.RequestContext())
+        cfg = json_format.ParseDict(
+            {k: raw[k] for k in ("session_id", "sample_rate", "encoding", "silence_ms") if k in raw},
+            recognizer_pb2.StreamingConfig())
+    except json_format.ParseError as exc:
+        raise BusError(grpc.StatusCode.INVALID_ARGUMENT, f"bad config: {exc}") from None
+    cfg.config.CopyFrom(config)
+    cfg.context.CopyFrom(context)
+    cfg.interim_results = bool(raw.get("interim_results", True))
+    key = raw.get("api_key", "")
+    return cfg, key if isinstance(key, str) else ""
+
+
+def message_of(resp: recognizer_pb2.StreamingRecognizeResponse) -> dict[str, Any]:
+    alts = resp.result.alternatives
+    best = alts[0] if alts else common_pb2.Alternative()
+    msg: dict[str, Any] = {
+        "type": "final" if resp.is_final else "interim", "turn_index": resp.turn_index, "text": best.text,
+        "normalized_text": best.normalized_text,
+        "confidence": round(best.confidence, 4) if resp.is_final else None,  # interims are greedy: no confidence
+        "stability": round(resp.stability, 4), "turn_start": round(resp.turn_start_s, 3),
+        "turn_end": round(resp.turn_end_s, 3),
+        "words": [{"word": w.word, "start": round(w.start_s, 3), "end": round(w.end_s, 3),
+                   "confidence": round(w.confidence, 4)} for w in best.words],
+    }
+    if resp.is_final:
+        msg["turn_id"] = resp.result.turn_id
+        msg["alternatives"] = [{"text": a.text, "confidence": round(a.confidence, 4)} for a in alts[1:]]
+    return msg
+
+
+async def serve_stream(ws: WebSocket, front: Front) -> None:
+    await ws.accept()
+    call = HttpCall(peer_of(ws))
+    idle = front.settings.stream_idle_s
+    try:
+        first = await asyncio.wait_for(ws.receive(), timeout=idle)
+        if first["type"] == "websocket.disconnect":
+            return
+        if first.get("text") is None:
+            raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be the JSON config (text)")
+        cfg, key = parse_config(first["text"])
+        tenant, client = front.guard.enter("stream", metadata_of(ws, key), call.peer())
+    except TimeoutError:
+        await _close(ws, BusError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no config within {idle:g} s"))
+        return
+    except BusError as err:
+        await _close(ws, err)
+        return
+    feed = Feed()
+    loop = asyncio.get_running_loop()
+
+    def send(message: dict[str, Any]) -> None:  # from the stream's thread
+        if call.gone:
+            raise ClientGone
+        try:
+            asyncio.run_coroutine_threadsafe(ws.send_text(json.dumps(message)), loop).result(timeout=idle)
+        except Exception:
+            call.gone = True
+            raise ClientGone from None
+
+    try:
+        worker = loop.run_in_executor(front.streams, _run, front, tenant, cfg, feed, call, send)
+        receiver = asyncio.ensure_future(_receive(ws, feed, call))
+        done, _ = await asyncio.wait({worker, receiver}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
+        if receiver in done and receiver.exception() is not None:  # a protocol error: stop now
+            call.gone = True
+            feed.end()
+            await _close(ws, receiver.exception())  # type: ignore[arg-type]
+            await worker
+            return
+        feed.end()  # the client said "end" (the open turn is finished first) or the stream ended
+        error = await worker
+        receiver.cancel()
+        if not call.gone:
+            await _close(ws, error)
+    finally:
+        front.guard.leave("stream", client)
+
+
+async def _receive(ws: WebSocket, feed: Feed, call: HttpCall) -> None:
+    """Client messages into the feed until it ends the stream or goes; raises BusError on a protocol error."""
+    while True:
+        try:
+            message = await ws.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            message = {"type": "websocket.disconnect"}
+        if message["type"] == "websocket.disconnect":
+            call.gone = True
+            return
+        if message.get("bytes") is not None:
+            feed.put(recognizer_pb2.StreamingRecognizeRequest(audio_chunk=message["bytes"]))
+            continue
+        try:
+            kind = json.loads(message.get("text") or "").get("type")
+        except (ValueError, AttributeError):
+            kind = None
+        if kind == "end_of_turn":
+            feed.put(recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True))
+        elif kind == "end":
+            return
+        else:
+            raise BusError(grpc.StatusCode.INVALID_ARGUMENT,
+                           'text messages after the config are {"type": "end_of_turn"} or {"type": "end"}')
+
+
+def _run(front: Front, tenant: str, cfg: recognizer_pb2.StreamingConfig, feed: Feed, call: HttpCall,
+         send: Callable[[dict[str, Any]], None]) -> Optional[BaseException]:
+    """The stream's thread: the gateway's StreamingRecognize over the feed; returns the error that ended it."""
+    tokens = current_tenant.set(tenant), calling_active.set(call.is_active)
+    first = recognizer_pb2.StreamingRecognizeRequest(streaming_config=cfg)
+    try:
+        def ready() -> None:
+            send({"type": "ready", "session_id": cfg.session_id})
+
+        with front.guard.inflight:
+            for resp in front.service.StreamingRecognize(feed.messages(first, ready), call):
+                send(message_of(resp))
+        return None
+    except ClientGone:
+        return None
+    except grpc.RpcError as err:
+        return err
+    except Exception as exc:
+        log.exception("stream failed")
+        return exc
+    finally:
+        feed.end()
+        current_tenant.reset(tokens[0])
+        calling_active.reset(tokens[1])
+
+
+async def _close(ws: WebSocket, error: Optional[BaseException]) -> None:
+    try:
+        if error is None:
+            await ws.close(1000)
+            return
+        if isinstance(error, grpc.RpcError):
+            code, message = error.code(), error.details() or ""
+        else:
+            code, message = grpc.StatusCode.INTERNAL, "internal error; the server log has the details"
+        await ws.send_text(json.dumps({"type": "error", "code": code.name, "message": message}))
+        await ws.close(close_code(code), message.encode()[:120].decode(errors="ignore"))
+    except (RuntimeError, WebSocketDisconnect):  # the client has gone already
+        pass
