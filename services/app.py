@@ -90,12 +90,14 @@ def attach_http(running: RunningServer, service: RecognizerService, settings: Se
     port = settings.http_port if port is None else port
     if port < 0:
         return
-    if running.guard.keys is not None and not settings.tls_cert:
-        log.warning("API keys without TLS: HTTP clients send their keys in the clear (set SEEDASR_TLS_CERT/KEY)")
     http = HttpServer(Front(service, running.guard, settings, served_model_id(settings)), settings, port)
-    running.http_port = http.start()
+    try:
+        running.http_port = http.start()
+    except SystemExit:  # the gRPC server is up already: it goes down with the failure
+        running.stop(0)
+        raise
     running.before_stop.insert(0, http.begin_stop)
-    running.on_stop.insert(0, lambda: http.join(settings.grace_s + 1))
+    running.on_stop.insert(0, lambda: http.join(1.5))
 
 
 # ---- embedded ------------------------------------------------------------------------------------
@@ -188,10 +190,11 @@ def start_service(name: str, settings: Settings, port: Optional[int] = None) -> 
         assert conn is not None
         regs, bridge = _reward(settings, conn)
     running = start_server(settings, regs, DEFAULT_PORTS[name] if port is None else port)
+    metrics_port = serve_metrics(settings.metrics_port, settings.host)  # the gateway's too: plain HTTP for scrapes
     if name == "gateway":
         attach_http(running, regs[0].servicer, settings)
     else:
-        running.http_port = serve_metrics(settings.metrics_port, settings.host)
+        running.http_port = metrics_port
     if name == "reward":
         running.before_stop.append(bridge.stop)
     if conn is not None:

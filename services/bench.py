@@ -97,9 +97,9 @@ def main() -> None:
     ports = {n: free_port() for n in SERVICE_NAMES}
     procs = start_mesh({**env, "SEEDASR_BRIDGE_DELIVER": "new"}, Path(tempfile.mkdtemp(prefix="bench-")), ports)
     model = {"model": args.model} if args.model else {}
-    servers = {"embedded": serve_embedded(load_settings(**model), port=free_port())}
+    servers = {"embedded": serve_embedded(load_settings(**model), port=free_port(), http_port=-1)}
     for name, overrides in PROFILES.items() if args.profiles else ():
-        servers[f"embedded, {name}"] = serve_embedded(load_settings(**model, **overrides), port=free_port())
+        servers[f"embedded, {name}"] = serve_embedded(load_settings(**model, **overrides), port=free_port(), http_port=-1)
     targets = {"mesh": ports["gateway"], **{name: server.port for name, server in servers.items()}}
     runs: dict[str, dict[str, list[float]]] = {name: {} for name in targets}
     try:

@@ -113,7 +113,8 @@ def parity(stub: recognizer_pb2_grpc.RecognizerStub, client: object, rows: list[
 
     from shared.text import normalize_text
 
-    refs, outs = [], {"gRPC Recognize": [], "openai client": []}
+    refs: list[str] = []
+    outs: dict[str, list[str]] = {"gRPC Recognize": [], "openai client": []}
     found = {name: 0 for name in outs}
     keywords = 0
     for row in rows:

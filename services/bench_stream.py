@@ -108,7 +108,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     from shared.settings import load_settings
 
     audio = [(a, "") for a in args.audio] if args.audio else default_audio(args.turns)
-    server = serve_embedded(load_settings(**({"model": args.model} if args.model else {})), port=free_port())
+    server = serve_embedded(load_settings(**({"model": args.model} if args.model else {})), port=free_port(),
+                            http_port=-1)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = recognizer_pb2_grpc.RecognizerStub(channel)

@@ -26,7 +26,7 @@ def run(model: Optional[str] = None) -> int:
 
     settings = load_settings(**({"model": model} if model else {}))
     try:
-        running = serve_embedded(settings, port=0)
+        running = serve_embedded(settings, port=0, http_port=-1)
     except BundleError as exc:
         print(f"seedasr demo: {exc}", file=sys.stderr)
         return 2

@@ -166,7 +166,7 @@ def main() -> None:
     port = free_port()
     logs = Path(tempfile.mkdtemp(prefix="seedasr-fuzz-"))
     server = Proc("server", ["-m", "services.cli", "serve", "--port", str(port)],
-                  {"SEEDASR_MODEL": args.model, "SEEDASR_RL_STORE": str(logs / "rl.jsonl")}, logs)
+                  {"SEEDASR_MODEL": args.model, "SEEDASR_RL_STORE": str(logs / "rl.jsonl"), "SEEDASR_HTTP_PORT": "-1"}, logs)
     try:
         wait_serving(port, server)
         started = time.time()

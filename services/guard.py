@@ -12,6 +12,7 @@ add_*_to_server) so that:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import logging
@@ -141,10 +142,13 @@ class Guard:
     admission: Admission
     keys: Optional[ApiKeys] = None
     inflight: InFlight = field(default_factory=InFlight)
+    draining: bool = False  # stopping: new calls are refused (health still answers, NOT_SERVING)
 
     def enter(self, kind: Optional[str], metadata: tuple, peer: str, public: bool = True) -> tuple[str, str]:
         """Authenticate, then admit `kind` ("call", "stream" or None: not admission-controlled).
-        Returns (tenant, client); raises BusError UNAUTHENTICATED or RESOURCE_EXHAUSTED."""
+        Returns (tenant, client); raises BusError UNAVAILABLE, UNAUTHENTICATED or RESOURCE_EXHAUSTED."""
+        if self.draining:
+            raise BusError(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another instance")
         tenant = ""
         if public and self.keys is not None:
             found = self.keys.tenant(metadata)
@@ -203,9 +207,16 @@ def _method_handler(servicer: Any, method: MethodDescriptor, guard: Guard, publi
     req_name = method.input_type.name
 
     service_name, method_name = method.containing_service.full_name, method.name
+    health_check = service_name == "grpc.health.v1.Health"
+
+    def counted() -> Any:
+        """In flight for a stop to drain; a health Watch would hold a drain for its whole grace."""
+        return contextlib.nullcontext() if health_check else guard.inflight
 
     def enter(context: Any) -> tuple[str, str]:
         """Authenticate and admit; aborts the call when either fails. Returns (tenant, client)."""
+        if health_check:  # probes are answered during a drain: they see NOT_SERVING
+            return "", ""
         try:
             return guard.enter(kind, context.invocation_metadata(), str(context.peer()), public)
         except BusError as err:
@@ -234,7 +245,7 @@ def _method_handler(servicer: Any, method: MethodDescriptor, guard: Guard, publi
     if not method.server_streaming:
         def unary_response(request: Any, context: Any) -> Any:
             started, failed = time.perf_counter(), True
-            with guard.inflight:
+            with counted():
                 try:
                     tenant, client = enter(context)
                     tokens = _bind(tenant, context)
@@ -253,7 +264,7 @@ def _method_handler(servicer: Any, method: MethodDescriptor, guard: Guard, publi
 
     def stream_response(request: Any, context: Any) -> Iterator[Any]:
         started, failed = time.perf_counter(), True
-        with guard.inflight:
+        with counted():
             try:
                 tenant, client = enter(context)
                 tokens = _bind(tenant, context)

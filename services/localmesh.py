@@ -75,6 +75,7 @@ def start_mesh(env: dict[str, str], log_dir: Path, ports: dict[str, int],
     """Every service on its port plus the Celery worker; returns once all report SERVING. env_of: more
     environment for some processes, by name ("worker" included)."""
     extra = env_of or {}
+    env = {"SEEDASR_HTTP_PORT": "-1", **env}  # a gateway's HTTP front only where asked for (8080 may be taken)
     procs = {name: Proc(name, ["-m", "services.cli", "serve", name, "--port", str(port)], {**env, **extra.get(name, {})},
                         log_dir) for name, port in ports.items()}
     procs["worker"] = Proc("worker", ["-m", "services.cli", "worker"], {**env, **extra.get("worker", {})}, log_dir)
@@ -94,7 +95,7 @@ def main() -> None:
     from services.app import DEFAULT_PORTS
 
     log_dir = Path(tempfile.mkdtemp(prefix="seedasr-mesh-"))
-    procs = start_mesh({}, log_dir, {n: DEFAULT_PORTS[n] for n in SERVICE_NAMES})
+    procs = start_mesh({}, log_dir, {n: DEFAULT_PORTS[n] for n in SERVICE_NAMES}, {"gateway": {"SEEDASR_HTTP_PORT": "8080"}})
     print(f"mesh up: gateway on 127.0.0.1:{DEFAULT_PORTS['gateway']}; logs in {log_dir}; Ctrl-C stops it", flush=True)
     try:
         signal.pause()

@@ -4,6 +4,7 @@ and reflection, optional NATS exposure, and a clean stop on SIGTERM."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -13,8 +14,8 @@ from typing import Any, Optional
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from services.channels import server_credentials
 from services.guard import Admission, ApiKeys, Guard, guarded_handler
@@ -45,14 +46,16 @@ class RunningServer:
     http_port: Optional[int] = None  # the HTTP front's (gateway, embedded), or the metrics port's (other services)
 
     def stop(self, grace: float) -> int:
-        """New calls are refused at once; calls in flight get `grace` seconds to finish, then are
-        cancelled. Returns how many were cancelled (0 = a clean drain)."""
+        """New calls are refused at once (UNAVAILABLE) while health answers NOT_SERVING; calls in flight get
+        `grace` seconds to finish, then are cancelled. Returns within grace + a few seconds whatever the calls do
+        (a hook or a call that will not end is left behind, logged). Returns how many were cancelled."""
         self.health.enter_graceful_shutdown()  # probes see NOT_SERVING while requests drain
-        done = self.server.stop(grace)
+        self.guard.draining = True
         for fn in self.before_stop:  # e.g. leave the NATS queue group so no new requests arrive
             _run_hook(fn)
         cancelled = self.guard.inflight.wait_idle(grace)
-        done.wait()
+        if not self.server.stop(0).wait(STOP_BOUND_S):  # cancels what is left
+            log.warning("the gRPC server did not stop within %.0f s of its grace; leaving it", STOP_BOUND_S)
         if cancelled:
             log.warning("%d calls were still running after %.1f s of grace: cancelled", cancelled, grace)
         for fn in self.on_stop:
@@ -60,11 +63,22 @@ class RunningServer:
         return cancelled
 
 
+STOP_BOUND_S = 2.0  # what a stop may take beyond its grace: the server's own stop, then each hook
+
+
 def _run_hook(fn: Callable[[], None]) -> None:
-    try:
-        fn()
-    except Exception:
-        log.exception("stop hook failed")
+    """Runs a stop hook for at most STOP_BOUND_S (in a daemon thread: one that hangs is left behind)."""
+    def run() -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("stop hook failed")
+
+    thread = threading.Thread(target=run, name="stop-hook", daemon=True)
+    thread.start()
+    thread.join(STOP_BOUND_S)
+    if thread.is_alive():
+        log.warning("stop hook %s still running after %.0f s; leaving it", getattr(fn, "__qualname__", fn), STOP_BOUND_S)
 
 
 def start_server(settings: Settings, registrations: list[Registration], port: int | None = None) -> RunningServer:
@@ -82,10 +96,14 @@ def start_server(settings: Settings, registrations: list[Registration], port: in
         names.append(reg.descriptor.full_name)
         health_servicer.set(reg.descriptor.full_name, health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
-    )
+    # the library's health and reflection servicers, registered through the guard as every service is: a
+    # malformed message gets INVALID_ARGUMENT (the libraries' own registration answers INTERNAL)
+    health_service = health_pb2.DESCRIPTOR.services_by_name["Health"]
+    reflection_service = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
+    names += [health_service.full_name, reflection_service.full_name]
+    server.add_generic_rpc_handlers((guarded_handler(health_servicer, health_service, guard, public=False),
+                                     guarded_handler(reflection.ReflectionServicer(names), reflection_service, guard,
+                                                     public=False)))
     address = f"{settings.host}:{settings.port if port is None else port}"
     creds = server_credentials(settings)
     bound = server.add_insecure_port(address) if creds is None else server.add_secure_port(address, creds)
@@ -93,6 +111,8 @@ def start_server(settings: Settings, registrations: list[Registration], port: in
         raise SystemExit(f"cannot listen on {address}")
     server.start()
     mode = "plaintext" if creds is None else ("mTLS" if settings.tls_client_ca else "TLS")
+    if guard.keys is not None and creds is None:
+        log.warning("API keys without TLS: clients send their keys in the clear (set SEEDASR_TLS_CERT/KEY)")
     log.info("serving %s on %s:%d (%s%s)", ", ".join(names), settings.host, bound, mode,
              ", API keys" if guard.keys else "")
     return RunningServer(server, bound, health_servicer, names, guard)
@@ -126,4 +146,13 @@ def wait_for_signal(running: RunningServer, grace: float) -> int:
     stop.wait()
     cancelled = running.stop(grace)
     log.info("stopped%s", f" ({cancelled} calls cancelled)" if cancelled else "")
-    return 1 if cancelled else 0
+    status = 1 if cancelled else 0
+    # the interpreter's exit joins every non-daemon thread: one a cancelled call still holds would keep the
+    # process alive for ever, so the exit is bounded too
+    watchdog = threading.Timer(EXIT_BOUND_S, lambda: os._exit(status))
+    watchdog.daemon = True
+    watchdog.start()
+    return status
+
+
+EXIT_BOUND_S = 3.0  # what the interpreter's own exit (span export, thread joins) may take after a stop

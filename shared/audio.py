@@ -121,6 +121,58 @@ def decode_audio(
     return _to_mono_16k(samples, rate)
 
 
+class PcmStream:
+    """Raw PCM chunks of one stream -> mono float32 at 16 kHz, at a constant cost per sample: soxr's streaming
+    resampler keeps its filter state between chunks (resampling each chunk on its own would cost a whole filter
+    per chunk, seconds of CPU for a stream of 1-sample chunks at 47,999 Hz, and click at every chunk boundary)."""
+
+    def __init__(self, encoding: str, rate: int) -> None:
+        import soxr
+
+        if encoding not in RAW_ENCODINGS:
+            raise AudioError(f"streaming encoding must be one of {sorted(RAW_ENCODINGS)}")
+        if not 8_000 <= rate <= 48_000:
+            raise AudioError(f"streaming sample_rate must be in [8000, 48000], got {rate}")
+        self.dtype, self.scale = RAW_ENCODINGS[encoding]
+        self.width = np.dtype(self.dtype).itemsize
+        self.resampler = soxr.ResampleStream(rate, TARGET_RATE, 1, dtype="float32") if rate != TARGET_RATE else None
+
+    def samples(self, chunk: bytes) -> np.ndarray:
+        """(n,) float32 in [-1, 1]; n may be 0 while the resampler fills its filter."""
+        if len(chunk) % self.width:
+            raise AudioError(f"raw PCM chunk of {len(chunk)} bytes is not a multiple of the sample size {self.width}")
+        x = np.frombuffer(chunk, dtype=self.dtype).astype(np.float32) / self.scale
+        if not np.all(np.isfinite(x)):
+            raise AudioError("audio contains NaN or infinite samples")
+        if self.resampler is not None:
+            x = self.resampler.resample_chunk(x)
+        return np.clip(x, -1.0, 1.0)
+
+
+class SampleBuffer:
+    """A growing (N,) float32 buffer with amortised O(1) appends (a list of chunks costs an array object, about
+    100 bytes, per chunk: a million 1-sample chunks would hold 100 MB)."""
+
+    def __init__(self) -> None:
+        self.data = np.zeros(TARGET_RATE, dtype=np.float32)
+        self.size = 0
+
+    def append(self, x: np.ndarray) -> None:
+        end = self.size + len(x)
+        if end > len(self.data):
+            grown = np.zeros(max(end, 2 * len(self.data)), dtype=np.float32)
+            grown[:self.size] = self.data[:self.size]
+            self.data = grown
+        self.data[self.size:end] = x
+        self.size = end
+
+    def view(self) -> np.ndarray:
+        return self.data[:self.size]
+
+    def clear(self) -> None:
+        self.data, self.size = np.zeros(TARGET_RATE, dtype=np.float32), 0
+
+
 def read_audio_file(path: str, limits: AudioLimits = AudioLimits()) -> np.ndarray:
     try:
         with open(path, "rb") as f:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -22,6 +21,7 @@ from shared.segments import Word, align_words, segment_audio
 from shared.settings import Settings
 from shared.telemetry import current_trace_id
 from shared.text import normalize_text
+from shared.turn_ids import new_turn_id
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class TurnPipeline:
                deadline_s: Optional[float] = None) -> recognizer_pb2.RecognizeResponse:
         """A transcribed turn becomes the session's newest user turn and a turn event; the response to send."""
         t0 = time.perf_counter()
-        turn_id = uuid.uuid4().hex
+        turn_id = new_turn_id(tenant)  # SubmitFeedback checks the caller's tenant against it
         if session_id and done.alternatives and done.alternatives[0].text:
             self.peers.context.AppendTurn(
                 recognizer_pb2.AppendTurnRequest(

@@ -37,6 +37,7 @@ from riva.client.proto import riva_asr_pb2, riva_asr_pb2_grpc, riva_audio_pb2
 
 from seedasr.v1 import common_pb2, recognizer_pb2
 from services.gateway.server import RecognizerService
+from services.gateway.turn_worker import Inbox
 from services.runtime import Registration
 
 ENC = riva_audio_pb2.AudioEncoding
@@ -193,6 +194,13 @@ class RivaRecognizer(riva_asr_pb2_grpc.RivaSpeechRecognitionServicer):
         return out
 
     def StreamingRecognize(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
+        inbox = Inbox(request_iterator)  # the config is awaited with the idle timeout, as our streams'
+        try:
+            yield from self._stream(inbox.messages(self.service.settings.stream_idle_s, context), context)
+        finally:
+            inbox.close()
+
+    def _stream(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("streaming_request") != "streaming_config":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")

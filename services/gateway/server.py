@@ -14,10 +14,12 @@ from services.convert import request_decoding
 from services.gateway.limits import check_context, check_language, scoped, unscoped
 from services.gateway.pipeline import Transcript, TurnPipeline
 from services.gateway.streaming import StreamSession
+from services.gateway.turn_worker import Inbox
 from services.guard import current_tenant
 from shared.audio import AudioError, AudioLimits, decode_audio
 from shared.sessions import MAX_SESSION_ID, check_session_id
 from shared.settings import Settings
+from shared.turn_ids import belongs_to
 
 log = logging.getLogger(__name__)
 MAX_FEEDBACK_CHARS = 4000
@@ -99,17 +101,23 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
 
     def StreamingRecognize(self, request_iterator: Iterator[recognizer_pb2.StreamingRecognizeRequest],
                            context: Any) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("request") != "streaming_config":
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
-            return
-        cfg = first.streaming_config
-        self.check(cfg.session_id, cfg.config, cfg.context, context)
+        # a reader thread takes the client's messages from the start: a stream that never sends its config is
+        # timed out like one that stops sending audio
+        inbox = Inbox(request_iterator)
         try:
-            stream = StreamSession(self, cfg, context)
-        except AudioError as exc:
-            context.abort(getattr(grpc.StatusCode, exc.status), str(exc))
-        yield from stream.run(request_iterator)
+            first = next(inbox.messages(self.settings.stream_idle_s, context), None)
+            if first is None or first.WhichOneof("request") != "streaming_config":
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
+                return
+            cfg = first.streaming_config
+            self.check(cfg.session_id, cfg.config, cfg.context, context)
+            try:
+                stream = StreamSession(self, cfg, context)
+            except AudioError as exc:
+                context.abort(getattr(grpc.StatusCode, exc.status), str(exc))
+            yield from stream.run(inbox)
+        finally:
+            inbox.close()
 
     def AppendTurn(self, request: recognizer_pb2.AppendTurnRequest, context: Any) -> recognizer_pb2.AppendTurnResponse:
         return self._pass(self.pipeline.peers.context.AppendTurn, self._scope(request, context), context)
@@ -139,6 +147,8 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "turn_id must be the turn_id of a Recognize response")
         if not request.corrected_text.strip() or len(request.corrected_text) > MAX_FEEDBACK_CHARS:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"corrected_text must be 1-{MAX_FEEDBACK_CHARS} characters")
+        if not belongs_to(request.turn_id, current_tenant.get()):  # another tenant's turn, or no turn of ours
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no turn {request.turn_id!r} for this caller")
         try:
             self.pipeline.submit_feedback(request.turn_id, request.corrected_text, list(request.keywords),
                                           tenant=current_tenant.get())

@@ -15,6 +15,7 @@ on 6 of 30 turns (bundles/default/TUNING.md).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
@@ -25,27 +26,29 @@ import numpy as np
 from seedasr.v1 import recognizer_pb2
 from services.gateway.endpointer import VAD_CHUNK, Endpointer
 from services.gateway.turn_worker import WAKE, Inbox, Job, Worker
-from shared.audio import RAW_ENCODINGS, AudioError, decode_audio
+from shared.audio import AudioError, PcmStream, SampleBuffer
 
 if TYPE_CHECKING:
     from services.gateway.server import RecognizerService
 
 INTERIM_EVERY_S = 0.5
+MAX_SILENCE_MS = 60_000.0  # a turn-ending silence longer than a minute is a mistake, not a setting
 END_MARKS = (".", "?", "!")
 
 
 class StreamSession:
+    """One stream's turns. Every message costs the same whatever came before it: audio is resampled by a stateful
+    resampler, kept in a growing buffer, and counted as it arrives (nothing is re-read per message)."""
+
     def __init__(self, service: RecognizerService, cfg: recognizer_pb2.StreamingConfig, context: Any) -> None:
         self.service, self.cfg, self.context = service, cfg, context
-        self.encoding = cfg.encoding or "pcm_s16le"
-        if self.encoding not in RAW_ENCODINGS:
-            raise AudioError(f"streaming encoding must be one of {sorted(RAW_ENCODINGS)}")
-        self.rate = cfg.sample_rate or 16_000
-        if not 8_000 <= self.rate <= 48_000:
-            raise AudioError(f"streaming sample_rate must be in [8000, 48000], got {self.rate}")
+        if not math.isfinite(cfg.silence_ms) or cfg.silence_ms > MAX_SILENCE_MS:
+            raise AudioError(f"silence_ms must be a number of milliseconds up to {MAX_SILENCE_MS:g} (<= 0: "
+                             f"default or off), got {cfg.silence_ms}")
+        self.pcm = PcmStream(cfg.encoding or "pcm_s16le", cfg.sample_rate or 16_000)
         self.silence_ms = cfg.silence_ms or 600.0
         self.vad = Endpointer(self.silence_ms) if self.silence_ms > 0 else None
-        self.turn: list[np.ndarray] = []
+        self.turn = SampleBuffer()
         self.pending = np.zeros(0, dtype=np.float32)
         self.turn_index, self.total_s, self.turn_start_s = 0, 0.0, 0.0
         self.max_turn_s = service.settings.max_audio_s
@@ -62,10 +65,9 @@ class StreamSession:
         self.interim_words: list[str] = []  # the latest interim's
         self.interim: Optional[tuple[Job, float]] = None  # (job, turn seconds it covers)
 
-    def run(
-        self, requests: Iterator[recognizer_pb2.StreamingRecognizeRequest]
-    ) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
-        self.inbox = Inbox(requests)
+    def run(self, inbox: Inbox) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        """The stream after its config, from `inbox` (which the caller made to read the config with a timeout)."""
+        self.inbox = inbox
         self.worker = Worker(self.inbox.wake)
         try:
             for req in self.inbox.messages(self.service.settings.stream_idle_s, self.context):
@@ -91,13 +93,13 @@ class StreamSession:
         if not chunk:
             return
         try:
-            samples = decode_audio(chunk, encoding=self.encoding, sample_rate=self.rate)
+            samples = self.pcm.samples(chunk)
         except AudioError as exc:
             self.context.abort(*_invalid(str(exc)))
         self.turn.append(samples)
         self.total_s += len(samples) / 16_000
         self._check_pace()
-        if sum(len(s) for s in self.turn) / 16_000 > self.max_turn_s:
+        if self.turn.size / 16_000 > self.max_turn_s:
             yield from self._close_turn()
             return
         if self._vad(samples):
@@ -108,7 +110,7 @@ class StreamSession:
                 and turn_s - self.speech_start_s >= self.next_interim_s):
             # one interim per INTERIM_EVERY_S of speech, however fast the audio arrives
             self.next_interim_s = turn_s - self.speech_start_s + INTERIM_EVERY_S
-            audio = np.concatenate(self.turn)
+            audio = self.turn.view().copy()  # the worker's own copy: the buffer goes on growing
             assert self.worker is not None
             self.interim = (self.worker.submit(lambda: self.service.partial_samples(
                 audio, self.cfg.session_id, self.cfg.config, self.cfg.context)), turn_s)
@@ -165,11 +167,12 @@ class StreamSession:
                                                         stability=agreed / len(words))
 
     def _close_turn(self) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
-        audio = np.concatenate(self.turn) if self.turn else np.zeros(0, dtype=np.float32)
+        audio = self.turn.view().copy()
         had_speech, start = self.heard_speech, self.turn_start_s
         if self.interim is not None:  # the final supersedes it
             self.interim[0].cancel()
-        self.turn, self.pending = [], np.zeros(0, dtype=np.float32)
+        self.turn.clear()
+        self.pending = np.zeros(0, dtype=np.float32)
         if self.vad is not None:
             self.vad.reset()
         self.turn_start_s = self.total_s

@@ -88,6 +88,20 @@ class Worker:
         self.thread.join(timeout_s)
 
 
+def put_last(q: queue.Queue[Any], item: Any) -> None:
+    """Puts `item` without waiting, dropping the oldest waiting items to make room: the last word of a queue
+    whose reader takes nothing after it."""
+    while True:
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+
+
 class Inbox:
     """The stream's messages, read by a thread that waits on the client so that the servicer can time out
     (DEADLINE_EXCEEDED when none arrives for idle_s), see whether more are waiting, and be woken by its worker."""
@@ -118,8 +132,10 @@ class Inbox:
         threading.Thread(target=read, name="stream-reader", daemon=True).start()
 
     def close(self) -> None:
-        """The stream's thread is done: the reader stops waiting for room (and ends with the call)."""
+        """The stream's thread is done: the reader stops waiting for room (and ends with the call), and a reader of
+        these messages (an inbox stacked on this one, as Riva's streams do) sees their end at once."""
         self.closed.set()
+        put_last(self.queue, _END)
 
     def wake(self) -> None:
         try:

@@ -8,11 +8,12 @@ admission control are the gRPC server's own (one `Guard` per process). Errors ar
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from seedasr.v1 import common_pb2, recognizer_pb2
 from services.guard import Guard, current_tenant
@@ -52,6 +54,7 @@ class Front:
     draining: bool = False
     # one thread per open WebSocket stream (admission caps them at max_streams), apart from the request pool
     streams: Optional[ThreadPoolExecutor] = None
+    feeds: set[Any] = field(default_factory=set)  # the open WebSocket streams' feeds (services/http/stream.py)
 
 
 def create_app(front: Front) -> FastAPI:
@@ -90,17 +93,27 @@ def create_app(front: Front) -> FastAPI:
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request) -> Response:
-        _authenticate(front, request)  # before the body is read: a refused upload costs nothing
-        form = await request.form(max_files=1, max_fields=300)
+        # key and admission before the body is read: a refused upload costs neither its transfer nor a decode
+        tenant, client = front.guard.enter("call", metadata_of(request), peer_of(request))
+        call = HttpCall(peer_of(request))
         try:
-            parsed = _transcription_form(front, form)
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "a 'file' part with the audio is required")
-            data = await upload.read()
+            with front.guard.inflight:
+                form = await request.form(max_files=1, max_fields=300)
+                try:
+                    parsed = _transcription_form(front, form)
+                    upload = form.get("file")
+                    if not isinstance(upload, UploadFile):
+                        raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "a 'file' part with the audio is required")
+                    data = await upload.read()
+                finally:
+                    await form.close()
+                watch = asyncio.ensure_future(_watch_disconnect(request, call))
+                try:
+                    resp = await run_in_threadpool(_recognize, front, call, tenant, parsed, data, limits)
+                finally:
+                    watch.cancel()
         finally:
-            await form.close()
-        resp = await run_in_threadpool(_recognize, front, request, parsed, data, limits)
+            front.guard.leave("call", client)
         out = _render(resp, parsed)
         # OpenAI's header for the time the request spent in processing (here: audio decode to committed result)
         out.headers["openai-processing-ms"] = f"{resp.timings.total_ms:.1f}"
@@ -179,25 +192,29 @@ def _transcription_form(front: Front, form: Any) -> Transcription:
                          response_format, words, config.language or "en")
 
 
-def _recognize(front: Front, request: Request, t: Transcription, data: bytes,
+async def _watch_disconnect(request: Request, call: HttpCall) -> None:
+    """Marks the call gone when the client disconnects (the body is read: the next message is the disconnect),
+    so an in-process decode stops at its next step."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    call.gone = True
+
+
+def _recognize(front: Front, call: HttpCall, tenant: str, t: Transcription, data: bytes,
                limits: AudioLimits) -> recognizer_pb2.RecognizeResponse:
-    """In a worker thread: admission, then the checks, the decode and the gateway's own recognition."""
-    call = HttpCall(peer_of(request))
-    with front.guard.inflight:
-        tenant, client = front.guard.enter("call", metadata_of(request), call.peer())
-        tokens = current_tenant.set(tenant), calling_active.set(call.is_active)
-        try:
-            front.service.check(t.session_id, t.config, t.context, call)
-            started = time.perf_counter()
-            samples = decode_media(data, limits)
-            timings = common_pb2.StageTimings(decode_audio_ms=(time.perf_counter() - started) * 1000)
-            resp: recognizer_pb2.RecognizeResponse = front.service.recognize_samples(
-                samples, t.session_id, t.config, t.context, timings, call)
-            return resp
-        finally:
-            current_tenant.reset(tokens[0])
-            calling_active.reset(tokens[1])
-            front.guard.leave("call", client)
+    """In a worker thread: the checks, the decode and the gateway's own recognition."""
+    tokens = current_tenant.set(tenant), calling_active.set(call.is_active)
+    try:
+        front.service.check(t.session_id, t.config, t.context, call)
+        started = time.perf_counter()
+        samples = decode_media(data, limits)
+        timings = common_pb2.StageTimings(decode_audio_ms=(time.perf_counter() - started) * 1000)
+        resp: recognizer_pb2.RecognizeResponse = front.service.recognize_samples(
+            samples, t.session_id, t.config, t.context, timings, call)
+        return resp
+    finally:
+        current_tenant.reset(tokens[0])
+        calling_active.reset(tokens[1])
 
 
 def _render(resp: recognizer_pb2.RecognizeResponse, t: Transcription) -> Response:
@@ -262,6 +279,15 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        return Response(status_code=499)  # nobody reads it; nginx's code for a client that closed first
+
+    @app.exception_handler(Exception)
+    async def bug(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("HTTP request failed", exc_info=exc)
+        return JSONResponse(error_body(500, "internal error; the server log has the details"), 500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

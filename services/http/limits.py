@@ -10,6 +10,7 @@ from typing import Any
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 Scope = dict[str, Any]
+METHODS = {"GET", "POST", "DELETE", "HEAD", "OPTIONS", "PUT", "PATCH"}
 
 
 class BodyTooLarge(Exception):
@@ -84,5 +85,6 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or ("/static" if scope["path"].startswith("/static/") else "unmatched")
-            HTTP_REQUESTS.labels(path, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in METHODS else "other"  # any token is a method to h11
+            HTTP_REQUESTS.labels(path, method, str(status)).inc()
             HTTP_LATENCY.labels(path).observe(time.perf_counter() - started)

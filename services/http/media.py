@@ -15,6 +15,7 @@ import numpy as np
 from shared.audio import TARGET_RATE, AudioError, AudioLimits
 
 SUPPORTED = "wav, flac, ogg, opus, mp3, webm, m4a, mp4 or aiff"
+MIN_RATE, MAX_RATE = 4_000, 192_000  # Hz, as shared/audio.py AudioLimits
 
 
 def sniff_container(head: bytes) -> str:
@@ -36,6 +37,11 @@ def sniff_container(head: bytes) -> str:
     raise AudioError(f"the upload is not a supported audio file; send {SUPPORTED}")
 
 
+def _check_rate(rate: int) -> None:
+    if not MIN_RATE <= (rate or 0) <= MAX_RATE:
+        raise AudioError(f"sample rate {rate} Hz outside [{MIN_RATE}, {MAX_RATE}]")
+
+
 def decode_media(data: bytes, limits: AudioLimits) -> np.ndarray:
     """(T,) float32 in [-1, 1] at 16 kHz from the first audio stream of `data`; stops reading past the limit."""
     if not data:
@@ -51,9 +57,15 @@ def decode_media(data: bytes, limits: AudioLimits) -> np.ndarray:
                 raise AudioError("the uploaded file holds no audio stream")
             if stream.channels and stream.channels > 8:
                 raise AudioError(f"{stream.channels} channels; at most 8 are accepted")
+            _check_rate(stream.sample_rate)
             # FFmpeg's resampler does the downmix and the rate change in one pass: float32 planar mono
             resampler = av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
             for frame in container.decode(stream):
+                # checked before resampling: a frame at 1 Hz would grow 16,000 times in the resampler
+                _check_rate(frame.sample_rate)
+                if count + frame.samples * TARGET_RATE / frame.sample_rate > max_samples + TARGET_RATE:
+                    raise AudioError(f"audio is longer than {limits.max_seconds:g} s, the limit",
+                                     status="RESOURCE_EXHAUSTED")
                 for out in resampler.resample(frame):
                     pieces.append(out.to_ndarray().reshape(-1))
                     count += pieces[-1].shape[0]

@@ -26,7 +26,8 @@ class HttpServer:
                 tls |= {"ssl_ca_certs": settings.tls_client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
         config = uvicorn.Config(create_app(front), host=settings.host, port=port, log_level="warning", lifespan="off",
                                 ws="websockets-sansio", ws_max_size=settings.max_message_mb << 20, access_log=False,
-                                timeout_graceful_shutdown=max(1, int(settings.grace_s)), **tls)  # type: ignore[arg-type]
+                                # the grace is the gRPC server's stop's (services/runtime.py); this is only the end
+                                timeout_graceful_shutdown=1, **tls)  # type: ignore[arg-type]
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
         self.scheme = "https" if tls else "http"
@@ -46,11 +47,17 @@ class HttpServer:
         return self.port
 
     def begin_stop(self) -> None:
-        """Refuse new connections (health says draining) while requests in flight finish."""
+        """The drain: no new connection is accepted, each open WebSocket finishes its open turn (its final is sent,
+        then it closes with 1001), and uploads in flight go on; the server's stop waits for them up to its grace."""
         self.front.draining = True
-        self.server.should_exit = True
+        for listener in self.server.servers:
+            listener.get_loop().call_soon_threadsafe(listener.close)
+        for feed in list(self.front.feeds):
+            feed.end()
 
     def join(self, timeout: float) -> None:
+        """After the grace: what is still open is closed, and the thread ends."""
+        self.server.should_exit = True
         self.thread.join(timeout)
         if self.front.streams is not None:
             self.front.streams.shutdown(wait=False, cancel_futures=True)

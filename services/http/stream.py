@@ -27,6 +27,7 @@ from google.protobuf import json_format
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from seedasr.v1 import common_pb2, recognizer_pb2
+from services.gateway.turn_worker import put_last
 from services.guard import current_tenant
 from services.http.calls import HttpCall, close_code, metadata_of, peer_of
 from shared.bus import BusError, calling_active
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 CONFIG_KEYS = {"type", "session_id", "sample_rate", "encoding", "interim_results", "silence_ms", "language",
                "hotwords", "prompt", "history", "word_timestamps", "verbatim", "api_key"}
 _END = object()
+FEED_ITEMS = 64
 
 
 class ClientGone(Exception):
@@ -45,18 +47,40 @@ class ClientGone(Exception):
 
 
 class Feed:
-    """The client's messages for the stream's thread; ends when the client ends or goes."""
+    """The client's messages for the stream's thread, at most FEED_ITEMS waiting (the receiving side waits for room:
+    a client cannot queue audio faster than the stream uses it); ends when the client ends the stream, or fails
+    with the error that cut it off (the client went away, a protocol error, the server's stop)."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[Any] = queue.Queue()
-        self.ended = threading.Event()
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=FEED_ITEMS)
+        self.stopped = threading.Event()  # nothing more will be read: puts give up
 
-    def put(self, item: Any) -> None:
-        self.queue.put(item)
+    async def put(self, item: Any) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put_nowait(item)
+                return
+            except queue.Full:
+                await asyncio.sleep(0.01)
 
     def end(self) -> None:
-        self.ended.set()
-        self.queue.put(_END)
+        """The client is done: the open turn is finished, then the stream ends."""
+        self._last(_END)
+
+    def abort(self, error: BaseException) -> None:
+        """The stream ends now, queued audio unread (nothing is committed for a turn nobody will see)."""
+        while True:
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        self._last(error)
+
+    def _last(self, item: Any) -> None:
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        put_last(self.queue, item)
 
     def messages(self, first: recognizer_pb2.StreamingRecognizeRequest, on_ready: Callable[[], None]) -> Iterator[Any]:
         yield first
@@ -65,6 +89,8 @@ class Feed:
             item = self.queue.get()
             if item is _END:
                 return
+            if isinstance(item, BaseException):
+                raise item
             yield item
 
 
@@ -72,7 +98,7 @@ def parse_config(text: str) -> tuple[recognizer_pb2.StreamingConfig, str]:
     """The config message as our StreamingConfig, and the API key it carries; INVALID_ARGUMENT when malformed."""
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be the JSON config") from None
     if not isinstance(raw, dict) or raw.get("type", "config") != "config":
         raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a JSON object, the config")
@@ -91,7 +117,9 @@ def parse_config(text: str) -> tuple[recognizer_pb2.StreamingConfig, str]:
         raise BusError(grpc.StatusCode.INVALID_ARGUMENT, f"bad config: {exc}") from None
     cfg.config.CopyFrom(config)
     cfg.context.CopyFrom(context)
-    cfg.interim_results = bool(raw.get("interim_results", True))
+    if not isinstance(raw.get("interim_results", True), bool):
+        raise BusError(grpc.StatusCode.INVALID_ARGUMENT, "interim_results must be true or false")
+    cfg.interim_results = raw.get("interim_results", True)
     key = raw.get("api_key", "")
     return cfg, key if isinstance(key, str) else ""
 
@@ -144,22 +172,34 @@ async def serve_stream(ws: WebSocket, front: Front) -> None:
             call.gone = True
             raise ClientGone from None
 
+    front.feeds.add(feed)  # a drain ends it (services/http/server.py)
+    worker = loop.run_in_executor(front.streams, _run, front, tenant, cfg, feed, call, send)
+    receiver = asyncio.ensure_future(_receive(ws, feed, call))
     try:
-        worker = loop.run_in_executor(front.streams, _run, front, tenant, cfg, feed, call, send)
-        receiver = asyncio.ensure_future(_receive(ws, feed, call))
         done, _ = await asyncio.wait({worker, receiver}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
         if receiver in done and receiver.exception() is not None:  # a protocol error: stop now
             call.gone = True
-            feed.end()
+            feed.abort(BusError(grpc.StatusCode.CANCELLED, "protocol error"))
             await _close(ws, receiver.exception())  # type: ignore[arg-type]
             await worker
             return
-        feed.end()  # the client said "end" (the open turn is finished first) or the stream ended
+        if receiver in done and call.gone:  # the client went away: nothing it sent is finished or committed
+            feed.abort(BusError(grpc.StatusCode.CANCELLED, "the client went away"))
+            await worker
+            return
+        feed.end()  # the client said "end" (the open turn is finished first), or the stream ended by itself
         error = await worker
         receiver.cancel()
         if not call.gone:
-            await _close(ws, error)
+            await _close(ws, error, 1001 if front.draining else 1000)
+    except asyncio.CancelledError:  # the server's stop ran out of grace: end the stream's thread before leaving
+        call.gone = True
+        feed.abort(BusError(grpc.StatusCode.CANCELLED, "the server stopped"))
+        receiver.cancel()
+        await asyncio.shield(worker)
+        raise
     finally:
+        front.feeds.discard(feed)
         front.guard.leave("stream", client)
 
 
@@ -174,14 +214,14 @@ async def _receive(ws: WebSocket, feed: Feed, call: HttpCall) -> None:
             call.gone = True
             return
         if message.get("bytes") is not None:
-            feed.put(recognizer_pb2.StreamingRecognizeRequest(audio_chunk=message["bytes"]))
+            await feed.put(recognizer_pb2.StreamingRecognizeRequest(audio_chunk=message["bytes"]))
             continue
         try:
             kind = json.loads(message.get("text") or "").get("type")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             kind = None
         if kind == "end_of_turn":
-            feed.put(recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True))
+            await feed.put(recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True))
         elif kind == "end":
             return
         else:
@@ -210,15 +250,16 @@ def _run(front: Front, tenant: str, cfg: recognizer_pb2.StreamingConfig, feed: F
         log.exception("stream failed")
         return exc
     finally:
-        feed.end()
+        feed.abort(BusError(grpc.StatusCode.CANCELLED, "the stream ended"))  # frees the reader if it still waits
         current_tenant.reset(tokens[0])
         calling_active.reset(tokens[1])
 
 
-async def _close(ws: WebSocket, error: Optional[BaseException]) -> None:
+async def _close(ws: WebSocket, error: Optional[BaseException], normal: int = 1000) -> None:
+    """Closes with `normal` (1000, or 1001 when the server is stopping) or, after an error, 4000 + its status."""
     try:
         if error is None:
-            await ws.close(1000)
+            await ws.close(normal)
             return
         if isinstance(error, grpc.RpcError):
             code, message = error.code(), error.details() or ""

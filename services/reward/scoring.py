@@ -18,7 +18,7 @@ def make_sample(turn: dict[str, Any], corrected: str, keywords: list[str]) -> di
              "weighted_wer": weighted_wer(corrected, h["text"], keywords)} for h in turn["nbest"]]
     return {"sample_id": sample_id_of(turn["turn_id"], corrected, keywords), "turn_id": turn["turn_id"], "reference": corrected,
             "keywords": keywords, "context": turn.get("context", ""), "hypotheses": hyps,
-            "trace_id": turn.get("trace_id", ""), "created_unix": time.time()}
+            "trace_id": turn.get("trace_id", ""), "tenant": turn.get("tenant", ""), "created_unix": time.time()}
 
 
 def score_feedback(store: Any, turn_id: str, corrected: str, keywords: list[str]) -> dict[str, Any]:

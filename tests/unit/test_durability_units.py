@@ -36,13 +36,16 @@ def test_embedded_feedback_on_an_unknown_turn_is_not_found_and_a_retry_is_stored
 
     regs, pipeline = build_embedded(settings)
     recognizer = regs[0].servicer
-    req = recognizer_pb2.SubmitFeedbackRequest(turn_id="feedface", corrected_text="call alice", keywords=["alice"])
+    from shared.turn_ids import new_turn_id
+
+    turn_id = new_turn_id("")
+    req = recognizer_pb2.SubmitFeedbackRequest(turn_id=turn_id, corrected_text="call alice", keywords=["alice"])
     with pytest.raises(BusError) as err:
         recognizer.SubmitFeedback(req, CallContext(5))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    pipeline.publish_turn("feedface", "", [], "", "", 1.0)  # the turn arrives late
+    pipeline.publish_turn(turn_id, "", [], "", "", 1.0)  # the turn arrives late
     assert recognizer.SubmitFeedback(req, CallContext(5)).accepted
-    assert regs[-1].servicer.store.get_sample("feedface")["reference"] == "call alice"
+    assert regs[-1].servicer.store.get_sample(turn_id)["reference"] == "call alice"
 
 
 def test_decode_stops_when_cancelled_or_when_the_model_stays_busy(settings) -> None:

@@ -2,6 +2,7 @@
 socket, and the gRPC stream's limits, each ending the socket with its close code."""
 
 import json
+import threading
 import time
 
 import grpc
@@ -105,7 +106,7 @@ def test_interims_grow_while_a_turn_is_spoken(server) -> None:
         ({}, {"sample_rate": 3}, None, 4400, "sample_rate"),
         ({}, {"colour": "red"}, None, 4400, "unknown config keys"),
         ({}, {"hotwords": "one"}, None, 4400, "bad config"),
-        ({}, {"silence_ms": -1}, b"\x01\x02\x03", 4400, "frame size"),
+        ({}, {"silence_ms": -1}, b"\x01\x02\x03", 4400, "sample size"),
         ({}, {"silence_ms": -1}, "what", 4400, "end_of_turn"),
         ({"stream_idle_s": 1.0}, {"silence_ms": -1}, None, 4408, "no message"),
         ({"stream_rate": 1.0, "stream_burst_s": 1.0}, {"silence_ms": -1}, b"\0\0" * 16000 * 4, 4429, "faster than"),
@@ -161,3 +162,42 @@ def test_silence_only_gives_no_final(server) -> None:
     send_turns(ws, [np.zeros(16000, "<i2").tobytes()])
     messages, code = receive_all(ws)
     assert code == 1000 and not [m for m in messages if m["type"] == "final"]
+
+
+def test_a_client_that_goes_away_mid_turn_commits_nothing(server) -> None:
+    import httpx
+
+    ws = socket(server, {"session_id": "ws-gone", "silence_ms": -1, "interim_results": False})
+    assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+    audio = pcm("user-2.wav")
+    for i in range(0, len(audio), 3200):
+        ws.send(audio[i:i + 3200])
+    ws.close()  # no end_of_turn, no "end": the client is gone
+    time.sleep(1.5)
+    resp = httpx.get(f"http://127.0.0.1:{server.http_port}/v1/sessions/ws-gone")
+    assert resp.status_code == 404 or resp.json()["turns"] == []
+    deadline = time.monotonic() + 5
+    while server.guard.admission.streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.guard.admission.streams == 0
+
+
+def test_a_stop_finishes_the_open_turn_then_closes_with_going_away(settings) -> None:
+    running = start(settings)
+    ws = socket(running, {"session_id": "ws-drain", "silence_ms": -1, "interim_results": False})
+    assert json.loads(ws.recv(timeout=10))["type"] == "ready"
+    audio = pcm("user-1.wav")
+    for i in range(0, len(audio), 3200):
+        ws.send(audio[i:i + 3200])
+    time.sleep(0.5)  # the audio is in
+    stopper = threading.Thread(target=running.stop, args=(10.0,))
+    stopper.start()
+    messages, code = receive_all(ws)
+    stopper.join()
+    assert code == 1001 and [m["type"] for m in messages] == ["final"]
+
+
+def test_interim_results_must_be_a_boolean(server) -> None:
+    ws = socket(server, {"interim_results": "false"})
+    messages, code = receive_all(ws, timeout=10)
+    assert code == 4400 and "interim_results" in messages[-1]["message"]
