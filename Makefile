@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 VENV := .venv/.installed
 
-.PHONY: setup proto demo test test-all lint tiny-bundle train eval bench chaos fuzz certs
+.PHONY: setup proto demo test test-all lint tiny-bundle train eval bench chaos fuzz soak certs
 
 # The venv when pyproject.toml changed, then the bundle brought to its manifest (every time; fast when complete).
 setup: $(VENV)
@@ -53,10 +53,19 @@ KILLS ?= 20
 chaos: setup
 	$(PY) -m services.chaos --kills $(KILLS)
 
-# N random and hostile Recognize / StreamingRecognize calls; prints status codes and rejection latency.
+# N random and hostile calls to every method served (ours, Riva's, internal, health, reflection) from 4 threads,
+# then SIGTERM; prints status codes, rejection latency and the exit time; then server CPU per stream message.
 N ?= 100000
 fuzz: setup
 	$(PY) -m services.fuzz -n $(N)
+	$(PY) -m services.fuzz --stream-cost
+
+# The mesh under SOAK_S seconds of mixed traffic with components killed; a row of RSS, threads, files, CPU per
+# audio second and statuses every SOAK_EVERY_S.
+SOAK_S ?= 3600
+SOAK_EVERY_S ?= 300
+soak: setup
+	$(PY) -m services.soak --duration-s $(SOAK_S) --interval-s $(SOAK_EVERY_S)
 
 # A development CA with server and client certificates for TLS/mTLS (deploy/compose.tls.yml reads them).
 certs:

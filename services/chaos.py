@@ -1,12 +1,13 @@
-"""Fault injection: kill -9 the Celery worker, the bridge (reward service), Redis and NATS, in turn and
-repeatedly, while feedback keeps arriving; then count acknowledged feedback lost or stored twice.
+"""Fault injection: kill -9 the Celery worker, the bridge (reward service), Redis, NATS and the gateway, in turn
+and repeatedly, while feedback keeps arriving; then count acknowledged feedback lost or stored twice.
 
     python -m services.chaos --kills 20        # make chaos KILLS=20
 
 It starts its own Redis (AOF, appendfsync everysec, as every deployment of the project) and NATS
-(JetStream on disk) on free ports, so the machine's servers are never killed. "Acknowledged" means
-what a client sees from SubmitFeedback: JetStream stored the event (the gateway's publish returned).
-A publish that failed is retried by the load, as a client retries an UNAVAILABLE.
+(JetStream on disk) on free ports, so the machine's servers are never killed. Each turn is published as the
+gateway publishes a recognised turn; its feedback goes through the gateway's SubmitFeedback over gRPC, and
+"acknowledged" means what that client was told: accepted=True. A call that failed (UNAVAILABLE while NATS or the
+gateway is down) is retried by the load, as a client retries.
 """
 
 from __future__ import annotations
@@ -17,34 +18,37 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf.message import Message
+import grpc
 
-from seedasr.v1 import events_pb2
+from seedasr.v1 import events_pb2, recognizer_pb2, recognizer_pb2_grpc
 from services.localmesh import Proc, free_port, reachable, wait_for, wait_serving
 from shared.bus import NatsConnection
-from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, JetStreamBus, sample_id_of
+from shared.events import TURNS_SUBJECT, JetStreamBus, sample_id_of
 from shared.reward_store import SAMPLE_KEY, SAMPLE_LOG, RedisRewardStore
+from shared.turn_ids import new_turn_id
 
-COMPONENTS = ("worker", "bridge", "redis", "nats")
+COMPONENTS = ("worker", "bridge", "redis", "nats", "gateway")
 
 
 @dataclass
 class Load:
-    """Turns and feedback published without pause; `acked` holds the sample id of every acknowledged feedback."""
+    """Turns published and their feedback submitted without pause; `acked` holds the sample id of every feedback
+    the gateway accepted."""
 
     bus: JetStreamBus
+    gateway_port: int
     acked: set[str] = field(default_factory=set)
     refused: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def _publish(self, subject: str, event: Message, msg_id: str) -> None:
+    def _retry(self, attempt: Callable[[], object]) -> None:
         while not self.stop.is_set():  # a client retries until acknowledged (same id: de-duplicated)
             try:
-                self.bus.publish(subject, event.SerializeToString(), msg_id=msg_id)
+                attempt()
                 return
             except Exception:
                 self.refused += 1
@@ -52,18 +56,30 @@ class Load:
         raise InterruptedError
 
     def run(self) -> None:
+        channel = grpc.insecure_channel(f"127.0.0.1:{self.gateway_port}")
+        stub = recognizer_pb2_grpc.RecognizerStub(channel)
         while not self.stop.is_set():
-            turn_id = uuid.uuid4().hex
+            turn_id = new_turn_id("")  # as the gateway names a turn of a caller without a tenant
             heard = events_pb2.TurnEvent.Hypothesis(text="call alex now", score=-1.0)
             turn = events_pb2.TurnEvent(turn_id=turn_id, nbest=[heard])
-            feedback = events_pb2.FeedbackEvent(turn_id=turn_id, corrected_text="call alice now", keywords=["alice"])
+            feedback = recognizer_pb2.SubmitFeedbackRequest(turn_id=turn_id, corrected_text="call alice now",
+                                                            keywords=["alice"])
+
+            def submit(request: recognizer_pb2.SubmitFeedbackRequest = feedback) -> None:
+                if not stub.SubmitFeedback(request, timeout=5).accepted:
+                    raise RuntimeError("not accepted")
+
+            def publish(event: bytes = turn.SerializeToString(), msg_id: str = turn_id) -> None:
+                self.bus.publish(TURNS_SUBJECT, event, msg_id=msg_id)
+
             try:
-                self._publish(TURNS_SUBJECT, turn, turn_id)
-                self._publish(FEEDBACK_SUBJECT, feedback, f"{turn_id}:fb")
+                self._retry(publish)
+                self._retry(submit)
             except InterruptedError:
-                return
+                break
             self.acked.add(sample_id_of(turn_id, "call alice now", ["alice"]))
             time.sleep(0.05)
+        channel.close()
 
 
 class Cluster:
@@ -86,7 +102,11 @@ class Cluster:
         self.procs["bridge"] = Proc("bridge", ["-m", "services.cli", "serve", "reward", "--port", str(self.reward_port)],
                                     env, work)
         self.procs["worker"] = Proc("worker", ["-m", "services.cli", "worker"], env, work)
+        self.gateway_port = free_port()
+        self.procs["gateway"] = Proc("gateway", ["-m", "services.cli", "serve", "gateway", "--port", str(self.gateway_port)],
+                                     {**env, "SEEDASR_HTTP_PORT": "-1"}, work)
         wait_serving(self.reward_port, self.procs["bridge"])
+        wait_serving(self.gateway_port, self.procs["gateway"])
 
     def kill_and_restart(self, name: str, down_s: float) -> None:
         proc = self.procs[name]
@@ -95,6 +115,8 @@ class Cluster:
         proc.start()
         if name == "bridge":
             wait_serving(self.reward_port, proc)
+        elif name == "gateway":
+            wait_serving(self.gateway_port, proc)
         elif name in ("redis", "nats"):
             port = self.redis_port if name == "redis" else self.nats_port
             wait_for(lambda: reachable(port), 20, name)
@@ -133,7 +155,7 @@ def run_chaos(kills: int, bundle: str, down_s: float = 1.0, up_s: float = 2.0, s
     work = work or Path(tempfile.mkdtemp(prefix="seedasr-chaos-"))
     cluster = Cluster(work, bundle)
     conn = NatsConnection(cluster.nats_url, "chaos-load")
-    load = Load(JetStreamBus(conn))
+    load = Load(JetStreamBus(conn), cluster.gateway_port)
     thread = threading.Thread(target=load.run, daemon=True)
     thread.start()
     try:
@@ -178,9 +200,9 @@ def main() -> None:
     args = ap.parse_args()
     started = time.time()
     counts = run_chaos(args.kills, args.model, args.down_s, args.up_s)
-    print("| component kills (each) | acknowledged feedback | publish retries | lost | duplicated | minutes |")
+    print("| component kills (each) | acknowledged feedback | client retries | lost | duplicated | minutes |")
     print("|---|---|---|---|---|---|")
-    print(f"| {counts['kills_per_component']} x worker, bridge, redis, nats | {counts['acknowledged']} | "
+    print(f"| {counts['kills_per_component']} x {', '.join(COMPONENTS)} | {counts['acknowledged']} | "
           f"{counts['publish_retries']} | {counts['lost']} | {counts['duplicated']} | {(time.time() - started) / 60:.1f} |")
     raise SystemExit(1 if counts["lost"] or counts["duplicated"] else 0)
 

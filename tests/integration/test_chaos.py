@@ -51,7 +51,7 @@ def test_a_task_the_broker_drops_is_enqueued_again_and_acked_once_stored(nats_ur
         conn.close()
 
 
-def test_kills_of_worker_bridge_redis_and_nats_lose_nothing_acknowledged(tiny_bundle, tmp_path) -> None:
+def test_kills_of_worker_bridge_redis_nats_and_gateway_lose_nothing_acknowledged(tiny_bundle, tmp_path) -> None:
     from services.chaos import run_chaos
 
     counts = run_chaos(kills=1, bundle=str(tiny_bundle), down_s=0.5, up_s=1.5, settle_s=120, work=tmp_path)
