@@ -38,7 +38,7 @@ def _embedded_recognizer(model: Optional[str]) -> Any:
 
 
 def _recognize_file(recognizer: Any, path: str, history: list[str], hotwords: list[str], prompt: str,
-                    no_context: bool, verbatim: bool = False, word_timestamps: bool = False) -> Any:
+                    no_context: bool, verbatim: bool = False, word_timestamps: bool = False, language: str = "") -> Any:
     from seedasr.v1 import common_pb2, recognizer_pb2
     from shared.bus import CallContext
 
@@ -46,7 +46,8 @@ def _recognize_file(recognizer: Any, path: str, history: list[str], hotwords: li
         content = f.read()
     req = recognizer_pb2.RecognizeRequest(
         audio=common_pb2.Audio(content=content),
-        config=common_pb2.RecognitionConfig(disable_context=no_context, verbatim=verbatim, word_timestamps=word_timestamps),
+        config=common_pb2.RecognitionConfig(disable_context=no_context, verbatim=verbatim, word_timestamps=word_timestamps,
+                                            language=language),
         context=common_pb2.RequestContext(history=history, hotwords=hotwords, prompt=prompt),
     )
     return recognizer.Recognize(req, CallContext(None))
@@ -71,8 +72,10 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if not args.manifest:
         for path in args.files:
             try:
-                resp = _recognize_file(recognizer, path, [], args.hotword or [], "", args.no_context, args.verbatim)
-                print(f"{path}\t{resp.alternatives[0].text if resp.alternatives else ''}")
+                resp = _recognize_file(recognizer, path, [], args.hotword or [], "", args.no_context, args.verbatim,
+                                       language=args.language or "")
+                text = resp.alternatives[0].text if resp.alternatives else ""
+                print(f"{path}\t{resp.language}\t{text}" if args.show_language else f"{path}\t{text}")
             except (BusError, OSError) as exc:
                 failures += 1
                 print(f"seedasr: {path}: {_error_message(exc)}", file=sys.stderr)
@@ -95,14 +98,16 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                     raise ValueError("each line must be a JSON object with an \"audio\" path")
                 row = parsed
                 resp = _recognize_file(recognizer, row["audio"], _strings(row, "history"), _strings(row, "hotwords"),
-                                       str(row.get("prompt") or ""), args.no_context, args.verbatim, word_timestamps=True)
+                                       str(row.get("prompt") or ""), args.no_context, args.verbatim, word_timestamps=True,
+                                       language=str(row.get("language") or args.language or ""))
                 result = {"id": row.get("id", str(n)), "audio": row["audio"], **manifest_result(resp)}
             except (BusError, OSError, ValueError) as exc:
                 failures += 1
                 msg = _error_message(exc)
                 print(f"seedasr: {args.manifest}:{n}: {msg}", file=sys.stderr)
                 result = {"id": row.get("id", str(n)), "audio": row.get("audio"), "text": "", "normalized_text": "",
-                          "language": "", "confidence": 0.0, "words": [], "alternatives": [], "error": msg}
+                          "language": "", "language_probability": 0.0, "confidence": 0.0, "words": [], "alternatives": [],
+                          "error": msg}
             out.write(json.dumps(result) + "\n")
     return EXIT_PARTIAL if failures else 0
 
@@ -111,7 +116,8 @@ def manifest_result(resp: Any) -> dict[str, Any]:
     """A manifest output line's recognition fields (README: Manifest lines)."""
     best = resp.alternatives[0] if resp.alternatives else None
     return {
-        "text": best.text if best else "", "normalized_text": best.normalized_text if best else "", "language": "en",
+        "text": best.text if best else "", "normalized_text": best.normalized_text if best else "",
+        "language": resp.language or "en", "language_probability": round(resp.language_probability, 4),
         "confidence": round(best.confidence, 4) if best else 0.0,
         "words": [{"word": w.word, "start_s": round(w.start_s, 3), "end_s": round(w.end_s, 3),
                    "confidence": round(w.confidence, 4)} for w in (best.words if best else [])],
@@ -221,6 +227,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     t.add_argument("--verbatim", action="store_true",
                    help="the spoken form (lower case, no punctuation, numbers as words) in text, as Riva's verbatim_transcripts")
     t.add_argument("--hotword", action="append", help="hotword for FILE mode (repeatable)")
+    t.add_argument("--language", help="BCP-47 tag (en, zh-CN, zh-TW, es...); default: identified (SEEDASR_LANGUAGES); a "
+                                      "manifest line's own \"language\" wins")
+    t.add_argument("--show-language", action="store_true", help="FILE mode: print the language between path and text")
     t.set_defaults(fn=cmd_transcribe)
     d = sub.add_parser("demo", help="recognise the bundled sample dialogue with context")
     d.add_argument("--model")

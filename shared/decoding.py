@@ -79,6 +79,20 @@ class DecodingDefaults:
         return dataclasses.asdict(self)
 
 
+def bundle_languages(bundle_dir: Path | str) -> tuple[str, ...]:
+    """The languages the bundle's model knows (config.json "languages", its model's codes in its order); a bundle
+    that lists none is English only."""
+    path = Path(bundle_dir) / "config.json"
+    listed = json.loads(path.read_text()).get("languages") if path.exists() else None
+    return tuple(str(code) for code in listed) if listed else ("en",)
+
+
+def languages_for(settings: Any) -> tuple[str, ...]:
+    from shared.bundle_store import default_bundle_dir
+
+    return bundle_languages(Path(settings.model) if settings.model else default_bundle_dir())
+
+
 def decoding_for(settings: Any) -> DecodingDefaults:
     """What a server decodes with: its bundle's defaults under its settings."""
     from shared.bundle_store import default_bundle_dir

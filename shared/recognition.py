@@ -21,6 +21,7 @@ from shared.context import context_text
 from shared.decoding import decoding_for
 from shared.engines import EncoderEngine, EncoderOutput, engine_kind, make_encoder_engine
 from shared.features import encoder_features
+from shared.languages import chinese_punctuation, spaced, to_script
 from shared.model.asr import HALVES, SeedASR, encoder_kind, pad_to_window
 from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_search, joint_streams
 from shared.model.biasing import PhraseBiasing
@@ -31,7 +32,7 @@ from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ct
 from shared.model.quantize import LINEAR_PRECISIONS, bf16_linears, quantize_linears
 from shared.model.whisper_align import align_transcripts
 from shared.model.whisper_decoder import WhisperDecoder, WhisperTokens
-from shared.model.whisper_search import whisper_beam_search, whisper_text_scorer
+from shared.model.whisper_search import identify_language, whisper_beam_search, whisper_text_scorer
 from shared.model.word_lm import WORD_LM_FILE, WordLM
 from shared.segments import Word
 from shared.settings import Settings
@@ -48,6 +49,8 @@ class NBestEntry:
     words: list[Word] = dataclasses.field(default_factory=list)  # with times: the best entry when asked
     # per word: (least token log-prob, mean token entropy, n-best agreement), what confidence is computed from
     features: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
+    language: str = "en"  # the model's code of the language decoded, given or identified
+    language_probability: float = 1.0  # identified: among OutputConfig.candidates; given: 1
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class OutputConfig:
     partial: bool = False
     threads: int = 0  # torch intra-op threads for this decode (0: the process's)
     confidence_weights: tuple[float, ...] = ()
+    language: str = "en"  # the model's language code; "" identifies it among `candidates` (a multilingual decoder)
+    candidates: tuple[str, ...] = ("en",)
+    script: Optional[str] = None  # OpenCC conversion of the written output (shared/languages.py: "t2s", "s2twp")
 
     def confidence(self, features: tuple[float, float, float]) -> float:
         """A word's (least token log-prob, mean token entropy, n-best agreement) -> P(right), the logistic regression
@@ -275,25 +281,37 @@ class AsrCore:
             cfg, correction = dataclasses.replace(cfg, beam_size=1, nbest=1), None
         else:  # every ended beam: how many of them agree on a word is what its confidence rests on most
             cfg = dataclasses.replace(cfg, nbest=max(cfg.nbest, cfg.beam_size))
-        # as given and capitalised: Whisper spells names with capitals, the phrases arrive in spoken form
-        variants = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
-        phrases = [tokens.encode(p) for p in variants]
-        bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
-        assert self.lexicon is not None
-        near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
-        lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near,
-                                           cfg.word_lm_weight, cfg.word_bonus)
         with torch.inference_mode():
             audio = torch.from_numpy(np.array(speech, dtype=np.float32))
             audio_kv = self.lm.audio_keys(audio[None])  # once, for the search, the corrector and the alignment
+            language, probability = output.language, 1.0
+            if not language:
+                language, probability = identify_language(self.lm, audio_kv, tokens, output.candidates)
+            # the written-form rules, phrase correction, the lexicon and the word LM are English's
+            english, lead = language == "en", spaced(language)
+            # Chinese in simplified characters unless the caller asked for a traditional script (zh-TW, zh-HK)
+            script = output.script if output.script is not None else ("t2s" if language == "zh" else None)
+            # as given and capitalised: Whisper spells names with capitals, the phrases arrive in spoken form
+            variants = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
+            phrases = [tokens.encode(p, lead_space=lead) for p in variants]
+            bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
+            assert self.lexicon is not None
+            near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
+            lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near,
+                                               cfg.word_lm_weight, cfg.word_bonus) if english else None
             hyps = whisper_beam_search(self.lm, audio, tokens, context or None, cfg, bias=bias, cancelled=cancelled,
-                                       audio_kv=audio_kv, lexicon=lexicon if lexicon else None)
+                                       audio_kv=audio_kv, lexicon=lexicon if lexicon else None, language=language)
             nbest: dict[str, NBestEntry] = {}  # spellings that differ only in case or punctuation are one alternative
             for h in hyps:
-                written = format_times(tokens.decode(h.tokens))
-                nbest.setdefault(normalize_text(written), NBestEntry(written, h.score))
+                written = tokens.decode(h.tokens)
+                if english:
+                    written = format_times(written)
+                elif language == "zh":
+                    written = chinese_punctuation(to_script(written, script))
+                nbest.setdefault(normalize_text(written, language),
+                                 NBestEntry(written, h.score, language=language, language_probability=probability))
             entries = list(nbest.values())
-            if entries and correction is not None and correction.margin > 0 and correction_phrases:
+            if english and entries and correction is not None and correction.margin > 0 and correction_phrases:
                 scorer = whisper_text_scorer(self.lm, audio_kv, tokens, context or None)
                 spoken = " ".join(spoken_words(entries[0].text)[0])
                 corrected = correct_phrases(spoken, correction_phrases, scorer, correction)
@@ -301,41 +319,44 @@ class AsrCore:
                     entries[0].text = apply_spoken_edit(entries[0].text, corrected)
             known = spelling_map(spellings)
             for entry in entries:
-                entry.text = respell(entry.text, [*bias_phrases, *correction_phrases], known)
-                entry.normalized = normalize_text(entry.text)
+                if english:
+                    entry.text = respell(entry.text, [*bias_phrases, *correction_phrases], known)
+                entry.normalized = normalize_text(entry.text, language)
             if entries and not output.partial:
-                self._align(entries, audio_kv, context, cfg.alpha, output, len(audio))
+                self._align(entries, audio_kv, context, cfg.alpha, output, len(audio), language)
         return entries[:wanted]
 
     def _align(self, entries: list[NBestEntry], audio_kv: list[tuple[torch.Tensor, torch.Tensor]], context: str,
-               alpha: float, output: OutputConfig, frames: int) -> None:
+               alpha: float, output: OutputConfig, frames: int, language: str = "en") -> None:
         """Word confidences of every entry, word times of the best one (one teacher-forced pass of them all)."""
         assert self.whisper_tokens is not None and isinstance(self.lm, WhisperDecoder)
         tokens = self.whisper_tokens
-        prompts, alpha = joint_streams(tokens.prompt(), tokens.prompt(previous=context) if context else None, alpha)
+        prompts, alpha = joint_streams(tokens.prompt(language),
+                                       tokens.prompt(language, previous=context) if context else None, alpha)
         room = self.lm.cfg.max_tokens - max(len(p) for p in prompts) - 1
-        texts = [tokens.encode(e.text)[:room] if e.text.strip() else [] for e in entries]
+        lead = spaced(language)
+        texts = [tokens.encode(e.text, lead_space=lead)[:room] if e.text.strip() else [] for e in entries]
         frame_s = self.cfg.frame_s  # seconds per encoder frame (Whisper's: 0.02)
         if output.audio_s > 0:
             frames = max(1, min(frames, math.ceil(output.audio_s / frame_s)))
         aligned = align_transcripts(self.lm, audio_kv, prompts, alpha, texts, tokens.eot, self.pieces,
                                     self.alignment_heads, frames, frame_s, tokens.decode,
-                                    times_for=1 if output.word_times else 0)
+                                    times_for=1 if output.word_times else 0, spaced=lead)
         spoken = [set(e.normalized.split()) for e in entries]
         for k, (entry, words) in enumerate(zip(entries, aligned)):
             words = [w for w in words if w.word]  # an empty transcript has no words
             others = spoken[:k] + spoken[k + 1 :]
-            entry.features = [(w.min_logp, w.entropy, nbest_agreement(w.word, others)) for w in words]
+            entry.features = [(w.min_logp, w.entropy, nbest_agreement(w.word, others, language)) for w in words]
             entry.words = [Word(w.word, w.start_s, w.end_s, output.confidence(f)) for w, f in zip(words, entry.features)]
             entry.confidence = float(np.mean([w.confidence for w in entry.words])) if entry.words else 0.0
         for entry in entries[1:] if output.word_times else entries:
             entry.words = [Word(w.word, 0.0, 0.0, w.confidence) for w in entry.words]
 
 
-def nbest_agreement(word: str, others: Sequence[set[str]]) -> float:
+def nbest_agreement(word: str, others: Sequence[set[str]], language: str = "en") -> float:
     """The share of the other alternatives (their spoken words) that also say this written word; 1 when there are
     none (a search that ended one way only)."""
-    pieces = normalize_text(word).split()
+    pieces = normalize_text(word, language).split()
     if not others:
         return 1.0
     return sum(all(p in o for p in pieces) for o in others) / len(others)

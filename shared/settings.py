@@ -115,6 +115,10 @@ class Settings(BaseSettings):
 
     # recognition
     max_audio_s: float = Field(600.0, gt=0)
+    # a request without a language (or "auto") is identified among these (those the bundle knows): over all of
+    # Whisper's 99, synthetic English voices read as Thai or Japanese now and then
+    languages: str = Field("en,zh,es,fr,de", pattern=r"^\s*[a-z]{2,3}(\s*,\s*[a-z]{2,3})*\s*$",
+                           description="comma-separated language codes that identification chooses among")
 
     # sessions
     history_max_turns: int = Field(20, ge=1)
@@ -155,6 +159,10 @@ class Settings(BaseSettings):
         if bool(self.tls_client_cert) != bool(self.tls_client_key):
             raise ValueError("SEEDASR_TLS_CLIENT_CERT and SEEDASR_TLS_CLIENT_KEY go together")
         return self
+
+    @property
+    def language_candidates(self) -> tuple[str, ...]:
+        return tuple(code.strip() for code in self.languages.split(","))
 
     @property
     def pool_threads(self) -> int:

@@ -81,12 +81,16 @@ class DecodeRequest(_message.Message):
     def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., context_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ..., audio_s: _Optional[float] = ..., partial: _Optional[bool] = ..., urgent: _Optional[bool] = ...) -> None: ...
 
 class DecodeResponse(_message.Message):
-    __slots__ = ("alternatives", "decode_ms")
+    __slots__ = ("alternatives", "decode_ms", "language", "language_probability")
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     DECODE_MS_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     alternatives: _containers.RepeatedCompositeFieldContainer[_common_pb2.Alternative]
     decode_ms: float
-    def __init__(self, alternatives: _Optional[_Iterable[_Union[_common_pb2.Alternative, _Mapping]]] = ..., decode_ms: _Optional[float] = ...) -> None: ...
+    language: str
+    language_probability: float
+    def __init__(self, alternatives: _Optional[_Iterable[_Union[_common_pb2.Alternative, _Mapping]]] = ..., decode_ms: _Optional[float] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ...) -> None: ...
 
 class GetSampleRequest(_message.Message):
     __slots__ = ("turn_id",)

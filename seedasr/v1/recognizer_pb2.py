@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from seedasr.v1 import common_pb2 as seedasr_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bseedasr/v1/recognizer.proto\x12\nseedasr.v1\x1a\x17seedasr/v1/common.proto\"\xa4\x01\n\x10RecognizeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.seedasr.v1.Audio\x12-\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1d.seedasr.v1.RecognitionConfig\x12+\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x1a.seedasr.v1.RequestContext\"\xa7\x01\n\x11RecognizeResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12-\n\x0c\x61lternatives\x18\x02 \x03(\x0b\x32\x17.seedasr.v1.Alternative\x12)\n\x07timings\x18\x03 \x01(\x0b\x32\x18.seedasr.v1.StageTimings\x12\x15\n\raudio_seconds\x18\x04 \x01(\x02\x12\x10\n\x08trace_id\x18\x05 \x01(\t\"\xd5\x01\n\x0fStreamingConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12-\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1d.seedasr.v1.RecognitionConfig\x12+\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1a.seedasr.v1.RequestContext\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x05\x12\x17\n\x0finterim_results\x18\x06 \x01(\x08\x12\x12\n\nsilence_ms\x18\x07 \x01(\x02\"\x8d\x01\n\x19StreamingRecognizeRequest\x12\x37\n\x10streaming_config\x18\x01 \x01(\x0b\x32\x1b.seedasr.v1.StreamingConfigH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x12\x15\n\x0b\x65nd_of_turn\x18\x03 \x01(\x08H\x00\x42\t\n\x07request\"\xae\x01\n\x1aStreamingRecognizeResponse\x12\x10\n\x08is_final\x18\x01 \x01(\x08\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12-\n\x06result\x18\x03 \x01(\x0b\x32\x1d.seedasr.v1.RecognizeResponse\x12\x14\n\x0cturn_start_s\x18\x04 \x01(\x02\x12\x12\n\nturn_end_s\x18\x05 \x01(\x02\x12\x11\n\tstability\x18\x06 \x01(\x02\"G\n\x11\x41ppendTurnRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1e\n\x04turn\x18\x02 \x01(\x0b\x32\x10.seedasr.v1.Turn\"4\n\x12\x41ppendTurnResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\r\n\x05turns\x18\x02 \x01(\x05\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"I\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1f\n\x05turns\x18\x02 \x03(\x0b\x32\x10.seedasr.v1.Turn\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteSessionResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"R\n\x15SubmitFeedbackRequest\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrected_text\x18\x02 \x01(\t\x12\x10\n\x08keywords\x18\x03 \x03(\t\"*\n\x16SubmitFeedbackResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x32\x88\x04\n\nRecognizer\x12H\n\tRecognize\x12\x1c.seedasr.v1.RecognizeRequest\x1a\x1d.seedasr.v1.RecognizeResponse\x12g\n\x12StreamingRecognize\x12%.seedasr.v1.StreamingRecognizeRequest\x1a&.seedasr.v1.StreamingRecognizeResponse(\x01\x30\x01\x12K\n\nAppendTurn\x12\x1d.seedasr.v1.AppendTurnRequest\x1a\x1e.seedasr.v1.AppendTurnResponse\x12K\n\nGetSession\x12\x1d.seedasr.v1.GetSessionRequest\x1a\x1e.seedasr.v1.GetSessionResponse\x12T\n\rDeleteSession\x12 .seedasr.v1.DeleteSessionRequest\x1a!.seedasr.v1.DeleteSessionResponse\x12W\n\x0eSubmitFeedback\x12!.seedasr.v1.SubmitFeedbackRequest\x1a\".seedasr.v1.SubmitFeedbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bseedasr/v1/recognizer.proto\x12\nseedasr.v1\x1a\x17seedasr/v1/common.proto\"\xa4\x01\n\x10RecognizeRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12 \n\x05\x61udio\x18\x02 \x01(\x0b\x32\x11.seedasr.v1.Audio\x12-\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1d.seedasr.v1.RecognitionConfig\x12+\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x1a.seedasr.v1.RequestContext\"\xd7\x01\n\x11RecognizeResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12-\n\x0c\x61lternatives\x18\x02 \x03(\x0b\x32\x17.seedasr.v1.Alternative\x12)\n\x07timings\x18\x03 \x01(\x0b\x32\x18.seedasr.v1.StageTimings\x12\x15\n\raudio_seconds\x18\x04 \x01(\x02\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x1c\n\x14language_probability\x18\x07 \x01(\x02\"\xd5\x01\n\x0fStreamingConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12-\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1d.seedasr.v1.RecognitionConfig\x12+\n\x07\x63ontext\x18\x03 \x01(\x0b\x32\x1a.seedasr.v1.RequestContext\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12\x13\n\x0bsample_rate\x18\x05 \x01(\x05\x12\x17\n\x0finterim_results\x18\x06 \x01(\x08\x12\x12\n\nsilence_ms\x18\x07 \x01(\x02\"\x8d\x01\n\x19StreamingRecognizeRequest\x12\x37\n\x10streaming_config\x18\x01 \x01(\x0b\x32\x1b.seedasr.v1.StreamingConfigH\x00\x12\x15\n\x0b\x61udio_chunk\x18\x02 \x01(\x0cH\x00\x12\x15\n\x0b\x65nd_of_turn\x18\x03 \x01(\x08H\x00\x42\t\n\x07request\"\xae\x01\n\x1aStreamingRecognizeResponse\x12\x10\n\x08is_final\x18\x01 \x01(\x08\x12\x12\n\nturn_index\x18\x02 \x01(\x05\x12-\n\x06result\x18\x03 \x01(\x0b\x32\x1d.seedasr.v1.RecognizeResponse\x12\x14\n\x0cturn_start_s\x18\x04 \x01(\x02\x12\x12\n\nturn_end_s\x18\x05 \x01(\x02\x12\x11\n\tstability\x18\x06 \x01(\x02\"G\n\x11\x41ppendTurnRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1e\n\x04turn\x18\x02 \x01(\x0b\x32\x10.seedasr.v1.Turn\"4\n\x12\x41ppendTurnResponse\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\r\n\x05turns\x18\x02 \x01(\x05\"\'\n\x11GetSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"I\n\x12GetSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x1f\n\x05turns\x18\x02 \x03(\x0b\x32\x10.seedasr.v1.Turn\"*\n\x14\x44\x65leteSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"(\n\x15\x44\x65leteSessionResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"R\n\x15SubmitFeedbackRequest\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63orrected_text\x18\x02 \x01(\t\x12\x10\n\x08keywords\x18\x03 \x03(\t\"*\n\x16SubmitFeedbackResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x32\x88\x04\n\nRecognizer\x12H\n\tRecognize\x12\x1c.seedasr.v1.RecognizeRequest\x1a\x1d.seedasr.v1.RecognizeResponse\x12g\n\x12StreamingRecognize\x12%.seedasr.v1.StreamingRecognizeRequest\x1a&.seedasr.v1.StreamingRecognizeResponse(\x01\x30\x01\x12K\n\nAppendTurn\x12\x1d.seedasr.v1.AppendTurnRequest\x1a\x1e.seedasr.v1.AppendTurnResponse\x12K\n\nGetSession\x12\x1d.seedasr.v1.GetSessionRequest\x1a\x1e.seedasr.v1.GetSessionResponse\x12T\n\rDeleteSession\x12 .seedasr.v1.DeleteSessionRequest\x1a!.seedasr.v1.DeleteSessionResponse\x12W\n\x0eSubmitFeedback\x12!.seedasr.v1.SubmitFeedbackRequest\x1a\".seedasr.v1.SubmitFeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,29 +35,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECOGNIZEREQUEST']._serialized_start=69
   _globals['_RECOGNIZEREQUEST']._serialized_end=233
   _globals['_RECOGNIZERESPONSE']._serialized_start=236
-  _globals['_RECOGNIZERESPONSE']._serialized_end=403
-  _globals['_STREAMINGCONFIG']._serialized_start=406
-  _globals['_STREAMINGCONFIG']._serialized_end=619
-  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=622
-  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=763
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=766
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=940
-  _globals['_APPENDTURNREQUEST']._serialized_start=942
-  _globals['_APPENDTURNREQUEST']._serialized_end=1013
-  _globals['_APPENDTURNRESPONSE']._serialized_start=1015
-  _globals['_APPENDTURNRESPONSE']._serialized_end=1067
-  _globals['_GETSESSIONREQUEST']._serialized_start=1069
-  _globals['_GETSESSIONREQUEST']._serialized_end=1108
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1110
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1183
-  _globals['_DELETESESSIONREQUEST']._serialized_start=1185
-  _globals['_DELETESESSIONREQUEST']._serialized_end=1227
-  _globals['_DELETESESSIONRESPONSE']._serialized_start=1229
-  _globals['_DELETESESSIONRESPONSE']._serialized_end=1269
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=1271
-  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=1353
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=1355
-  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=1397
-  _globals['_RECOGNIZER']._serialized_start=1400
-  _globals['_RECOGNIZER']._serialized_end=1920
+  _globals['_RECOGNIZERESPONSE']._serialized_end=451
+  _globals['_STREAMINGCONFIG']._serialized_start=454
+  _globals['_STREAMINGCONFIG']._serialized_end=667
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=670
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=811
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=814
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=988
+  _globals['_APPENDTURNREQUEST']._serialized_start=990
+  _globals['_APPENDTURNREQUEST']._serialized_end=1061
+  _globals['_APPENDTURNRESPONSE']._serialized_start=1063
+  _globals['_APPENDTURNRESPONSE']._serialized_end=1115
+  _globals['_GETSESSIONREQUEST']._serialized_start=1117
+  _globals['_GETSESSIONREQUEST']._serialized_end=1156
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1158
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1231
+  _globals['_DELETESESSIONREQUEST']._serialized_start=1233
+  _globals['_DELETESESSIONREQUEST']._serialized_end=1275
+  _globals['_DELETESESSIONRESPONSE']._serialized_start=1277
+  _globals['_DELETESESSIONRESPONSE']._serialized_end=1317
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_start=1319
+  _globals['_SUBMITFEEDBACKREQUEST']._serialized_end=1401
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_start=1403
+  _globals['_SUBMITFEEDBACKRESPONSE']._serialized_end=1445
+  _globals['_RECOGNIZER']._serialized_start=1448
+  _globals['_RECOGNIZER']._serialized_end=1968
 # @@protoc_insertion_point(module_scope)

@@ -20,18 +20,22 @@ class RecognizeRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., audio: _Optional[_Union[_common_pb2.Audio, _Mapping]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
-    __slots__ = ("turn_id", "alternatives", "timings", "audio_seconds", "trace_id")
+    __slots__ = ("turn_id", "alternatives", "timings", "audio_seconds", "trace_id", "language", "language_probability")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
     AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     alternatives: _containers.RepeatedCompositeFieldContainer[_common_pb2.Alternative]
     timings: _common_pb2.StageTimings
     audio_seconds: float
     trace_id: str
-    def __init__(self, turn_id: _Optional[str] = ..., alternatives: _Optional[_Iterable[_Union[_common_pb2.Alternative, _Mapping]]] = ..., timings: _Optional[_Union[_common_pb2.StageTimings, _Mapping]] = ..., audio_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    language: str
+    language_probability: float
+    def __init__(self, turn_id: _Optional[str] = ..., alternatives: _Optional[_Iterable[_Union[_common_pb2.Alternative, _Mapping]]] = ..., timings: _Optional[_Union[_common_pb2.StageTimings, _Mapping]] = ..., audio_seconds: _Optional[float] = ..., trace_id: _Optional[str] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
     __slots__ = ("session_id", "config", "context", "encoding", "sample_rate", "interim_results", "silence_ms")

@@ -10,7 +10,8 @@ from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
 from services.convert import tensor_from_pb
 from services.decoder.config import search_configs
 from shared.context import MAX_BIAS_PHRASES, MAX_CORRECTION_PHRASES, MAX_SPELLINGS
-from shared.decoding import DecodingDefaults
+from shared.decoding import DecodingDefaults, bundle_languages
+from shared.languages import parse_language
 from shared.model.beam_search import SearchCancelled
 from shared.recognition import AsrCore, NBestEntry, OutputConfig
 from shared.settings import Settings
@@ -33,6 +34,9 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
         self.confidence = self.decoding.confidence  # checked at start: a bad bundle or setting stops the service
         self.width = core.cfg.lm.d_model
         self.vocab = core.tok.vocab_size
+        self.languages = bundle_languages(core.bundle_dir)
+        # identification chooses among the candidates the model knows; a one-language model has nothing to choose
+        self.candidates = tuple(c for c in settings.language_candidates if c in self.languages) or self.languages[:1]
 
     def Decode(self, request: internal_pb2.DecodeRequest, context: grpc.ServicerContext) -> internal_pb2.DecodeResponse:
         try:
@@ -58,9 +62,15 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"context_text is longer than {MAX_CONTEXT_CHARS} characters")
         if not 0.0 <= request.audio_s <= 3600.0:  # NaN fails too
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"audio_s must be in [0, 3600], got {request.audio_s}")
+        try:
+            language = parse_language(request.config.language, self.languages)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        code = language.code if language else ("" if len(self.candidates) > 1 else self.candidates[0])
         output = OutputConfig(audio_s=request.audio_s, word_times=request.config.word_timestamps,
                               partial=request.partial,
                               threads=self.settings.urgent_threads if request.urgent else 0,
+                              language=code, candidates=self.candidates, script=language.script if language else None,
                               **({"confidence_weights": self.confidence} if self.confidence else {}))
         start = time.perf_counter()
         remaining = context.time_remaining()
@@ -76,4 +86,6 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
         return internal_pb2.DecodeResponse(
             alternatives=[alternative_pb(h) for h in nbest],
             decode_ms=(time.perf_counter() - start) * 1000,
+            language=nbest[0].language if nbest else (code or self.candidates[0]),
+            language_probability=nbest[0].language_probability if nbest else 0.0,
         )

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 
 from seedasr.v1 import common_pb2, events_pb2, internal_pb2, recognizer_pb2
-from shared.decoding import decoding_for
+from shared.decoding import decoding_for, languages_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
 from shared.metrics import AUDIO_SECONDS, observe_stages
 from shared.segments import Word, align_words, segment_audio
@@ -36,6 +36,8 @@ class Transcript:
     audio_s: float
     deadline_at: float  # time.perf_counter() by which the call must end (the caller's deadline, capped)
     streamed: bool = False  # a stream's turn (decoded on the urgent threads), not a Recognize call
+    language: str = ""  # the model's code of the language decoded, given or identified
+    language_probability: float = 1.0
 
 
 @dataclass
@@ -49,6 +51,7 @@ class TurnPipeline:
     def __init__(self, peers: Peers, events: EventBus, settings: Settings) -> None:
         self.peers, self.events, self.settings = peers, events, settings
         self.decoding = decoding_for(settings)  # the bundle's defaults (the gateway validates and windows with them)
+        self.languages = languages_for(settings)  # what a request's language may be
 
     def recognize(self, samples: np.ndarray, session_id: str, config: common_pb2.RecognitionConfig,
                   request_context: common_pb2.RequestContext, timings: common_pb2.StageTimings,
@@ -85,6 +88,7 @@ class TurnPipeline:
         previous = ""
         context_text, written_context = "", ""
         spellings: list[str] = []
+        language, probability = "", 1.0
         for start, end in windows:
             ctx_ids: list[int] = []
             phrases: list[str] = []
@@ -119,6 +123,10 @@ class TurnPipeline:
                 timeout=left()
             )
             timings.decode_ms += (time.perf_counter() - t) * 1000
+            if not language:
+                language, probability = decoded.language, decoded.language_probability
+                if config.language.strip().lower() in ("", "auto"):  # identified: the turn's other windows use it
+                    config = _with_language(config, language)
             alts = list(decoded.alternatives)
             pieces.append(alts)
             best = alts[0].text if alts else ""
@@ -143,7 +151,8 @@ class TurnPipeline:
                 del alternatives[0].words[:]
                 alternatives[0].words.extend(spoken)
         timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
-        return Transcript(alternatives, timings, context_text, len(samples) / 16_000, deadline_at, streamed=urgent)
+        return Transcript(alternatives, timings, context_text, len(samples) / 16_000, deadline_at, streamed=urgent,
+                          language=language, language_probability=probability)
 
     def commit(self, done: Transcript, session_id: str, tenant: str = "",
                deadline_s: Optional[float] = None) -> recognizer_pb2.RecognizeResponse:
@@ -164,7 +173,8 @@ class TurnPipeline:
         observe_stages(tm.decode_audio_ms, tm.encode_ms, tm.context_ms, tm.decode_ms, tm.total_ms)
         AUDIO_SECONDS.labels("stream" if done.streamed else "request").inc(done.audio_s)
         return recognizer_pb2.RecognizeResponse(turn_id=turn_id, alternatives=done.alternatives, timings=done.timings,
-                                                audio_seconds=done.audio_s, trace_id=trace_id)
+                                                audio_seconds=done.audio_s, trace_id=trace_id, language=done.language,
+                                                language_probability=done.language_probability)
 
     def partial(self, samples: np.ndarray, session_id: str, config: common_pb2.RecognitionConfig,
                 request_context: common_pb2.RequestContext, deadline_s: float) -> common_pb2.Alternative:
@@ -211,6 +221,14 @@ class TurnPipeline:
                                          created_unix=time.time())
         self.events.publish(FEEDBACK_SUBJECT, event.SerializeToString(),
                             msg_id=sample_id_of(turn_id, corrected, keywords))
+
+
+def _with_language(config: common_pb2.RecognitionConfig, language: str) -> common_pb2.RecognitionConfig:
+    """The config with its (empty) language set to the one identified on the turn's first window."""
+    out = common_pb2.RecognitionConfig()
+    out.CopyFrom(config)
+    out.language = language
+    return out
 
 
 def merge_windows(pieces: list[list[common_pb2.Alternative]]) -> list[common_pb2.Alternative]:

@@ -185,9 +185,11 @@ class RivaRecognizer(riva_asr_pb2_grpc.RivaSpeechRecognitionServicer):
                                      channels=cfg.audio_channel_count or 1)
         resp = self.service.Recognize(recognizer_pb2.RecognizeRequest(session_id=session_id, audio=audio, config=config,
                                                                       context=req_ctx), context)
-        result = riva_asr_pb2.SpeechRecognitionResult(
-            alternatives=[self._alternative(a, cfg, final=True) for a in resp.alternatives], channel_tag=1,
-            audio_processed=resp.audio_seconds)
+        alternatives = [self._alternative(a, cfg, final=True) for a in resp.alternatives]
+        for alt in alternatives:
+            alt.language_code.append(resp.language)
+        result = riva_asr_pb2.SpeechRecognitionResult(alternatives=alternatives, channel_tag=1,
+                                                      audio_processed=resp.audio_seconds)
         out = riva_asr_pb2.RecognizeResponse(results=[result])
         if request.HasField("id"):  # Riva echoes the caller's request id
             out.id.CopyFrom(request.id)

@@ -17,6 +17,7 @@ from services.gateway.streaming import StreamSession
 from services.gateway.turn_worker import Inbox
 from services.guard import current_tenant
 from shared.audio import AudioError, AudioLimits, decode_audio
+from shared.languages import parse_language
 from shared.sessions import MAX_SESSION_ID, check_session_id
 from shared.settings import Settings
 from shared.turn_ids import belongs_to
@@ -42,8 +43,10 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
     def _validate(self, config: common_pb2.RecognitionConfig, ctx: common_pb2.RequestContext, context: Any) -> None:
         check_language(config.language, context)
         check_context(ctx, self.settings, context)
-        if config.language and not config.language.lower().startswith("en"):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"language {config.language!r} is not supported; use 'en'")
+        try:
+            parse_language(config.language, self.pipeline.languages)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             request_decoding(config, self.decoding)
         except ValueError as exc:

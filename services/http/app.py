@@ -151,7 +151,6 @@ class Transcription:
     context: common_pb2.RequestContext
     response_format: str
     words: bool
-    language: str
 
 
 def _transcription_form(front: Front, form: Any) -> Transcription:
@@ -189,7 +188,7 @@ def _transcription_form(front: Front, form: Any) -> Transcription:
                                           verbatim=text_field("verbatim").lower() in ("1", "true"))
     return Transcription(text_field("session_id"), config,
                          common_pb2.RequestContext(prompt=text_field("prompt"), hotwords=hotwords),
-                         response_format, words, config.language or "en")
+                         response_format, words)
 
 
 async def _watch_disconnect(request: Request, call: HttpCall) -> None:
@@ -225,7 +224,7 @@ def _render(resp: recognizer_pb2.RecognizeResponse, t: Transcription) -> Respons
         media = "text/vtt" if t.response_format == "vtt" else "application/x-subrip"
         return PlainTextResponse(formats.as_subtitles(resp, t.response_format), media_type=media)
     if t.response_format == "verbose_json":
-        return JSONResponse(formats.as_verbose_json(resp, t.language, t.words))
+        return JSONResponse(formats.as_verbose_json(resp, t.words))
     return JSONResponse(formats.as_json(resp))
 
 

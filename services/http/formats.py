@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from seedasr.v1 import recognizer_pb2
+from shared.languages import language_name, spaced
 
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 GRANULARITIES = ("segment", "word")
 PAUSE_S = 0.8
 MAX_SEGMENT_S = 8.0
 MAX_SEGMENT_CHARS = 84  # two subtitle lines of 42
-SENTENCE_END = (".", "?", "!")
-LANGUAGE_NAMES = {"en": "english"}  # verbose_json names the language as Whisper does
+SENTENCE_END = (".", "?", "!", "。", "？", "！")
 
 
 @dataclass
@@ -27,10 +27,11 @@ class Segment:
     start: float
     end: float
     words: list[Any] = field(default_factory=list)  # WordTiming
+    sep: str = " "  # "" for a language written without spaces (each Chinese character is a word)
 
     @property
     def text(self) -> str:
-        return " ".join(w.word for w in self.words)
+        return self.sep.join(w.word for w in self.words)
 
 
 def segments_of(resp: recognizer_pb2.RecognizeResponse) -> list[Segment]:
@@ -41,11 +42,12 @@ def segments_of(resp: recognizer_pb2.RecognizeResponse) -> list[Segment]:
     if not best.words:
         return [Segment(0.0, resp.audio_seconds, [_Word(best.text, 0.0, resp.audio_seconds, best.confidence)])]
     out: list[Segment] = []
+    sep = " " if spaced(resp.language or "en") else ""
     for w in best.words:
         cur = out[-1] if out else None
         if (cur is None or cur.words[-1].word.endswith(SENTENCE_END) or w.start_s - cur.end > PAUSE_S
                 or w.end_s - cur.start > MAX_SEGMENT_S or len(cur.text) + 1 + len(w.word) > MAX_SEGMENT_CHARS):
-            out.append(Segment(w.start_s, w.end_s, [w]))
+            out.append(Segment(w.start_s, w.end_s, [w], sep))
         else:
             cur.words.append(w)
             cur.end = max(cur.end, w.end_s)
@@ -65,8 +67,9 @@ def as_json(resp: recognizer_pb2.RecognizeResponse) -> dict[str, Any]:
     return {"text": text, "usage": {"type": "duration", "seconds": math.ceil(resp.audio_seconds)}}
 
 
-def as_verbose_json(resp: recognizer_pb2.RecognizeResponse, language: str, words: bool) -> dict[str, Any]:
-    """OpenAI's verbose_json; our additions (turn_id, confidence) are extra keys clients ignore."""
+def as_verbose_json(resp: recognizer_pb2.RecognizeResponse, words: bool) -> dict[str, Any]:
+    """OpenAI's verbose_json (the language by name, as Whisper's); our additions (turn_id, confidence,
+    language_probability) are extra keys clients ignore."""
     best = resp.alternatives[0] if resp.alternatives else None
     segments = []
     for i, seg in enumerate(segments_of(resp)):
@@ -81,7 +84,8 @@ def as_verbose_json(resp: recognizer_pb2.RecognizeResponse, language: str, words
             "confidence": round(confidence, 4),
         })
     body: dict[str, Any] = {
-        "task": "transcribe", "language": LANGUAGE_NAMES.get(language[:2], language or "english"),
+        "task": "transcribe", "language": language_name(resp.language or "en"),
+        "language_probability": round(resp.language_probability, 4),
         "duration": round(resp.audio_seconds, 3), "text": best.text if best else "", "segments": segments,
         "usage": {"type": "duration", "seconds": math.ceil(resp.audio_seconds)},
         "turn_id": resp.turn_id, "confidence": round(best.confidence, 4) if best else 0.0,

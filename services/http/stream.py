@@ -7,7 +7,7 @@ Protocol (README "WebSocket streaming"):
   {"type": "end_of_turn"} (the turn ends now) or {"type": "end"} (finish the open turn, then close).
 - server -> client: {"type": "ready", "session_id"} once the config is accepted; {"type": "interim" | "final",
   "turn_index", "text", "normalized_text", "confidence" (finals; null in interims), "stability", "words",
-  "turn_start", "turn_end"} (finals add "turn_id" and "alternatives"); on an error {"type": "error", "code",
+  "turn_start", "turn_end"} (finals add "turn_id", "language" and "alternatives"); on an error {"type": "error", "code",
   "message"} and a close with 4000 + the HTTP status (services/http/calls.py close_code). A normal end: 1000.
 Limits are the gRPC stream's: idle, rate and length (SEEDASR_STREAM_IDLE_S, _STREAM_RATE, _MAX_STREAM_S).
 """
@@ -138,6 +138,7 @@ def message_of(resp: recognizer_pb2.StreamingRecognizeResponse) -> dict[str, Any
     }
     if resp.is_final:
         msg["turn_id"] = resp.result.turn_id
+        msg["language"] = resp.result.language
         msg["alternatives"] = [{"text": a.text, "confidence": round(a.confidence, 4)} for a in alts[1:]]
     return msg
 

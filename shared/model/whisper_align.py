@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -92,14 +93,22 @@ def word_start(attention: np.ndarray, first: int, last: int) -> int:
     return first + int(np.flatnonzero(row >= START_SHARE * row.max())[0])
 
 
-def word_spans(pieces: Sequence[str], ids: Sequence[int]) -> list[tuple[int, int]]:
+def word_spans(pieces: Sequence[str], ids: Sequence[int],
+               decode: Optional[Callable[[list[int]], str]] = None) -> list[tuple[int, int]]:
     """Token ids -> [start, end) token index ranges of the words of their text: a piece with the word-start mark
     begins a word, and a word of punctuation only (" -", " ...") stays with the word before it, as written text
-    splits at spaces with punctuation attached."""
+    splits at spaces with punctuation attached. With `decode` (a language written without spaces), every character
+    of such a script is a word too, as Whisper splits them: a span ends once its tokens decode to whole characters
+    and the next token starts another one (a character may take several byte tokens)."""
     spans: list[tuple[int, int]] = []
     for k, i in enumerate(ids):
         piece = pieces[i]
-        if piece.startswith(WORD_START) or not spans:
+        starts = piece.startswith(WORD_START) or not spans
+        if not starts and decode is not None:
+            so_far = decode(list(ids[spans[-1][0]:k]))
+            nxt = decode([i])
+            starts = "\ufffd" not in so_far and bool(so_far) and (_unspaced(so_far[-1]) or (bool(nxt) and _unspaced(nxt[0])))
+        if starts:
             spans.append((k, k + 1))
         else:
             spans[-1] = (spans[-1][0], k + 1)
@@ -112,11 +121,16 @@ def word_spans(pieces: Sequence[str], ids: Sequence[int]) -> list[tuple[int, int
     return merged
 
 
+def _unspaced(char: str) -> bool:
+    """A character of a script written without spaces between words (CJK, kana, Thai...); not its punctuation."""
+    return ord(char) >= 0x0E00 and char.isalnum()
+
+
 @torch.inference_mode()
 def align_transcripts(decoder: WhisperDecoder, audio_kv: KV, prompts: list[list[int]], alpha: float,
                       texts: list[list[int]], eot: int, pieces: Sequence[str], heads: Sequence[tuple[int, int]],
                       frames: int, frame_s: float, decode: Callable[[list[int]], str],
-                      times_for: int = 1) -> list[list[AlignedWord]]:
+                      times_for: int = 1, spaced: bool = True) -> list[list[AlignedWord]]:
     """Words with times and confidence features for each transcript in `texts` (token ids, no eot).
 
     prompts: the search's streams (joint_streams: stream 0 context-free, a second one conditioned on the context)
@@ -155,7 +169,7 @@ def align_transcripts(decoder: WhisperDecoder, audio_kv: KV, prompts: list[list[
             rows_idx, cols = dtw_path(-matrix)
             jumps = cols[np.concatenate([[True], np.diff(rows_idx) > 0])]  # the first frame of each token (row), (N + 1,)
         words = []
-        for a, b in word_spans(pieces, text):
+        for a, b in word_spans(pieces, text, None if spaced else decode):
             first, last = int(jumps[a]), int(jumps[min(b, len(jumps) - 1)])
             start = word_start(attention[a] if attention.size else attention, first, last)  # no times asked: first
             words.append(AlignedWord(decode(list(text[a:b])).strip(), start * frame_s, last * frame_s,

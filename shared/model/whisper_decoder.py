@@ -219,9 +219,16 @@ class WhisperTokens:
             raise ValueError(f"the Whisper tokenizer has no {token}")
         return int(found)
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of text as it follows a space inside a transcript (Whisper writes " word", not "word")."""
-        return list(self.tok.encode(" " + text.strip(), add_special_tokens=False).ids)
+    def encode(self, text: str, lead_space: bool = True) -> list[int]:
+        """Token ids of text as it follows a space inside a transcript (Whisper writes " word", not "word"); without
+        the space for a language written without spaces (a Chinese transcript starts with its first character)."""
+        return list(self.tok.encode((" " if lead_space else "") + text.strip(), add_special_tokens=False).ids)
+
+    def languages(self) -> dict[str, int]:
+        """The model's language codes and their tokens (<|en|>, <|zh|>, ...): the tokens between <|startoftranscript|>
+        and <|translate|>."""
+        first, end = self._id("<|startoftranscript|>") + 1, self._id("<|translate|>")
+        return {str(self.tok.id_to_token(i))[2:-2]: i for i in range(first, end)}
 
     def prompt(self, language: str = "en", previous: Optional[str] = None, max_previous: int = 223) -> list[int]:
         """The start of a transcript: start of transcript, language, transcribe, no timestamps. `previous` (the

@@ -11,7 +11,7 @@ bare space.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Optional
 
 import torch
@@ -91,13 +91,15 @@ def whisper_beam_search(
     cancelled: Optional[Callable[[], bool]] = None,
     audio_kv: Optional[KV] = None,
     lexicon: Optional[WordLexicon] = None,
+    language: str = "en",
 ) -> list[Hypothesis]:
     """audio (T', D) encoder frames, audio_kv its decoder.audio_keys(audio[None]) when the caller has them;
     context: the context text (None or empty: context-free decoding).
     Scores alpha * log P(y | x, c) + (1 - alpha) * log P(y | x) as `joint_beam_search` does; no CTC
     prefix scores (this decoder has no CTC head). `lexicon` reads Whisper's pieces (WhisperTokens.pieces): its
     out-of-lexicon penalty and word-LM fusion apply as in `joint_beam_search`."""
-    prompts, alpha = joint_streams(tokens.prompt(), tokens.prompt(previous=context) if context else None, cfg.alpha)
+    prompts, alpha = joint_streams(tokens.prompt(language), tokens.prompt(language, previous=context) if context else None,
+                                   cfg.alpha)
     room = decoder.cfg.max_tokens - max(len(p) for p in prompts) - 1
     # no CTC head to score a biasing phrase's tokens back in: they escape the pruning at their joint score
     cfg = dataclasses.replace(cfg, max_tokens=max(0, min(cfg.max_tokens, room)), phrases_past_prune=True)
@@ -106,13 +108,27 @@ def whisper_beam_search(
     return search(step, tokens.eot, cfg, alpha, None, bias, lexicon, cancelled)
 
 
+@torch.inference_mode()
+def identify_language(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTokens,
+                      candidates: Sequence[str]) -> tuple[str, float]:
+    """audio_kv: decoder.audio_keys(audio (1, T', D)) -> (language code, its probability among `candidates`), as
+    Whisper's detect_language: the decoder's first step after <|startoftranscript|>, over the language tokens.
+    Restricted to the languages a deployment expects: over all 99, an English synthetic voice can read as Thai."""
+    ids = tokens.languages()
+    codes = [c for c in candidates if c in ids] or list(ids)
+    last, _, _ = decoder.run(torch.tensor([[tokens.prompt()[0]]]), audio_kv, last_only=True)
+    probs = last[0, -1, [ids[c] for c in codes]].float().softmax(-1)  # (len(codes),)
+    best = int(probs.argmax())
+    return codes[best], float(probs[best])
+
+
 def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTokens,
-                        context: Optional[str] = None, rows_per_run: int = 8) -> TextScorer:
+                        context: Optional[str] = None, rows_per_run: int = 8, language: str = "en") -> TextScorer:
     """audio_kv: decoder.audio_keys(audio (1, T', D)) -> a scorer of texts: log P(text </s> | audio, context) by
     the decoder, teacher-forced (what phrase correction weighs its variants by when there is no CTC head). The
     prompt runs once; each text runs from its cache. Texts that encode to nothing or outgrow the decoder's
     positions score -inf."""
-    prompt = tokens.prompt(previous=context)
+    prompt = tokens.prompt(language, previous=context)
     with torch.inference_mode():
         last, prompt_cache, _ = decoder.run(torch.tensor([prompt]), audio_kv, last_only=True)
         first = allowed_logp(last[:, -1], tokens.eot, False, None)[0]  # (V,): the text's first token

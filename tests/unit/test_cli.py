@@ -31,7 +31,8 @@ def test_manifest_mode_keeps_order_and_reports_bad_lines(tmp_path, tiny_bundle) 
     assert proc.returncode == 3, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["u1", "u2", "3", "u4", "u5", "6"]
-    assert {"id", "audio", "text", "normalized_text", "language", "confidence", "words", "alternatives"} == set(rows[0])
+    assert {"id", "audio", "text", "normalized_text", "language", "language_probability", "confidence", "words",
+            "alternatives"} == set(rows[0])
     assert set(rows[1]) == set(rows[0]) | {"error"}  # a failed line has every field, empty, and its error
     assert rows[0]["alternatives"] and {"text", "normalized_text", "confidence", "score"} == set(rows[0]["alternatives"][0])
     assert rows[0]["text"] == rows[0]["alternatives"][0]["text"]

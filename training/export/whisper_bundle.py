@@ -26,7 +26,7 @@ from shared.model import whisper_weights as ww
 from shared.model.asr import ASRConfig, SeedASR
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import MoeConfig
-from shared.model.whisper_decoder import WhisperDecoderConfig, load_ct2_decoder
+from shared.model.whisper_decoder import WhisperDecoderConfig, WhisperTokens, load_ct2_decoder
 from shared.model.whisper_encoder import WhisperEncoderConfig, load_ct2_encoder
 
 # Decoding defaults of this bundle (bundles/default/TUNING.md): a narrower beam than the MoE LM's (each row costs
@@ -67,6 +67,12 @@ def model_card(model: SeedASR, window_s: float) -> str:
         "- converter: passes the encoder's frames to the decoder's cross-attention; no CTC head",
         "- context: the assembled context text as Whisper's <|startofprev|> prompt; joint beam search of the"
         " context-conditioned and context-free streams, phrase biasing on Whisper's BPE",
+        "- languages: the 99 of Whisper's tokenizer (config.json \"languages\"; a request's BCP-47 tag picks one, \"\""
+        " or \"auto\" identifies it among SEEDASR_LANGUAGES); phrase correction, the lexicon and the written-form"
+        " rules are English's and other languages decode without them (their context works through Whisper's prompt"
+        " and phrase biasing, which in Chinese matches a phrase only where it is tokenised alike); Chinese comes out in"
+        " simplified characters (zh, zh-CN) or traditional (zh-TW, zh-HK) by OpenCC; evaluated in English only so far"
+        " (EVAL.md)",
         "- lexicon.txt: the word list of the out-of-lexicon penalty over Whisper's pieces (the LUISE bundle's), off"
         " unless a request sets oov_penalty (TUNING.md)",
         "",
@@ -111,8 +117,11 @@ def main() -> None:
     load_ct2_encoder(model.encoder, ww.read_ct2(model_bin, "encoder/"))  # type: ignore[arg-type]
     load_ct2_decoder(model.lm, ww.read_ct2(model_bin, "decoder/"))  # type: ignore[arg-type]
     model.eval()
+    # the languages a request may ask for: the model's own language tokens, in their order
+    languages = list(WhisperTokens(ww.ct2_model_dir() / "tokenizer.json").languages())
     save_bundle(model, args.tokenizer, args.out, model_card(model, args.window_s),
-                {"name": "seedasr-mesh-whisper", "stage": "pretrained", DECODING_KEY: dataclasses.asdict(DECODING)},
+                {"name": "seedasr-mesh-whisper", "stage": "pretrained", "languages": languages,
+                 DECODING_KEY: dataclasses.asdict(DECODING)},
                 from_package=True)
     shutil.copyfile(args.lexicon, args.out / "lexicon.txt")
     from training.export.onnx_export import export_onnx, parity

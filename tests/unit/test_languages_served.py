@@ -1,0 +1,78 @@
+"""Languages on the shipped bundle: a request's BCP-47 tag picks the model's language, none identifies it, Chinese
+comes out in the script asked for, and the language reaches every output (gRPC, the manifest, OpenAI's verbose_json,
+Riva's language_code)."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
+from shared.bundle import DEFAULT_BUNDLE
+from tests.conftest import ROOT
+
+ZH = ROOT / "samples" / "zh" / "call-wang.wav"  # 请帮我给王小明打个电话。 (Kokoro, samples/README.md)
+EN = ROOT / "samples" / "dialogue" / "user-2.wav"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from services.app import serve_embedded
+    from shared.settings import load_settings
+
+    store = tmp_path_factory.mktemp("lang") / "rl.jsonl"
+    running = serve_embedded(load_settings(model=str(DEFAULT_BUNDLE), rl_store=str(store), api_keys_file=""), port=0,
+                             http_port=0)
+    yield running
+    running.stop(0.5)
+
+
+def recognize(server, path, language: str = "") -> recognizer_pb2.RecognizeResponse:
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        req = recognizer_pb2.RecognizeRequest(audio=common_pb2.Audio(content=path.read_bytes()),
+                                              config=common_pb2.RecognitionConfig(language=language))
+        return recognizer_pb2_grpc.RecognizerStub(ch).Recognize(req, timeout=120)
+
+
+def test_mandarin_is_identified_and_written_in_simplified_characters(server) -> None:
+    resp = recognize(server, ZH)
+    assert resp.language == "zh" and resp.language_probability > 0.9
+    text = resp.alternatives[0].text
+    assert "王小明" in text and "电话" in text and "。" in text  # simplified, Chinese punctuation
+    assert resp.alternatives[0].normalized_text.startswith("请 帮 我")  # one token per character: WER is CER
+
+
+def test_a_traditional_tag_gives_traditional_characters(server) -> None:
+    for tag in ("zh-TW", "zh-Hant", "zh-HK"):
+        text = recognize(server, ZH, tag).alternatives[0].text
+        assert "電話" in text, (tag, text)
+
+
+def test_english_is_identified_as_english_and_reads_as_before(server) -> None:
+    auto, given = recognize(server, EN), recognize(server, EN, "en-US")
+    assert auto.language == given.language == "en" and given.language_probability == 1.0
+    assert auto.alternatives[0].text == given.alternatives[0].text
+
+
+def test_an_unknown_language_is_refused_with_the_list(server) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        recognize(server, ZH, "xx")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "zh" in err.value.details()
+
+
+def test_the_language_reaches_the_http_and_manifest_outputs(server, tmp_path) -> None:
+    import httpx
+
+    from services.cli import main
+
+    resp = httpx.post(f"http://127.0.0.1:{server.http_port}/v1/audio/transcriptions",
+                      files={"file": ("a.wav", ZH.read_bytes())}, data={"response_format": "verbose_json"}, timeout=120)
+    body = resp.json()
+    assert body["language"] == "chinese" and body["segments"][0]["text"] == body["text"]  # no spaces between characters
+    manifest, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    manifest.write_text(json.dumps({"id": "zh", "audio": str(ZH)}) + "\n")
+    assert main(["transcribe", "--manifest", str(manifest), "--output", str(out), "--model", str(DEFAULT_BUNDLE)]) == 0
+    line = json.loads(out.read_text())
+    assert line["language"] == "zh" and "王小明" in line["text"]
