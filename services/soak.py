@@ -114,10 +114,11 @@ class Traffic:
         self._stream(stub, b"", then_idle=True)
 
 
-def _usage(procs: dict[str, Proc]) -> tuple[float, int, int, float]:
-    """RSS MB, threads, open files and CPU seconds summed over the mesh's processes (and their children)."""
+def _usage(procs: dict[str, Proc]) -> tuple[float, int, int, dict[int, float]]:
+    """RSS MB, threads and open files summed over the mesh's processes (and their children), and each one's CPU
+    seconds by pid (a process killed and started again is a new pid: its CPU counts from zero)."""
     rss = threads = files = 0
-    cpu = 0.0
+    cpu: dict[int, float] = {}
     for proc in procs.values():
         if proc.p is None or proc.p.poll() is not None:
             continue
@@ -128,7 +129,7 @@ def _usage(procs: dict[str, Proc]) -> tuple[float, int, int, float]:
                     rss += p.memory_info().rss
                     threads += p.num_threads()
                     files += p.num_fds()
-                    cpu += sum(p.cpu_times()[:4])
+                    cpu[p.pid] = sum(p.cpu_times()[:4])
         except psutil.Error:
             continue
     return rss / 2**20, threads, files, cpu
@@ -172,7 +173,8 @@ def main() -> None:
             if now >= next_row:
                 rss, threads, files, cpu = _usage(procs)
                 codes, audio_s = traffic.take()
-                per_audio = (cpu - cpu_before) / audio_s if audio_s else float("nan")
+                spent = sum(seconds - cpu_before.get(pid, 0.0) for pid, seconds in cpu.items())
+                per_audio = spent / audio_s if audio_s else float("nan")
                 cpu_before = cpu
                 print(f"| {(now - started) / 60:.0f} | {rss:.0f} | {threads} | {files} | {per_audio:.3f} | {kills} | "
                       f"{codes} |", flush=True)

@@ -95,6 +95,15 @@ def phrase_ngrams(text: str) -> list[str]:
     return out
 
 
+def _spoken(text: str) -> str:
+    """A context part's spoken form: English's normaliser for Latin text; text in another script (Chinese, Cyrillic,
+    Greek...) as written, whitespace tidied, since the English normaliser would drop it whole (the language is only
+    known once the decoder has identified it)."""
+    if any(c.isalpha() and ord(c) > 0x24F for c in text):
+        return " ".join(text.split())
+    return normalize_text(text)
+
+
 def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> AssembledContext:
     pieces: list[list[int]] = []
     texts: list[str] = []
@@ -104,9 +113,9 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
         return used + len(ids) + 1 <= budget
 
     head: list[tuple[list[int], str, str]] = []
-    hotwords = [h.strip() for h in ctx.hotwords if normalize_text(h)]
-    for text, written in ((ctx.prompt, ctx.prompt), (" ".join(normalize_text(h) for h in hotwords), ", ".join(hotwords))):
-        norm = normalize_text(text)
+    hotwords = [h.strip() for h in ctx.hotwords if _spoken(h)]
+    for text, written in ((ctx.prompt, ctx.prompt), (" ".join(_spoken(h) for h in hotwords), ", ".join(hotwords))):
+        norm = _spoken(text)
         if norm:
             full = tok.encode(norm)
             ids = full[: max(0, budget - used - 1)]
@@ -117,7 +126,7 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
     chosen: list[tuple[list[int], str, str]] = []
     biasable: list[str] = []  # newest first
     for turn, recognised in reversed([*zip(ctx.turns, own), (ctx.previous_text, True)]):  # newest first
-        norm = normalize_text(turn)
+        norm = _spoken(turn)
         if not norm:
             continue
         ids = tok.encode(norm)
@@ -140,15 +149,15 @@ def assemble_context(tok: Tokenizer, ctx: ContextInput, budget: int) -> Assemble
         if i:
             token_ids.append(tok.turn_id)
         token_ids.extend(ids)
-    phrases = [normalize_text(h) for h in ctx.hotwords]
-    for text in [normalize_text(ctx.prompt), *biasable]:
+    phrases = [_spoken(h) for h in ctx.hotwords]
+    for text in [_spoken(ctx.prompt), *biasable]:
         phrases += rare_runs(text)
     phrases = drop_contained(list(dict.fromkeys(p for p in phrases if p)))[:MAX_BIAS_PHRASES]
     # Correction costs no LM tokens, so its candidates come from every turn, past the budget too
     # (an entity named seven turns ago is still one the user may say).
-    every_turn = [normalize_text(t) for t, recognised in zip(ctx.turns, own) if not recognised][::-1]  # newest first
-    candidates = [normalize_text(h) for h in ctx.hotwords]
-    for text in [normalize_text(ctx.prompt), *every_turn]:
+    every_turn = [_spoken(t) for t, recognised in zip(ctx.turns, own) if not recognised][::-1]  # newest first
+    candidates = [_spoken(h) for h in ctx.hotwords]
+    for text in [_spoken(ctx.prompt), *every_turn]:
         candidates += phrase_ngrams(text)
     candidates = list(dict.fromkeys(p for p in candidates if p))[:MAX_CORRECTION_PHRASES]
     # spellings: hotwords as given, then the prompt's and the user-supplied turns' words, never the recogniser's own

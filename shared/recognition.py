@@ -67,6 +67,7 @@ class OutputConfig:
     confidence_weights: tuple[float, ...] = ()
     language: str = "en"  # the model's language code; "" identifies it among `candidates` (a multilingual decoder)
     candidates: tuple[str, ...] = ("en",)
+    min_language_probability: float = 0.5  # an identification less sure than this takes candidates[0]
     script: Optional[str] = None  # OpenCC conversion of the written output (shared/languages.py: "t2s", "s2twp")
 
     def confidence(self, features: tuple[float, float, float]) -> float:
@@ -286,7 +287,11 @@ class AsrCore:
             audio_kv = self.lm.audio_keys(audio[None])  # once, for the search, the corrector and the alignment
             language, probability = output.language, 1.0
             if not language:
-                language, probability = identify_language(self.lm, audio_kv, tokens, output.candidates)
+                probs = identify_language(self.lm, audio_kv, tokens, output.candidates)
+                language = max(probs, key=probs.__getitem__)
+                if probs[language] < output.min_language_probability:  # unsure (a short turn): the first candidate
+                    language = output.candidates[0] if output.candidates[0] in probs else language
+                probability = probs[language]
             # the written-form rules, phrase correction, the lexicon and the word LM are English's
             english, lead = language == "en", spaced(language)
             # Chinese in simplified characters unless the caller asked for a traditional script (zh-TW, zh-HK)

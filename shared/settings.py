@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     # Whisper's 99, synthetic English voices read as Thai or Japanese now and then
     languages: str = Field("en,zh,es,fr,de", pattern=r"^\s*[a-z]{2,3}(\s*,\s*[a-z]{2,3})*\s*$",
                            description="comma-separated language codes that identification chooses among")
+    language_min_probability: float = Field(0.5, ge=0, le=1, description="an identification less sure than this "
+                                            "takes the first of SEEDASR_LANGUAGES (short turns are the unsure ones)")
 
     # sessions
     history_max_turns: int = Field(20, ge=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import grpc
@@ -16,6 +17,7 @@ from shared.model.beam_search import SearchCancelled
 from shared.recognition import AsrCore, NBestEntry, OutputConfig
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
 MAX_PHRASE_CHARS = 200
 MAX_CONTEXT_CHARS = 20_000  # the context service assembles a few hundred tokens' worth
 
@@ -27,6 +29,22 @@ def alternative_pb(entry: NBestEntry) -> common_pb2.Alternative:
                for w in entry.words])
 
 
+def identification_candidates(asked: tuple[str, ...], known: tuple[str, ...]) -> tuple[str, ...]:
+    """SEEDASR_LANGUAGES as the model's codes (aliases resolved, repeats dropped; the first stays first: it is the
+    fallback of an unsure identification); codes the model lacks are logged and left out. A one-language model (or
+    a list with nothing the model knows) has only its first language."""
+    out: list[str] = []
+    for tag in asked:
+        try:
+            language = parse_language(tag, known)
+        except ValueError:
+            log.warning("SEEDASR_LANGUAGES: %r is not a language of this bundle; left out", tag)
+            continue
+        if language is not None and language.code not in out:
+            out.append(language.code)
+    return tuple(out) or known[:1]
+
+
 class DecoderService(internal_pb2_grpc.DecoderServicer):
     def __init__(self, core: AsrCore, settings: Settings) -> None:
         self.core, self.settings = core, settings
@@ -35,8 +53,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
         self.width = core.cfg.lm.d_model
         self.vocab = core.tok.vocab_size
         self.languages = bundle_languages(core.bundle_dir)
-        # identification chooses among the candidates the model knows; a one-language model has nothing to choose
-        self.candidates = tuple(c for c in settings.language_candidates if c in self.languages) or self.languages[:1]
+        self.candidates = identification_candidates(settings.language_candidates, self.languages)
 
     def Decode(self, request: internal_pb2.DecodeRequest, context: grpc.ServicerContext) -> internal_pb2.DecodeResponse:
         try:
@@ -71,6 +88,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
                               partial=request.partial,
                               threads=self.settings.urgent_threads if request.urgent else 0,
                               language=code, candidates=self.candidates, script=language.script if language else None,
+                              min_language_probability=self.settings.language_min_probability,
                               **({"confidence_weights": self.confidence} if self.confidence else {}))
         start = time.perf_counter()
         remaining = context.time_remaining()

@@ -16,6 +16,7 @@ import numpy as np
 from seedasr.v1 import common_pb2, events_pb2, internal_pb2, recognizer_pb2
 from shared.decoding import decoding_for, languages_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
+from shared.languages import spaced
 from shared.metrics import AUDIO_SECONDS, observe_stages
 from shared.segments import Word, align_words, segment_audio
 from shared.settings import Settings
@@ -138,7 +139,7 @@ class TurnPipeline:
                 words += [Word(w.word, w.start_s + offset, w.end_s + offset, alts[0].confidence if alts else 0.0)
                           for w in align_words(best, anchors, (end - start) / 16_000)]
             previous = best
-        alternatives = merge_windows(pieces)
+        alternatives = merge_windows(pieces, " " if spaced(language or "en") else "")
         if alternatives and config.word_timestamps:
             alternatives[0].words.extend(common_pb2.WordTiming(word=w.word, start_s=w.start_s, end_s=w.end_s,
                                                                confidence=w.confidence) for w in words)
@@ -147,7 +148,7 @@ class TurnPipeline:
                 alt.text = alt.normalized_text
             if alternatives and alternatives[0].words:
                 spoken = [common_pb2.WordTiming(word=piece, start_s=w.start_s, end_s=w.end_s, confidence=w.confidence)
-                          for w in alternatives[0].words for piece in normalize_text(w.word).split()]
+                          for w in alternatives[0].words for piece in normalize_text(w.word, language or "en").split()]
                 del alternatives[0].words[:]
                 alternatives[0].words.extend(spoken)
         timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
@@ -231,7 +232,7 @@ def _with_language(config: common_pb2.RecognitionConfig, language: str) -> commo
     return out
 
 
-def merge_windows(pieces: list[list[common_pb2.Alternative]]) -> list[common_pb2.Alternative]:
+def merge_windows(pieces: list[list[common_pb2.Alternative]], sep: str = " ") -> list[common_pb2.Alternative]:
     """Alternative i of a multi-window turn joins each window's i-th hypothesis (or its best); its confidence is
     the windows' weighted by their words. Words and times are the pipeline's to join (they need window offsets)."""
     if len(pieces) == 1:
@@ -244,7 +245,7 @@ def merge_windows(pieces: list[list[common_pb2.Alternative]]) -> list[common_pb2
         chosen = [p[min(i, len(p) - 1)] for p in pieces if p]
         counts = [max(1, len(a.normalized_text.split())) for a in chosen]
         merged.append(common_pb2.Alternative(
-            text=" ".join(a.text for a in chosen if a.text), score=sum(a.score for a in chosen),
+            text=sep.join(a.text for a in chosen if a.text), score=sum(a.score for a in chosen),
             normalized_text=" ".join(a.normalized_text for a in chosen if a.normalized_text),
             confidence=sum(a.confidence * c for a, c in zip(chosen, counts)) / sum(counts)))
     return merged

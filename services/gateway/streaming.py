@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 INTERIM_EVERY_S = 0.5
 MAX_SILENCE_MS = 60_000.0  # a turn-ending silence longer than a minute is a mistake, not a setting
-END_MARKS = (".", "?", "!")
+END_MARKS = (".", "?", "!", "。", "？", "！")
 
 
 class StreamSession:

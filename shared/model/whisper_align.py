@@ -114,7 +114,9 @@ def word_spans(pieces: Sequence[str], ids: Sequence[int],
             spans[-1] = (spans[-1][0], k + 1)
     merged: list[tuple[int, int]] = []
     for a, b in spans:
-        if merged and not any(c.isalnum() for i in ids[a:b] for c in pieces[i]):
+        # punctuation only? (with decode, read the span's text: a character made of byte tokens has no letter piece)
+        text = decode(list(ids[a:b])) if decode is not None else "".join(pieces[i] for i in ids[a:b])
+        if merged and not any(c.isalnum() for c in text):
             merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))

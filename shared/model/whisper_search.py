@@ -110,16 +110,15 @@ def whisper_beam_search(
 
 @torch.inference_mode()
 def identify_language(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTokens,
-                      candidates: Sequence[str]) -> tuple[str, float]:
-    """audio_kv: decoder.audio_keys(audio (1, T', D)) -> (language code, its probability among `candidates`), as
-    Whisper's detect_language: the decoder's first step after <|startoftranscript|>, over the language tokens.
+                      candidates: Sequence[str]) -> dict[str, float]:
+    """audio_kv: decoder.audio_keys(audio (1, T', D)) -> each candidate language's probability among `candidates`,
+    as Whisper's detect_language: the decoder's first step after <|startoftranscript|>, over the language tokens.
     Restricted to the languages a deployment expects: over all 99, an English synthetic voice can read as Thai."""
     ids = tokens.languages()
-    codes = [c for c in candidates if c in ids] or list(ids)
+    codes = [c for c in dict.fromkeys(candidates) if c in ids] or list(ids)
     last, _, _ = decoder.run(torch.tensor([[tokens.prompt()[0]]]), audio_kv, last_only=True)
     probs = last[0, -1, [ids[c] for c in codes]].float().softmax(-1)  # (len(codes),)
-    best = int(probs.argmax())
-    return codes[best], float(probs[best])
+    return {c: float(p) for c, p in zip(codes, probs)}
 
 
 def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTokens,

@@ -76,3 +76,27 @@ def test_the_language_reaches_the_http_and_manifest_outputs(server, tmp_path) ->
     assert main(["transcribe", "--manifest", str(manifest), "--output", str(out), "--model", str(DEFAULT_BUNDLE)]) == 0
     line = json.loads(out.read_text())
     assert line["language"] == "zh" and "王小明" in line["text"]
+
+
+def test_chinese_context_reaches_the_decoder() -> None:
+    """The context service keeps text in other scripts as written (the English normaliser would drop it)."""
+    from shared.context import ContextInput, assemble_context
+    from shared.tokenizer import Tokenizer
+
+    tok = Tokenizer(DEFAULT_BUNDLE / "tokenizer.model")
+    assembled = assemble_context(tok, ContextInput(hotwords=["王小明"], prompt="请给王小明打电话",
+                                                   turns=["我想找王小明"]), 200)
+    assert "王小明" in assembled.bias_phrases
+    assert "请给王小明打电话" in assembled.written_text and "我想找王小明" in assembled.written_text
+
+
+def test_chinese_words_are_characters_and_punctuation_stays_with_them() -> None:
+    from shared.model.whisper_align import word_spans
+    from shared.model.whisper_decoder import WhisperTokens
+    from shared.model.whisper_weights import ct2_model_dir
+
+    tokens = WhisperTokens(ct2_model_dir() / "tokenizer.json")
+    ids = tokens.encode("请帮我，给王小明打电话。", lead_space=False)
+    words = [tokens.decode(ids[a:b]) for a, b in word_spans(tokens.pieces(), ids, tokens.decode)]
+    assert "".join(words) == "请帮我，给王小明打电话。"
+    assert "帮" in words and "我，" in words and "话。" in words  # 帮 is two byte tokens: still its own word

@@ -220,7 +220,8 @@ def main() -> None:
              f"{device_name()}) on {len(train_rows)} utterances of {args.train}; held-out loss {log[0][2]:.4f} -> "
              f"{log[-1][2]:.4f}.\n")
     save_bundle(model, args.bundle / "tokenizer.model", out, card,
-                {"name": meta.get("name", "seedasr-mesh-whisper"), "stage": args.stage, DECODING_KEY: meta[DECODING_KEY]},
+                {"name": meta.get("name", "seedasr-mesh-whisper"), "stage": args.stage,
+                 **({"languages": meta["languages"]} if "languages" in meta else {}), DECODING_KEY: meta[DECODING_KEY]},
                 from_package=True)
     (args.work / f"{args.stage}_stats.json").write_text(json.dumps({
         "steps": step, "minutes": budget.elapsed / 60, "held_out_loss": [x for _, _, x in log if x is not None]}))
