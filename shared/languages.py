@@ -146,10 +146,10 @@ def to_script(text: str, script: Optional[str]) -> str:
 
 
 _FULLWIDTH = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；", ".": "。"}
-_AFTER_HAN = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff])([,?!:;.])(?!\d)\s*")
+_AFTER_HAN = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff])([,?!:;]|\.(?!\d))\s*")
 
 
 def chinese_punctuation(text: str) -> str:
-    """Whisper's ASCII punctuation after a Chinese character as Chinese writes it ("请帮我,给" -> "请帮我，给"); a
-    point between digits (3.5) or after Latin text (code-switched English) stays as it is."""
+    """Whisper's ASCII punctuation after a Chinese character as Chinese writes it ("请帮我,给" -> "请帮我，给", "对,1号"
+    -> "对，1号"); a decimal point (3.5) or punctuation after Latin text (code-switched English) stays as it is."""
     return _AFTER_HAN.sub(lambda m: _FULLWIDTH[m.group(1)], text)

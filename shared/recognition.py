@@ -21,7 +21,7 @@ from shared.context import context_text
 from shared.decoding import decoding_for
 from shared.engines import EncoderEngine, EncoderOutput, engine_kind, make_encoder_engine
 from shared.features import encoder_features
-from shared.languages import chinese_punctuation, spaced, to_script
+from shared.languages import chinese_punctuation, parse_language, spaced, to_script
 from shared.model.asr import HALVES, SeedASR, encoder_kind, pad_to_window
 from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_search, joint_streams
 from shared.model.biasing import PhraseBiasing
@@ -294,8 +294,9 @@ class AsrCore:
                 probability = probs[language]
             # the written-form rules, phrase correction, the lexicon and the word LM are English's
             english, lead = language == "en", spaced(language)
-            # Chinese in simplified characters unless the caller asked for a traditional script (zh-TW, zh-HK)
-            script = output.script if output.script is not None else ("t2s" if language == "zh" else None)
+            # an identified language is written as its bare tag is (zh: simplified); a caller's tag (zh-TW) says otherwise
+            bare = parse_language(language, (language,))
+            script = output.script if output.script is not None else (bare.script if bare else None)
             # as given and capitalised: Whisper spells names with capitals, the phrases arrive in spoken form
             variants = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
             phrases = [tokens.encode(p, lead_space=lead) for p in variants]

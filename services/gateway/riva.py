@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from itertools import chain
 from typing import Any, Optional
 
 import grpc
@@ -37,7 +36,6 @@ from riva.client.proto import riva_asr_pb2, riva_asr_pb2_grpc, riva_audio_pb2
 
 from seedasr.v1 import common_pb2, recognizer_pb2
 from services.gateway.server import RecognizerService
-from services.gateway.turn_worker import Inbox
 from services.runtime import Registration
 
 ENC = riva_audio_pb2.AudioEncoding
@@ -196,37 +194,37 @@ class RivaRecognizer(riva_asr_pb2_grpc.RivaSpeechRecognitionServicer):
         return out
 
     def StreamingRecognize(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
-        inbox = Inbox(request_iterator)  # the config is awaited with the idle timeout, as our streams'
-        try:
-            yield from self._stream(inbox.messages(self.service.settings.stream_idle_s, context), context)
-        finally:
-            inbox.close()
-
-    def _stream(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
-        first = next(request_iterator, None)
-        if first is None or first.WhichOneof("streaming_request") != "streaming_config":
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
-            return
-        cfg = first.streaming_config.config
-        config, req_ctx, session_id = self._convert(cfg, context)
-        if cfg.encoding not in STREAM_ENCODINGS:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "streamed audio must be LINEAR_PCM (16-bit), MULAW or ALAW")
-        rate, stop = cfg.sample_rate_hertz or 16_000, cfg.endpointing_config.stop_history
-        ours = recognizer_pb2.StreamingConfig(session_id=session_id, config=config, context=req_ctx, encoding="pcm_s16le",
-                                              sample_rate=rate, interim_results=first.streaming_config.interim_results,
-                                              silence_ms=stop if stop > 0 else (-1 if stop < 0 else 0))
-        audio = StreamAudio(cfg.encoding, cfg.audio_channel_count, rate)
-        requests = chain([recognizer_pb2.StreamingRecognizeRequest(streaming_config=ours)],
-                         self._audio(request_iterator, audio, context))
-        for resp in self.service.StreamingRecognize(requests, context):
+        # the whole stream, its config too, is read by our stream's reader thread (_requests): the config is awaited
+        # with the idle timeout as ours is, and a bad one ends the call with its status from there
+        first: list[Any] = []  # Riva's config message, once read (before any response)
+        for resp in self.service.StreamingRecognize(self._requests(request_iterator, first, context), context):
+            cfg = first[0].streaming_config.config
             alts = [self._alternative(a, cfg, resp.is_final, resp.turn_start_s) for a in resp.result.alternatives]
             result = riva_asr_pb2.StreamingRecognitionResult(
                 alternatives=alts, is_final=resp.is_final, stability=0.0 if resp.is_final else resp.stability,
                 channel_tag=1, audio_processed=resp.turn_end_s)  # seconds of the stream so far
             out = riva_asr_pb2.StreamingRecognizeResponse(results=[result])
-            if first.HasField("id"):
-                out.id.CopyFrom(first.id)
+            if first[0].HasField("id"):
+                out.id.CopyFrom(first[0].id)
             yield out
+
+    def _requests(self, request_iterator: Iterator[Any], first: list[Any], context: Any) -> Iterator[Any]:
+        """Riva's stream as ours: its config converted, then its audio as pcm_s16le chunks."""
+        head = next(request_iterator, None)
+        if head is None or head.WhichOneof("streaming_request") != "streaming_config":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must carry streaming_config")
+            return
+        cfg = head.streaming_config.config
+        config, req_ctx, session_id = self._convert(cfg, context)
+        if cfg.encoding not in STREAM_ENCODINGS:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "streamed audio must be LINEAR_PCM (16-bit), MULAW or ALAW")
+        rate, stop = cfg.sample_rate_hertz or 16_000, cfg.endpointing_config.stop_history
+        first.append(head)
+        yield recognizer_pb2.StreamingRecognizeRequest(streaming_config=recognizer_pb2.StreamingConfig(
+            session_id=session_id, config=config, context=req_ctx, encoding="pcm_s16le", sample_rate=rate,
+            interim_results=head.streaming_config.interim_results,
+            silence_ms=stop if stop > 0 else (-1 if stop < 0 else 0)))
+        yield from self._audio(request_iterator, StreamAudio(cfg.encoding, cfg.audio_channel_count, rate), context)
 
     @staticmethod
     def _audio(request_iterator: Iterator[Any], audio: StreamAudio, context: Any) -> Iterator[Any]:

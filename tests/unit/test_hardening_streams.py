@@ -97,8 +97,12 @@ def test_malformed_health_and_reflection_messages_are_invalid_argument(serve) ->
     assert _code(lambda: list(info(iter([b"\xff\xff\xff"]), timeout=5)))[0] == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_a_stream_that_never_sends_its_config_is_closed_after_the_idle_timeout(serve) -> None:  # noqa: F811
-    stub = _stub(serve(stream_idle_s=0.5).port)
+@pytest.mark.parametrize("api", ["ours", "riva"])
+def test_a_stream_that_never_sends_its_config_is_closed_after_the_idle_timeout(serve, api) -> None:  # noqa: F811
+    from riva.client.proto import riva_asr_pb2_grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{serve(stream_idle_s=0.5).port}")
+    stub = recognizer_pb2_grpc.RecognizerStub(channel) if api == "ours" else riva_asr_pb2_grpc.RivaSpeechRecognitionStub(channel)
     hold = threading.Event()
 
     def nothing():

@@ -134,3 +134,16 @@ def test_to_script_is_shared_between_threads() -> None:
     for t in threads:
         t.join()
     assert results == ["軟體" * 200] * 8
+
+
+@pytest.mark.parametrize("raw, written", [
+    ("请帮我,给王小明打电话.", "请帮我，给王小明打电话。"),
+    ("对,1号", "对，1号"),
+    ("我有3.5个苹果。", "我有3.5个苹果。"),  # a decimal point stays
+    ("播放Spotify, 好吗?", "播放Spotify, 好吗？"),  # after Latin text: as written
+    ("你好! 再见.", "你好！再见。"),
+])
+def test_chinese_punctuation(raw, written) -> None:
+    from shared.languages import chinese_punctuation
+
+    assert chinese_punctuation(raw) == written

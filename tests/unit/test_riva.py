@@ -217,7 +217,6 @@ class Service:
     """Records the requests it gets; answers with WRITTEN."""
 
     decoding = SimpleNamespace(beam_size=3)
-    settings = SimpleNamespace(stream_idle_s=5.0)
 
     def __init__(self) -> None:
         self.requests: list[Any] = []

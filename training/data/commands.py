@@ -52,6 +52,11 @@ class Slot:
     names: list[str] = field(default_factory=list)
 
 
+def _named(name: str) -> Slot:
+    """A name, said as written (in lower case) and scored as a name."""
+    return Slot(name, name.lower(), names=[name])
+
+
 class Slots:
     """Slot makers; one seeded rng and Faker so that a seed means one data set."""
 
@@ -128,24 +133,19 @@ class Slots:
         return self.count(60, 78)
 
     def person(self) -> Slot:
-        name = f"{self._ascii('first_name')} {self._ascii('last_name')}"
-        return Slot(name, name.lower(), names=[name])
+        return _named(f"{self._ascii('first_name')} {self._ascii('last_name')}")
 
     def first_name(self) -> Slot:
-        name = self._ascii("first_name")
-        return Slot(name, name.lower(), names=[name])
+        return _named(self._ascii("first_name"))
 
     def city(self) -> Slot:
-        name = self._ascii("city")
-        return Slot(name, name.lower(), names=[name])
+        return _named(self._ascii("city"))
 
     def street(self) -> Slot:
-        name = f"{self._ascii('last_name')} {self.rng.choice(STREET_SUFFIXES)}"
-        return Slot(name, name.lower(), names=[name])
+        return _named(f"{self._ascii('last_name')} {self.rng.choice(STREET_SUFFIXES)}")
 
     def country(self) -> Slot:
-        name = self._ascii("country")
-        return Slot(name, name.lower(), names=[name])
+        return _named(self._ascii("country"))
 
     def day(self) -> Slot:
         written, spoken = self.rng.choice(DAYS)
