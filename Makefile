@@ -54,10 +54,11 @@ chaos: setup
 	$(PY) -m services.chaos --kills $(KILLS)
 
 # N random and hostile calls to every method served (ours, Riva's, internal, health, reflection) from 4 threads,
-# then SIGTERM; prints status codes, rejection latency and the exit time; then server CPU per stream message.
+# then SIGTERM (MESSAGES=1000000: calls until that many request messages were sent); prints status codes,
+# rejection latency and the exit time; then server CPU per stream message.
 N ?= 100000
 fuzz: setup
-	$(PY) -m services.fuzz -n $(N)
+	$(PY) -m services.fuzz -n $(N) $(if $(MESSAGES),--messages $(MESSAGES))
 	$(PY) -m services.fuzz --stream-cost
 
 # The mesh under SOAK_S seconds of mixed traffic with components killed; a row of RSS, threads, files, CPU per

@@ -84,7 +84,8 @@ def _public(gateway: Registration, settings: Settings) -> list[Registration]:
 def attach_http(running: RunningServer, service: RecognizerService, settings: Settings,
                 port: Optional[int] = None) -> None:
     """The HTTP front beside the gRPC server, sharing its guard; stops with it. Off when the port is -1."""
-    from services.http.app import Front, served_model_id
+    from services.http.app import served_model_id
+    from services.http.front import Front
     from services.http.server import HttpServer
 
     port = settings.http_port if port is None else port

@@ -127,7 +127,7 @@ def manifest_result(resp: Any) -> dict[str, Any]:
 
 
 def _strings(row: dict[str, Any], key: str) -> list[str]:
-    """A manifest field that must be a list of strings (DESIGN.md §3), or a clear error."""
+    """A manifest field that must be a list of strings (the manifest contract in the README), or a clear error."""
     value = row.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ValueError(f"\"{key}\" must be a list of strings")
@@ -155,7 +155,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_bundle(args: argparse.Namespace) -> int:
     from shared.bundle_store import ManifestError, fetch, problems, publish, write_manifest
 
-    bundle = Path(args.dir)
+    if args.action == "build":
+        return build_bundle(args)
+    bundle = Path(args.dir or "bundles/default")
     try:
         if args.action == "manifest":
             print(f"seedasr: wrote {write_manifest(bundle)}")
@@ -179,6 +181,26 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         print(f"seedasr: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 0
+
+
+def build_bundle(args: argparse.Namespace) -> int:
+    """`bundle build --from SRC --dir OUT`: a user's Whisper checkpoint made into a bundle by the export tool, run as
+    its own process (services import no training code; the tool also exports the ONNX encoder)."""
+    if not args.source_checkpoint:
+        print("seedasr bundle build: give --from (a CTranslate2 / faster-whisper folder or an OpenAI .pt)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.dir is None:
+        print("seedasr bundle build: give --dir, the new bundle's folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    command = [sys.executable, "-m", "training.export.whisper_bundle", "--from", args.source_checkpoint, "--out", args.dir]
+    if args.tokenizer_json:
+        command += ["--tokenizer-json", args.tokenizer_json]
+    if args.licence:
+        command += ["--licence", args.licence]
+    code = subprocess.call(command)
+    if code == 0:
+        print(f"seedasr: built {args.dir}; serve it with SEEDASR_MODEL={args.dir}")
+    return EXIT_BAD_INPUT if code == 2 else code
 
 
 def cmd_apikey(args: argparse.Namespace) -> int:
@@ -239,11 +261,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     w.add_argument("--no-restart", action="store_true", help="do not start the worker again when it dies")
     w.set_defaults(fn=cmd_worker)
     b = sub.add_parser("bundle", help="a bundle's manifest: write it, verify files against it, fetch what is "
-                                      "missing, publish the files to a store")
-    b.add_argument("action", choices=["manifest", "verify", "fetch", "publish"])
+                                      "missing, publish the files to a store; build one from a Whisper checkpoint")
+    b.add_argument("action", choices=["manifest", "verify", "fetch", "publish", "build"])
     b.add_argument("source", nargs="?", help="fetch: a folder, an http(s) URL or git:REV:PATH holding the bundle's "
                                              "files (default: the manifest's sources); publish: the store folder")
-    b.add_argument("--dir", default="bundles/default", help="the bundle folder (default bundles/default)")
+    b.add_argument("--dir", help="the bundle folder (default bundles/default; build: required, the new bundle)")
+    b.add_argument("--from", dest="source_checkpoint", help="build: a multilingual Whisper checkpoint of any size, a "
+                                                            "CTranslate2 (faster-whisper) folder or an OpenAI .pt")
+    b.add_argument("--tokenizer-json", help="build: the checkpoint's tokenizer.json, if not beside it (needed unless "
+                                            "its vocabulary is the multilingual 51,865 tokens)")
+    b.add_argument("--licence", help="build: the licence of its weights, for the model card (default: Whisper's MIT)")
     b.set_defaults(fn=cmd_bundle)
     k = sub.add_parser("apikey", help="make an API key for a tenant (its hash is appended to the keys file)")
     k.add_argument("tenant")

@@ -2,6 +2,7 @@
 services exposed) so that a crash shows, then SIGTERM and the time the process takes to exit.
 
     python -m services.fuzz -n 100000 [--model bundles/tiny] [--seed 0] [--threads 4]   # make fuzz N=100000
+    python -m services.fuzz --messages 1000000   # calls until a million request messages were sent
     python -m services.fuzz --stream-cost        # server CPU per stream message, 100 to 100,000 messages
 
 Half the calls are Recognize and StreamingRecognize with hostile values (huge or odd strings, NaN and negative
@@ -223,11 +224,13 @@ class Tally:
         self.codes: collections.Counter[str] = collections.Counter()
         self.by_method: collections.Counter[str] = collections.Counter()
         self.rejections: list[float] = []
+        self.messages = 0  # request messages sent: one per unary call, each chunk of a stream
         self.examples: dict[str, str] = {}
         self.lock = threading.Lock()
 
-    def add(self, method: str, code: str, ms: float, details: str) -> None:
+    def add(self, method: str, code: str, ms: float, details: str, messages: int = 1) -> None:
         with self.lock:
+            self.messages += messages
             self.codes[code] += 1
             self.by_method[method] += 1
             if code not in ("OK", "DEADLINE_EXCEEDED"):  # a Watch or an idle stream runs to its deadline
@@ -254,12 +257,13 @@ def _call(channel: grpc.Channel, method: MethodDescriptor, payloads: list[bytes]
         if method.server_streaming:
             for _ in result:
                 pass
-        tally.add(path, "OK", 0.0, "")
+        tally.add(path, "OK", 0.0, "", len(payloads))
     except grpc.RpcError as err:
-        tally.add(path, err.code().name, (time.perf_counter() - t) * 1000, err.details() or "")
+        tally.add(path, err.code().name, (time.perf_counter() - t) * 1000, err.details() or "", len(payloads))
 
 
-def run(n: int, port: int, seed: int, threads: int = 1) -> Tally:
+def run(n: int, port: int, seed: int, threads: int = 1, messages: int = 0) -> Tally:
+    """n calls over `threads` callers; with `messages`, calls go on until that many request messages were sent."""
     methods = served_methods()
     by_name = {f"{m.containing_service.full_name}/{m.name}": m for m in methods}
     recognize, streaming = by_name["seedasr.v1.Recognizer/Recognize"], by_name["seedasr.v1.Recognizer/StreamingRecognize"]
@@ -270,7 +274,8 @@ def run(n: int, port: int, seed: int, threads: int = 1) -> Tally:
     def worker(index: int) -> None:
         rng = random.Random(seed * 1000 + index)
         channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
-        for i in range(index, n, threads):
+        i = index
+        while (tally.messages < messages) if messages else i < n:
             if i % 4 == 0:
                 _call(channel, recognize, [recognize_payload(rng)], tally)
             elif i % 4 == 1:
@@ -278,10 +283,11 @@ def run(n: int, port: int, seed: int, threads: int = 1) -> Tally:
             else:
                 method = rng.choice(others)
                 _call(channel, method, method_payloads(method, rng), tally)
+            i += threads
             with tally.lock:
                 done[0] += 1
                 if done[0] % 5000 == 0:
-                    print(f"{done[0]}/{n} calls: {dict(tally.codes)}", file=sys.stderr, flush=True)
+                    print(f"{done[0]} calls, {tally.messages} messages: {dict(tally.codes)}", file=sys.stderr, flush=True)
         channel.close()
 
     pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
@@ -379,7 +385,8 @@ def stream_cost(port: int, pid: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-n", type=int, default=1000)
+    ap.add_argument("-n", type=int, default=1000, help="calls")
+    ap.add_argument("--messages", type=int, default=0, help="instead of -n: call until this many request messages were sent")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=4, help="concurrent callers (refusals are timed under load)")
     ap.add_argument("--stream-cost", action="store_true", help="only measure server CPU per stream message")
@@ -405,7 +412,7 @@ def main() -> None:
             stream_endings(port, server.p.pid, args.stream_endings, idle_s=2.0)
             return
         started = time.time()
-        tally = run(args.n, port, args.seed, args.threads)
+        tally = run(args.n, port, args.seed, args.threads, args.messages)
         crashed = server.p.poll() is not None
         if not crashed:  # the stop after all of that: within its grace + 5 s
             t = time.monotonic()
@@ -421,9 +428,10 @@ def main() -> None:
     rej = tally.rejections
     q = statistics.quantiles(rej, n=20) if len(rej) >= 20 else [0.0] * 19
     slow = not exit_s <= grace + 5
-    print(f"| calls | methods | threads | crashes | INTERNAL+UNKNOWN | rejection p50 / p95 ms | SIGTERM to exit s | "
-          f"minutes | codes |\n|---|---|---|---|---|---|---|---|---|\n"
-          f"| {args.n} | {len(tally.by_method)} | {args.threads} | {int(crashed)} | {bad} | "
+    print(f"| calls | messages | methods | threads | crashes | INTERNAL+UNKNOWN | rejection p50 / p95 ms | "
+          f"SIGTERM to exit s | minutes | codes |\n|---|---|---|---|---|---|---|---|---|---|\n"
+          f"| {sum(tally.codes.values())} | {tally.messages} | {len(tally.by_method)} | {args.threads} | {int(crashed)} | "
+          f"{bad} | "
           f"{statistics.median(rej) if rej else 0.0:.1f} / {q[18]:.1f} | {exit_s:.1f} | "
           f"{(time.time() - started) / 60:.1f} | {dict(tally.codes)} |")
     for name, example in tally.examples.items():

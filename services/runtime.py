@@ -81,6 +81,17 @@ def _run_hook(fn: Callable[[], None]) -> None:
         log.warning("stop hook %s still running after %.0f s; leaving it", getattr(fn, "__qualname__", fn), STOP_BOUND_S)
 
 
+class HealthWithList(health.HealthServicer):
+    """The library's health servicer with List, the newest method of grpc.health.v1, which its release leaves to
+    the generated base class (UNIMPLEMENTED with a traceback logged on every call)."""
+
+    def List(self, request: health_pb2.HealthListRequest, context: grpc.ServicerContext) -> health_pb2.HealthListResponse:
+        with self._lock:
+            statuses = dict(self._server_status)
+        return health_pb2.HealthListResponse(
+            statuses={name: health_pb2.HealthCheckResponse(status=status) for name, status in statuses.items()})
+
+
 def start_server(settings: Settings, registrations: list[Registration], port: int | None = None) -> RunningServer:
     limit = settings.max_message_mb * 1024 * 1024
     server = grpc.server(
@@ -89,7 +100,7 @@ def start_server(settings: Settings, registrations: list[Registration], port: in
     )
     guard = Guard(Admission(settings.max_calls, settings.max_streams, settings.max_streams_per_client),
                   ApiKeys(settings.api_keys_file) if settings.api_keys_file else None)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer = HealthWithList(experimental_non_blocking=True)
     names = []
     for reg in registrations:
         server.add_generic_rpc_handlers((guarded_handler(reg.servicer, reg.descriptor, guard, reg.public),))

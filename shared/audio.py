@@ -95,7 +95,8 @@ def decode_audio(
         width = np.dtype(dtype).itemsize * channels
         if len(data) % width:
             raise AudioError(f"raw PCM length {len(data)} is not a multiple of the frame size {width}")
-        samples = np.frombuffer(data, dtype=dtype).astype(np.float32) / scale
+        with np.errstate(invalid="ignore"):  # float bytes may be signalling NaNs: refused below, not warned about
+            samples = np.frombuffer(data, dtype=dtype).astype(np.float32) / scale
         samples = samples.reshape(-1, channels) if channels > 1 else samples
         rate = sample_rate
     else:
@@ -141,7 +142,8 @@ class PcmStream:
         """(n,) float32 in [-1, 1]; n may be 0 while the resampler fills its filter."""
         if len(chunk) % self.width:
             raise AudioError(f"raw PCM chunk of {len(chunk)} bytes is not a multiple of the sample size {self.width}")
-        x = np.frombuffer(chunk, dtype=self.dtype).astype(np.float32) / self.scale
+        with np.errstate(invalid="ignore"):  # signalling NaNs among random float bytes: refused just below
+            x = np.frombuffer(chunk, dtype=self.dtype).astype(np.float32) / self.scale
         if not np.all(np.isfinite(x)):
             raise AudioError("audio contains NaN or infinite samples")
         if self.resampler is not None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,7 @@ def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extr
     if parts:
         changed = changed_package_tensors(model, parts)
         state = {k: v for k, v in state.items() if not k.startswith(tuple(f"{p}." for p in parts)) or k in changed}
+    state = drop_copied_experts(state)
     if model.cfg.encoder_layers:  # drop layers above the probed one: they are never run
         keep = model.cfg.encoder_layers
         state = {k: v for k, v in state.items() if not _encoder_layer_above(k, keep)}
@@ -89,6 +92,28 @@ def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extr
     if tokenizer_file.resolve() != (out / "tokenizer.model").resolve():
         (out / "tokenizer.model").write_bytes(tokenizer_file.read_bytes())
     (out / "MODEL_CARD.md").write_text(card)
+
+
+_EXPERT = re.compile(r"\.experts\.(\d+)\.")
+
+
+def drop_copied_experts(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Leave out every expert tensor equal to expert 0's (an upcycled decoder's experts start as copies of one
+    MLP: a large checkpoint's bundle would store its MLPs once per expert); load_bundle copies them back."""
+    def first(key: str) -> str:
+        return _EXPERT.sub(".experts.0.", key, count=1)
+
+    return {k: v for k, v in state.items()
+            if not ((m := _EXPERT.search(k)) and m.group(1) != "0" and first(k) in state and torch.equal(v, state[first(k)]))}
+
+
+def restore_copied_experts(state: dict[str, torch.Tensor], wanted: Iterable[str]) -> dict[str, torch.Tensor]:
+    """The expert tensors drop_copied_experts left out, as copies of expert 0's."""
+    out = dict(state)
+    for key in wanted:
+        if key not in out and _EXPERT.search(key) and (src := _EXPERT.sub(".experts.0.", key, count=1)) in state:
+            out[key] = state[src]
+    return out
 
 
 def _encoder_layer_above(key: str, keep: int) -> bool:
@@ -123,6 +148,7 @@ def load_bundle(path: Path | str | None = None, half: str = "all") -> tuple[Seed
         load_package_part(model, prefix, meta[PACKAGE_KEYS[prefix]], root)
     with safe_open(str(root / "model.safetensors"), framework="pt") as weights:  # only this half's tensors are read
         state = {k: weights.get_tensor(k) for k in weights.keys() if model.in_half(k, half)}
+    state = restore_copied_experts(state, model.state_dict().keys())
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "lm.head.weight"]
     missing = [m for m in missing if not m.startswith(tuple(f"{p}." for p in parts))]

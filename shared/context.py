@@ -25,6 +25,7 @@ from shared.tokenizer import Tokenizer
 from shared.written import context_spellings, with_end_mark
 
 RARE_ZIPF = 3.5  # below this a word is rare (3 = once per million words); "meeting" is 5.2, "ullrich" 2.0
+RARE_ZIPF_ZH = 4.0  # a Chinese word (jieba's): 王小明 2.4, 鼓浪屿 1.1, 欧阳 3.7; 打电话 4.7, 机票 4.1
 MAX_BIAS_PHRASES = 64
 # correction candidates: n-grams of up to CORRECTION_MAX_WORDS words with a word below CORRECTION_ZIPF
 # ("walker" 4.4, "daniel" 4.6), not starting or ending with a function word (above FUNCTION_ZIPF: "the" 7.7).
@@ -63,23 +64,45 @@ class AssembledContext:
     spellings: list[str] = field(default_factory=list)  # context words as written (shared/written.py)
 
 
+def _chinese(text: str) -> bool:
+    return any("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in text)
+
+
+def _chinese_words(text: str) -> list[str]:
+    """jieba's segmentation (its own dictionary and HMM, which keeps names such as 王小明 whole; wordfreq's smaller
+    dictionary splits them)."""
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return [w.strip() for w in jieba.lcut(text) if w.strip()]
+
+
 def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
-    """The maximal runs of rare words in (normalised) text: "call maren kessel now" -> ["maren kessel"]."""
+    """The maximal runs of rare words in (normalised) text: "call maren kessel now" -> ["maren kessel"]. Chinese has
+    no spaces: its words come from wordfreq's segmenter (jieba) and a run is joined without them
+    ("请给王小明打电话" -> ["王小明"])."""
+    chinese = _chinese(text)
+    words = _chinese_words(text) if chinese else text.split()
     runs: list[str] = []
     run: list[str] = []
-    for word in [*text.split(), ""]:
-        if word and zipf_frequency(word, "en") < rare_zipf:
+    for word in [*words, ""]:
+        cjk = chinese and _chinese(word)
+        if word and any(c.isalpha() for c in word) and zipf_frequency(word, "zh" if cjk else "en") < (
+                RARE_ZIPF_ZH if cjk else rare_zipf):
             run.append(word)
         elif run:
-            runs.append(" ".join(run))
+            runs.append(("" if chinese else " ").join(run))
             run = []
     return runs
 
 
 def drop_contained(phrases: list[str]) -> list[str]:
     """The phrases that are not a run of words inside another: biasing pays per spelled phrase, so with
-    both "kilbride" and "kilbride street" the repetition "kilbride kilbride street" earned the most bonus."""
-    padded = [f" {p} " for p in phrases]
+    both "kilbride" and "kilbride street" the repetition "kilbride kilbride street" earned the most bonus. Chinese
+    phrases, written without spaces, by their characters."""
+    padded = [p if _chinese(p) else f" {p} " for p in phrases]
     return [p for p, q in zip(phrases, padded) if not any(q in other and q != other for other in padded)]
 
 

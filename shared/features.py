@@ -146,11 +146,12 @@ def whisper_log_mel(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
     return ((log_spec + 4.0) / 4.0).astype(np.float32)
 
 
-def encoder_features(samples: np.ndarray, kind: str, warps: Sequence[float] = (1.0,)) -> np.ndarray:
+def encoder_features(samples: np.ndarray, kind: str, warps: Sequence[float] = (1.0,), n_mels: int = 80) -> np.ndarray:
     """16 kHz float32 (N,) -> an encoder's input frames (K, T, F). kind "fbank": normalised log-mel under
-    each warp (LUISE); "whisper_mel": Whisper's own frames, once (warps do not apply to a pretrained encoder)."""
+    each warp (LUISE); "whisper_mel": Whisper's own frames with n_mels bins (128 for large-v3), once (warps do
+    not apply to a pretrained encoder)."""
     if kind == "whisper_mel":
-        return whisper_log_mel(samples)[None]
+        return whisper_log_mel(samples, n_mels)[None]
     if kind != "fbank":
         raise ValueError(f"unknown feature kind {kind!r}")
     return np.stack([normalize(f) for f in warped_fbanks(samples, warps)])

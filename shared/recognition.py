@@ -24,14 +24,15 @@ from shared.features import encoder_features
 from shared.languages import chinese_punctuation, parse_language, spaced, to_script
 from shared.model.asr import HALVES, SeedASR, encoder_kind, pad_to_window
 from shared.model.beam_search import BeamConfig, SearchCancelled, joint_beam_search, joint_streams
-from shared.model.biasing import PhraseBiasing
+from shared.model.biasing import Biasing, PhraseBiasing
+from shared.model.byte_biasing import ByteBiasing, TokenBytes
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon, load_words
 from shared.model.moe_lm import MoeLM, share_identical_experts
 from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_text_scorer
 from shared.model.quantize import LINEAR_PRECISIONS, bf16_linears, quantize_linears
 from shared.model.whisper_align import align_transcripts
-from shared.model.whisper_decoder import WhisperDecoder, WhisperTokens
+from shared.model.whisper_decoder import WHISPER_TOKENIZER_FILE, WhisperDecoder, WhisperTokens
 from shared.model.whisper_search import identify_language, whisper_beam_search, whisper_text_scorer
 from shared.model.word_lm import WORD_LM_FILE, WordLM
 from shared.segments import Word
@@ -125,17 +126,31 @@ class AsrCore:
         if runs_lm and self.cfg.decoder_type == "whisper":
             from shared.model import whisper_weights as ww
 
-            self.whisper_tokens = WhisperTokens(ww.ct2_model_dir() / "tokenizer.json")
+            # a bundle built from the user's own checkpoint carries its tokenizer and alignment heads
+            own_tokenizer = self.bundle_dir / WHISPER_TOKENIZER_FILE
+            self.whisper_tokens = WhisperTokens(own_tokenizer if own_tokenizer.is_file() else
+                                                ww.ct2_model_dir() / "tokenizer.json")
             self.pieces = self.whisper_tokens.pieces()
             self.lexicon = self._lexicon(self.pieces, (), self.whisper_tokens.eot)
             # the (block, head) pairs whose cross-attention follows the audio: word times (whisper_align.py)
-            heads = json.loads((ww.ct2_model_dir() / "config.json").read_text()).get("alignment_heads", [])
+            heads = self.meta["alignment_heads"] if "alignment_heads" in self.meta else json.loads(
+                (ww.ct2_model_dir() / "config.json").read_text()).get("alignment_heads", [])
             self.alignment_heads = [(int(b), int(h)) for b, h in heads] or [  # Whisper's default: the upper half's
                 (b, h) for b in range(self.lm.cfg.n_layers // 2, self.lm.cfg.n_layers) for h in range(self.lm.cfg.n_heads)]
         elif runs_lm:
             self.lexicon = self._lexicon([self.tok.id_to_piece(i) for i in range(self.tok.vocab_size)],
                                          self.tok.special_ids, self.tok.eos_id)
         self.lock = threading.Lock()  # torch intra-op threads already use the cores; serialize decodes
+        self._token_bytes: Optional[TokenBytes] = None
+        self._token_bytes_lock = threading.Lock()
+
+    def token_bytes(self) -> TokenBytes:
+        """The Whisper tokens' bytes and their lookups, built on the first request that needs them."""
+        with self._token_bytes_lock:
+            if self._token_bytes is None:
+                assert self.whisper_tokens is not None
+                self._token_bytes = TokenBytes(self.whisper_tokens.token_bytes())
+            return self._token_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings, half: str = "all") -> AsrCore:
@@ -162,7 +177,8 @@ class AsrCore:
         if self.engine is None:
             raise RuntimeError("this AsrCore loaded the decoder half only: it cannot encode")
         samples = pad_to_window(samples, self.cfg.window_s)
-        feats = encoder_features(samples, encoder_kind(self.cfg.encoder_type).features, self.warps)  # (K, T, F)
+        feats = encoder_features(samples, encoder_kind(self.cfg.encoder_type).features, self.warps,
+                                 self.cfg.encoder.n_mels)  # (K, T, F)
         if len(feats) == 1:
             out = self.engine.encode(feats[0])
         else:
@@ -299,8 +315,11 @@ class AsrCore:
             script = output.script if output.script is not None else (bare.script if bare else None)
             # as given and capitalised: Whisper spells names with capitals, the phrases arrive in spoken form
             variants = dict.fromkeys(v for p in bias_phrases if p for v in (p, p.title()))
-            phrases = [tokens.encode(p, lead_space=lead) for p in variants]
-            bias = PhraseBiasing(phrases, cfg.bias_bonus) if phrases and cfg.bias_bonus > 0 else None
+            bias: Optional[Biasing] = None
+            if variants and cfg.bias_bonus > 0:
+                # a language written without spaces: by the bytes spelled, since BPE merges cross its word edges
+                bias = (PhraseBiasing([tokens.encode(p, lead_space=True) for p in variants], cfg.bias_bonus) if lead
+                        else ByteBiasing(list(variants), self.token_bytes(), cfg.bias_bonus))
             assert self.lexicon is not None
             near = correction.min_similarity if correction is not None and correction.margin > 0 else 1.0
             lexicon = self.lexicon.for_request(cfg.oov_penalty, [*bias_phrases, *correction_phrases], near,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 
 RANDOM_HEX = 24
+_TURN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _seal(tenant: str, random_part: str) -> str:
@@ -24,6 +26,6 @@ def new_turn_id(tenant: str) -> str:
 
 
 def belongs_to(turn_id: str, tenant: str) -> bool:
-    if len(turn_id) != 32:
-        return False
+    if not _TURN_ID.fullmatch(turn_id):  # 32 hex characters: anything else names no turn (and compare_digest
+        return False  # takes ASCII only)
     return hmac.compare_digest(turn_id[RANDOM_HEX:], _seal(tenant, turn_id[:RANDOM_HEX]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -326,3 +327,13 @@ def plot_losses(logs: dict[str, list[tuple[int, float]]], out: Path) -> None:
         ax.set_xlabel("step")
     fig.tight_layout()
     fig.savefig(out)
+
+
+def source_commit(bundle: Path) -> str:
+    """The git commit that last changed the bundle's weights ('' outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(bundle / "model.safetensors")],
+                             capture_output=True, text=True, check=True, timeout=30)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""

@@ -15,25 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 import torch
 
 from shared.bundle import config_to_dict, load_bundle
 from shared.model.asr import ASRConfig, SeedASR
-from training.common import cpu_state
+from training.common import cpu_state, source_commit
 from training.recipe import Recipe, model_config
-
-
-def source_commit(bundle: Path) -> str:
-    """The git commit that last changed the bundle's weights ('' outside a git checkout)."""
-    try:
-        out = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(bundle / "model.safetensors")],
-                             capture_output=True, text=True, check=True, timeout=30)
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def stage_table(card: str) -> list[str]:

@@ -20,8 +20,7 @@ from shared.bundle import load_bundle
 from shared.model.asr import SeedASR
 from shared.model.whisper_encoder import WhisperEncoder, load_ct2_encoder
 from shared.model.whisper_weights import LICENCE, MODEL_SHA256, PACKAGE_VERSION, PACKAGES, ct2_model_dir, read_ct2
-from training.common import cpu_state
-from training.init_from_bundle import source_commit
+from training.common import cpu_state, source_commit
 from training.recipe import model_config
 
 

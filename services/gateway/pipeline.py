@@ -127,7 +127,7 @@ class TurnPipeline:
             if not language:
                 language, probability = decoded.language, decoded.language_probability
                 if config.language.strip().lower() in ("", "auto"):  # identified: the turn's other windows use it
-                    config = _with_language(config, language)
+                    config = with_language(config, language)
             alts = list(decoded.alternatives)
             pieces.append(alts)
             best = alts[0].text if alts else ""
@@ -178,9 +178,10 @@ class TurnPipeline:
                                                 language_probability=done.language_probability)
 
     def partial(self, samples: np.ndarray, session_id: str, config: common_pb2.RecognitionConfig,
-                request_context: common_pb2.RequestContext, deadline_s: float) -> common_pb2.Alternative:
+                request_context: common_pb2.RequestContext, deadline_s: float) -> Interim:
         """An interim result of a turn still being spoken: its last window (at most segment_s), greedy, with the
-        turn's context (a name said so far comes out as the context spells it). Raises grpc.RpcError."""
+        turn's context (a name said so far comes out as the context spells it), and the language it was decoded in.
+        Raises grpc.RpcError."""
         deadline_at = time.perf_counter() + deadline_s
 
         def left() -> float:
@@ -199,11 +200,11 @@ class TurnPipeline:
                                        spellings=spellings, audio_s=len(window) / 16_000, partial=True),
             timeout=left())
         if not decoded.alternatives:
-            return common_pb2.Alternative()
+            return Interim(common_pb2.Alternative(), decoded.language, decoded.language_probability)
         best = decoded.alternatives[0]
         if config.verbatim:
             best.text = best.normalized_text
-        return best
+        return Interim(best, decoded.language, decoded.language_probability)
 
     def publish_turn(self, turn_id: str, session_id: str, alts: list[common_pb2.Alternative], context_text: str,
                      trace_id: str, seconds: float, tenant: str = "") -> None:
@@ -224,8 +225,15 @@ class TurnPipeline:
                             msg_id=sample_id_of(turn_id, corrected, keywords))
 
 
-def _with_language(config: common_pb2.RecognitionConfig, language: str) -> common_pb2.RecognitionConfig:
-    """The config with its (empty) language set to the one identified on the turn's first window."""
+@dataclass
+class Interim:
+    best: common_pb2.Alternative
+    language: str  # the model's code of the language decoded, given or identified
+    language_probability: float
+
+
+def with_language(config: common_pb2.RecognitionConfig, language: str) -> common_pb2.RecognitionConfig:
+    """The config with its (empty) language set to one identified earlier (the turn's first window, an interim)."""
     out = common_pb2.RecognitionConfig()
     out.CopyFrom(config)
     out.language = language

@@ -37,6 +37,7 @@ from riva.client.proto import riva_asr_pb2, riva_asr_pb2_grpc, riva_audio_pb2
 from seedasr.v1 import common_pb2, recognizer_pb2
 from services.gateway.server import RecognizerService
 from services.runtime import Registration
+from shared.decoding import languages_for
 
 ENC = riva_audio_pb2.AudioEncoding
 CONTAINER_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM")
@@ -200,6 +201,8 @@ class RivaRecognizer(riva_asr_pb2_grpc.RivaSpeechRecognitionServicer):
         for resp in self.service.StreamingRecognize(self._requests(request_iterator, first, context), context):
             cfg = first[0].streaming_config.config
             alts = [self._alternative(a, cfg, resp.is_final, resp.turn_start_s) for a in resp.result.alternatives]
+            for alt in alts if resp.result.language else ():
+                alt.language_code.append(resp.result.language)
             result = riva_asr_pb2.StreamingRecognitionResult(
                 alternatives=alts, is_final=resp.is_final, stability=0.0 if resp.is_final else resp.stability,
                 channel_tag=1, audio_processed=resp.turn_end_s)  # seconds of the stream so far
@@ -241,14 +244,16 @@ class RivaRecognizer(riva_asr_pb2_grpc.RivaSpeechRecognitionServicer):
 
     def GetRivaSpeechRecognitionConfig(self, request: Any, context: Any) -> Any:
         """Our model, once per type (Riva lists streaming models as "online", batch ones as "offline"; ours is both),
-        so clients that pick a model by type find it either way."""
+        so clients that pick a model by type find it either way; `languages` lists every code a request's
+        language_code may name (the bundle's), en-US being the one Riva's clients ask for by default."""
         resp = riva_asr_pb2.RivaSpeechRecognitionConfigResponse()
         if request.model_name and request.model_name != self.model_name:
             return resp
+        languages = ",".join(languages_for(self.service.settings))
         for kind in ("offline", "online"):
             resp.model_config.add(model_name=self.model_name, parameters={
                 "type": kind, "language_code": "en-US", "sample_rate": "16000", "streaming": "True", "offline": "True",
-                "model_family": "seedasr"})
+                "model_family": "seedasr", "languages": languages})
         return resp
 
 

@@ -12,7 +12,7 @@ import grpc
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
 from services.convert import request_decoding
 from services.gateway.limits import check_context, check_language, scoped, unscoped
-from services.gateway.pipeline import Transcript, TurnPipeline
+from services.gateway.pipeline import Interim, Transcript, TurnPipeline
 from services.gateway.streaming import StreamSession
 from services.gateway.turn_worker import Inbox
 from services.guard import current_tenant
@@ -85,7 +85,7 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             raise  # unreachable: abort raises
 
     def partial_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
-                        req_ctx: common_pb2.RequestContext) -> common_pb2.Alternative:
+                        req_ctx: common_pb2.RequestContext) -> Interim:
         """An interim result of a turn still being spoken (raises grpc.RpcError: interims are best effort)."""
         return self.pipeline.partial(samples, scoped(session_id), config, req_ctx, self.settings.deadline_s)
 

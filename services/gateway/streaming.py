@@ -18,29 +18,48 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 import grpc
 import numpy as np
 
-from seedasr.v1 import recognizer_pb2
+from seedasr.v1 import common_pb2, recognizer_pb2
 from services.gateway.endpointer import VAD_CHUNK, Endpointer
+from services.gateway.pipeline import with_language
 from services.gateway.turn_worker import WAKE, Inbox, Job, Worker
 from shared.audio import AudioError, PcmStream, SampleBuffer
+from shared.languages import spaced
 
 if TYPE_CHECKING:
-    from services.gateway.server import RecognizerService
+    from services.gateway.pipeline import Interim, Transcript
+    from shared.settings import Settings
 
 INTERIM_EVERY_S = 0.5
+PIN_LANGUAGE_PROBABILITY = 0.8  # an interim's identification at least this sure holds for the turn's later interims
 MAX_SILENCE_MS = 60_000.0  # a turn-ending silence longer than a minute is a mistake, not a setting
 END_MARKS = (".", "?", "!", "。", "？", "！")
+
+
+class TurnService(Protocol):
+    """What a stream needs of the gateway's servicer (services/gateway/server.py RecognizerService): its settings,
+    a turn's transcript, committing it, and an interim; declared here so that the two modules import one way."""
+
+    settings: Settings
+
+    def transcribe_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
+                           req_ctx: common_pb2.RequestContext, context: Any) -> Transcript: ...
+
+    def commit_turn(self, done: Transcript, session_id: str, context: Any) -> recognizer_pb2.RecognizeResponse: ...
+
+    def partial_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
+                        req_ctx: common_pb2.RequestContext) -> Interim: ...
 
 
 class StreamSession:
     """One stream's turns. Every message costs the same whatever came before it: audio is resampled by a stateful
     resampler, kept in a growing buffer, and counted as it arrives (nothing is re-read per message)."""
 
-    def __init__(self, service: RecognizerService, cfg: recognizer_pb2.StreamingConfig, context: Any) -> None:
+    def __init__(self, service: TurnService, cfg: recognizer_pb2.StreamingConfig, context: Any) -> None:
         self.service, self.cfg, self.context = service, cfg, context
         if not math.isfinite(cfg.silence_ms) or cfg.silence_ms > MAX_SILENCE_MS:
             raise AudioError(f"silence_ms must be a number of milliseconds up to {MAX_SILENCE_MS:g} (<= 0: "
@@ -62,8 +81,11 @@ class StreamSession:
         self.heard_speech = self.vad is None
         self.speech_start_s = 0.0  # in the turn's audio
         self.next_interim_s = INTERIM_EVERY_S  # of speech
-        self.interim_words: list[str] = []  # the latest interim's
+        self.interim_words: list[str] = []  # the latest interim's (characters in Chinese)
         self.interim: Optional[tuple[Job, float]] = None  # (job, turn seconds it covers)
+        # the language an interim identified surely: the turn's later interims decode in it (an unidentified turn
+        # would be identified again on every interim, and could flip between languages as it grows)
+        self.interim_language = ""
 
     def run(self, inbox: Inbox) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
         """The stream after its config, from `inbox` (which the caller made to read the config with a timeout)."""
@@ -112,8 +134,11 @@ class StreamSession:
             self.next_interim_s = turn_s - self.speech_start_s + INTERIM_EVERY_S
             audio = self.turn.view().copy()  # the worker's own copy: the buffer goes on growing
             assert self.worker is not None
+            config = self.cfg.config
+            if self.interim_language and config.language.strip().lower() in ("", "auto"):
+                config = with_language(config, self.interim_language)
             self.interim = (self.worker.submit(lambda: self.service.partial_samples(
-                audio, self.cfg.session_id, self.cfg.config, self.cfg.context)), turn_s)
+                audio, self.cfg.session_id, config, self.cfg.context)), turn_s)
 
     def _check_pace(self) -> None:
         """A stream carries at most max_stream_s of audio, arriving at most stream_rate times faster than
@@ -152,15 +177,20 @@ class StreamSession:
         self.interim = None
         if not job.ok():  # interim results are best effort; the final result reports errors
             return
-        alt = job.result
-        words = alt.text.split()
+        interim: Interim = job.result
+        alt = interim.best
+        if interim.language_probability >= PIN_LANGUAGE_PROBABILITY:
+            self.interim_language = self.interim_language or interim.language
+        # stability counts words, or characters in a language written without spaces
+        words = alt.text.split() if spaced(interim.language or "en") else [c for c in alt.text if not c.isspace()]
         if not words:
             return
         agreed = _common_prefix(self.interim_words, words)
         self.interim_words = words
         if self.vad is not None:
             self.vad.sentence_complete(alt.text.rstrip().endswith(END_MARKS))
-        result = recognizer_pb2.RecognizeResponse(alternatives=[alt], audio_seconds=turn_s)
+        result = recognizer_pb2.RecognizeResponse(alternatives=[alt], audio_seconds=turn_s, language=interim.language,
+                                                  language_probability=interim.language_probability)
         yield recognizer_pb2.StreamingRecognizeResponse(is_final=False, turn_index=self.turn_index, result=result,
                                                         turn_start_s=self.turn_start_s,
                                                         turn_end_s=self.turn_start_s + turn_s,

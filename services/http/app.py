@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,11 +29,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from seedasr.v1 import common_pb2, recognizer_pb2
-from services.guard import Guard, current_tenant
+from services.guard import current_tenant
 from services.http import formats
 from services.http.calls import HttpCall, http_status, metadata_of, peer_of
+from services.http.front import Front
 from services.http.limits import BodyLimit, RequestMetrics
 from services.http.media import decode_media
+from services.http.stream import serve_stream
 from shared.audio import AudioError, AudioLimits
 from shared.bus import BusError, calling_active
 from shared.settings import Settings
@@ -42,19 +44,6 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 OPENAI_MODEL_ALIASES = ("whisper-1",)  # what OpenAI clients send by default; served by the loaded bundle
 FORM_OVERHEAD = 256 * 1024  # multipart boundaries and the text fields beside the file
-
-
-@dataclass
-class Front:
-    service: Any  # services.gateway.server.RecognizerService
-    guard: Guard
-    settings: Settings
-    model_id: str
-    started: float = 0.0
-    draining: bool = False
-    # one thread per open WebSocket stream (admission caps them at max_streams), apart from the request pool
-    streams: Optional[ThreadPoolExecutor] = None
-    feeds: set[Any] = field(default_factory=set)  # the open WebSocket streams' feeds (services/http/stream.py)
 
 
 def create_app(front: Front) -> FastAPI:
@@ -134,8 +123,6 @@ def create_app(front: Front) -> FastAPI:
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket) -> None:
-        from services.http.stream import serve_stream
-
         await serve_stream(ws, front)
 
     app.add_middleware(BodyLimit, max_bytes=(s.max_upload_mb << 20) + FORM_OVERHEAD, paths=("/v1/audio/",))

@@ -10,7 +10,8 @@ from typing import Any
 
 import uvicorn
 
-from services.http.app import Front, create_app
+from services.http.app import create_app
+from services.http.front import Front
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from services.http.calls import HttpCall, close_code, metadata_of, peer_of
 from shared.bus import BusError, calling_active
 
 if TYPE_CHECKING:
-    from services.http.app import Front
+    from services.http.front import Front
 
 log = logging.getLogger(__name__)
 CONFIG_KEYS = {"type", "session_id", "sample_rate", "encoding", "interim_results", "silence_ms", "language",

@@ -27,7 +27,7 @@ from typing import Optional, TypeVar
 import torch
 import torch.nn.functional as F
 
-from shared.model.biasing import BiasState, PhraseBiasing
+from shared.model.biasing import Biasing, BiasState
 from shared.model.ctc_prefix import CTCPrefixScorer, PrefixState
 from shared.model.lexicon import WordLexicon, WordState
 from shared.model.moe_lm import BeamCache, MoeLM
@@ -161,7 +161,7 @@ def _rank(hyp: Hypothesis, cfg: BeamConfig) -> float:
 
 
 def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None,
-           bias: Optional[PhraseBiasing] = None, lexicon: Optional[WordLexicon] = None,
+           bias: Optional[Biasing] = None, lexicon: Optional[WordLexicon] = None,
            cancelled: Optional[Callable[[], bool]] = None) -> list[Hypothesis]:
     """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first. `cancelled` is
     asked before every step; when it says yes the search raises SearchCancelled."""
@@ -286,7 +286,7 @@ def joint_beam_search(
     cfg: BeamConfig,
     cached: bool = True,
     ctc: Optional[CTCPrefixScorer] = None,
-    bias: Optional[PhraseBiasing] = None,
+    bias: Optional[Biasing] = None,
     lexicon: Optional[WordLexicon] = None,
     cancelled: Optional[Callable[[], bool]] = None,
 ) -> list[Hypothesis]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -27,6 +28,16 @@ class BiasState:
     node: int = 0  # trie node, 0 is the root
     gained: float = 0.0  # bonus gained on the current, unfinished path
     done: frozenset[int] = frozenset()  # the final nodes of the phrases this hypothesis has spelled whole
+
+
+class Biasing(Protocol):
+    """What the beam search asks of a biaser: PhraseBiasing (token trie) or ByteBiasing (shared/model/byte_biasing.py,
+    for languages written without spaces)."""
+
+    def __bool__(self) -> bool: ...
+    def bonuses(self, states: Sequence[BiasState], vocab: int) -> torch.Tensor: ...
+    def candidates(self, states: Sequence[BiasState], pad: int) -> torch.Tensor: ...
+    def advance(self, st: BiasState, token: int) -> BiasState: ...
 
 
 class PhraseBiasing:

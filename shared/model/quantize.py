@@ -2,18 +2,18 @@
 activations quantized per call) or bfloat16 (weights and the product's inputs in bf16, the sum in fp32).
 
 The beam search steps a few dozen rows at a time through small matrices, and the experts' linears
-are most of its time (py-spy, stop 25). On the 240 tuning utterances (data/tune, tune_far,
+are most of its time (a py-spy profile). On the 240 tuning utterances (data/tune, tune_far,
 tune_fortunes) the int8 LM at 8 beams gave 22.95% WER against fp32's 23.16% with 15% less CPU for the
-whole recognition, which pays for 12 beams (22.62%) at about fp32-8-beam cost (EVAL.md, stop 25).
+whole recognition, which pays for 12 beams (22.62%) at about fp32-8-beam cost (the LUISE bundle's EVAL.md).
 
 torch.ao's eager dynamic quantization is deprecated upstream in favour of torchao, whose CPU int8
 path measured 7x slower than fp32 here (torchao 0.18, a 16x256 @ 256x512 linear), so the project
 keeps the torch.ao kernels while torch is pinned; `SEEDASR_LM_INT8=0` decodes in fp32.
 
 Dynamic int8 takes its activation scale over each call's rows, so one hypothesis's scores depend on the rows
-it shares a call with (TUNING.md, stop 40). A bf16 row depends on itself only; for the few rows of a beam
+it shares a call with (bundles/default/TUNING.md). A bf16 row depends on itself only; for the few rows of a beam
 search step a bf16 linear ran 3x faster than fp32 here (oneDNN; 8 rows through 512x2048: 61 against 183 us),
-and `torch._weight_int8pack_mm` (int8 weights, fp32 rows) 16x slower (stop 41).
+and `torch._weight_int8pack_mm` (int8 weights, fp32 rows) 16x slower.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Whisper's text decoder, started from OpenAI's pretrained weights: what a pretrained decoder LM on
-Whisper's encoder starts from (issue 30: our 7.6 M-parameter LM is the ceiling of the whisper runs).
+Whisper's encoder starts from (our own 7.6 M-parameter LM capped what Whisper's encoder could reach under it).
 
 Pre-LayerNorm blocks of causal self-attention, cross-attention to the encoder's frames and an MLP;
 learned positions; logits tied to the token embeddings.
@@ -202,6 +202,9 @@ def load_ct2_decoder(decoder: WhisperDecoder, tensors: dict[str, np.ndarray]) ->
         put(decoder.norm.bias, "decoder/layer_norm/beta")
 
 
+WHISPER_TOKENIZER_FILE = "whisper_tokenizer.json"  # in a bundle built from a user's checkpoint (else the package's)
+
+
 class WhisperTokens:
     """Whisper's byte-level BPE (the tokenizer.json beside the weights) and its special tokens."""
 
@@ -240,6 +243,15 @@ class WhisperTokens:
 
     def decode(self, ids: list[int]) -> str:
         return str(self.tok.decode([i for i in ids if i < self.eot])).strip()
+
+    def token_bytes(self) -> list[bytes]:
+        """The bytes each id spells (byte-level BPE: GPT-2's byte-to-character table read backwards); b"" for the
+        special tokens (eot and after)."""
+        printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+        codes = printable + [256 + n for n in range(256 - len(printable))]
+        byte_of = {chr(c): b for b, c in zip(printable + [b for b in range(256) if b not in printable], codes)}
+        spelled = [bytes(byte_of[ch] for ch in str(self.tok.id_to_token(i))) for i in range(self.eot)]
+        return spelled + [b""] * (self.tok.get_vocab_size(with_added_tokens=True) - self.eot)
 
     def pieces(self) -> list[str]:
         """Each id's text as a word lexicon reads pieces (shared/model/lexicon.py): a leading space becomes the

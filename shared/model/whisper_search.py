@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 
 from shared.model.beam_search import BeamConfig, Hypothesis, StepFn, joint_streams, search
-from shared.model.biasing import PhraseBiasing
+from shared.model.biasing import Biasing
 from shared.model.lexicon import WordLexicon
 from shared.model.phrase_correction import TextScorer
 from shared.model.whisper_decoder import KV, WhisperDecoder, WhisperTokens
@@ -87,7 +87,7 @@ def whisper_beam_search(
     context: Optional[str],
     cfg: BeamConfig,
     cached: bool = True,
-    bias: Optional[PhraseBiasing] = None,
+    bias: Optional[Biasing] = None,
     cancelled: Optional[Callable[[], bool]] = None,
     audio_kv: Optional[KV] = None,
     lexicon: Optional[WordLexicon] = None,

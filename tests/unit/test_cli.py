@@ -1,4 +1,4 @@
-"""`seedasr transcribe` follows the DESIGN.md §3 contract, manifest mode included."""
+"""`seedasr transcribe` follows its documented contract (README), manifest mode included."""
 
 import json
 import subprocess

@@ -97,6 +97,15 @@ def test_malformed_health_and_reflection_messages_are_invalid_argument(serve) ->
     assert _code(lambda: list(info(iter([b"\xff\xff\xff"]), timeout=5)))[0] == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_health_lists_every_service_it_checks(serve) -> None:  # noqa: F811
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    stub = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{serve().port}"))
+    statuses = stub.List(health_pb2.HealthListRequest(), timeout=5).statuses
+    assert {"", "seedasr.v1.Recognizer"} <= set(statuses)
+    assert all(s.status == health_pb2.HealthCheckResponse.SERVING for s in statuses.values())
+
+
 @pytest.mark.parametrize("api", ["ours", "riva"])
 def test_a_stream_that_never_sends_its_config_is_closed_after_the_idle_timeout(serve, api) -> None:  # noqa: F811
     from riva.client.proto import riva_asr_pb2_grpc
@@ -167,6 +176,10 @@ def test_feedback_is_bound_to_the_tenant_of_its_turn(serve, tmp_path) -> None:  
     code, details = _code(lambda: stub.SubmitFeedback(feedback, timeout=10, metadata=b))
     assert code == grpc.StatusCode.NOT_FOUND and turn_id in details
     assert stub.SubmitFeedback(feedback, timeout=10, metadata=a).accepted
+    for forged in ("é" * 32, turn_id.upper(), turn_id[:-1] + "\u0663"):  # not 32 lower-case hex: names no turn
+        forged_feedback = recognizer_pb2.SubmitFeedbackRequest(turn_id=forged, corrected_text="call alice")
+        code, _ = _code(lambda f=forged_feedback: stub.SubmitFeedback(f, timeout=10, metadata=a))
+        assert code == grpc.StatusCode.NOT_FOUND
 
 
 def test_a_sample_records_the_tenant_of_its_turn() -> None:

@@ -60,3 +60,74 @@ def test_the_check_sees_a_violation(tmp_path, monkeypatch) -> None:
     (tmp_path / "training").mkdir()
     monkeypatch.setattr(me, "ROOT", tmp_path)
     assert len(violations()) == 2
+
+
+def module_graph(root: Path) -> dict[str, set[str]]:
+    """Our modules (dotted names) -> the modules of ours each imports, at any level of the file (a function's
+    import and a TYPE_CHECKING one count: both tie the two modules together for a reader)."""
+    files = {".".join(p.relative_to(root).with_suffix("").parts): p for top in ("shared", "services", "training")
+             for p in (root / top).rglob("*.py")}
+    ours = {name.removesuffix(".__init__") for name in files}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                named = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                # `from a.b import c` names the module a.b.c if there is one, else a.b
+                named = [f"{node.module}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for module in named:
+                while module and module not in ours:
+                    module = module.rpartition(".")[0]
+                if module:
+                    found.add(module)
+        graph[name.removesuffix(".__init__")] = found - {name.removesuffix(".__init__")}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import circle once, as the modules on it (Tarjan's strongly connected components of two or more)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circles() -> None:
+    assert cycles(module_graph(ROOT)) == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path: Path) -> None:
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "a.py").write_text("from services.b import x\n")
+    (tmp_path / "services" / "b.py").write_text("def f():\n    from services import a\n")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "training").mkdir()
+    assert cycles(module_graph(tmp_path)) == [["services.a", "services.b"]]

@@ -5,6 +5,7 @@ Riva's language_code)."""
 from __future__ import annotations
 
 import json
+import time
 
 import grpc
 import pytest
@@ -76,6 +77,39 @@ def test_the_language_reaches_the_http_and_manifest_outputs(server, tmp_path) ->
     assert main(["transcribe", "--manifest", str(manifest), "--output", str(out), "--model", str(DEFAULT_BUNDLE)]) == 0
     line = json.loads(out.read_text())
     assert line["language"] == "zh" and "王小明" in line["text"]
+
+
+def test_a_chinese_hotword_is_written_as_given_over_its_homophone(server) -> None:
+    """王筱明 sounds as the sample's 王小明 does; its rare 筱 is two byte tokens that BPE merges differently inside a
+    sentence, so the phrase is biased by the bytes spelled (shared/model/byte_biasing.py), not by its own tokens."""
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        stub = recognizer_pb2_grpc.RecognizerStub(ch)
+        for hotword in ("王筱明", "王晓明"):
+            req = recognizer_pb2.RecognizeRequest(audio=common_pb2.Audio(content=ZH.read_bytes()),
+                                                  config=common_pb2.RecognitionConfig(language="zh"),
+                                                  context=common_pb2.RequestContext(hotwords=[hotword]))
+            assert hotword in stub.Recognize(req, timeout=120).alternatives[0].text
+
+
+def test_a_streamed_mandarin_turn_says_its_language_in_interims_and_final(server) -> None:
+    import soundfile as sf
+
+    samples, rate = sf.read(ZH, dtype="int16")
+    pcm = samples.tobytes()
+    step = rate // 10 * 2  # 100 ms chunks
+
+    def requests():
+        yield recognizer_pb2.StreamingRecognizeRequest(streaming_config=recognizer_pb2.StreamingConfig(
+            sample_rate=rate, interim_results=True, silence_ms=-1))
+        for i in range(0, len(pcm), step):
+            yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i:i + step])
+            time.sleep(0.1)
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        responses = list(recognizer_pb2_grpc.RecognizerStub(ch).StreamingRecognize(requests(), timeout=120))
+    interims, finals = [r for r in responses if not r.is_final], [r for r in responses if r.is_final]
+    assert len(finals) == 1 and finals[0].result.language == "zh" and "王小明" in finals[0].result.alternatives[0].text
+    assert interims and all(r.result.language == "zh" for r in interims)
 
 
 def test_chinese_context_reaches_the_decoder() -> None:

@@ -68,9 +68,9 @@ def test_streaming_interims_grow_and_the_final_is_recognizes(stub) -> None:
     def requests():
         yield recognizer_pb2.StreamingRecognizeRequest(streaming_config=recognizer_pb2.StreamingConfig(
             interim_results=True, silence_ms=-1))
-        for i in range(0, len(pcm), 3200):  # 100 ms chunks at twice real time
+        for i in range(0, len(pcm), 3200):  # 100 ms chunks at real time, as a microphone sends them
             yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i : i + 3200])
-            time.sleep(0.05)
+            time.sleep(0.1)
         yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)
 
     responses = list(stub.StreamingRecognize(requests(), timeout=120))

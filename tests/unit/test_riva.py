@@ -118,6 +118,7 @@ def test_streaming_a_wav_file_gives_interims_then_offlines_final(served, tmp_pat
     assert words_ms(finals[0].alternatives[0]) == words_ms(offline.alternatives[0])
     assert finals[0].audio_processed == pytest.approx(2.0, abs=1e-4)  # the 44 header bytes were not taken as audio
     assert finals[0].stability == 0.0 and finals[0].channel_tag == 1
+    assert list(finals[0].alternatives[0].language_code) == list(offline.alternatives[0].language_code) == ["en"]
     assert interims and results.index(interims[-1]) < results.index(finals[0])
     for r in interims:  # Riva: no words nor confidence before the final; interim text is not padded
         assert 0.0 <= r.stability <= 1.0 and not r.alternatives[0].words and r.alternatives[0].confidence == 0.0
@@ -177,6 +178,7 @@ def test_the_model_is_listed_for_offline_and_streaming_clients(served) -> None:
     assert sorted(c.parameters["type"] for c in listed.model_config) == ["offline", "online"]
     for c in listed.model_config:
         assert c.model_name == MODEL and c.parameters["language_code"] == "en-US" and c.parameters["sample_rate"] == "16000"
+        assert c.parameters["languages"] == "en"  # the tiny bundle's: English only
     mine = served.asr.stub.GetRivaSpeechRecognitionConfig(riva_asr_pb2.RivaSpeechRecognitionConfigRequest(model_name=MODEL))
     other = served.asr.stub.GetRivaSpeechRecognitionConfig(riva_asr_pb2.RivaSpeechRecognitionConfigRequest(model_name="x"))
     assert len(mine.model_config) == 2 and not other.model_config

@@ -1,6 +1,7 @@
 """Evaluation: WER per dev set side by side with the peers, PocketSphinx and Whisper base (same audio,
 one run, one text normalisation), CPU time and RTF of each; context keyword recall / distractor
-insertions with an alpha sweep (Whisper given the same context words as its prompt); long-form WER.
+insertions with an alpha sweep (Whisper given the same context words as its prompt); the other languages' sets
+and language identification beside faster-whisper (training/eval/languages.py); long-form WER.
 
     python -m training.eval.run --sets data/dev_* [--model DIR] [--limit N] [--peers pocketsphinx,whisper]
                                 [--card bundles/default/EVAL.md]
@@ -20,16 +21,19 @@ from pathlib import Path
 from typing import Any, Optional
 
 import jiwer
-import numpy as np
 import soundfile as sf
 
 from shared.scoring import wer
 from shared.text import normalize_text
-from training.eval.peers import PEERS, Peer, PocketSphinx
+from training.eval.context_scoring import context_prompt, keyword_hit, keyword_misses, score_context
+from training.eval.languages import run as language_section
+from training.eval.languages import set_language
+from training.eval.peers import PEERS, Peer, PocketSphinx, Whisper
 from training.eval.served import ServedRecogniser
 from training.eval.written import written_section
 
-__all__ = ["PocketSphinx", "Ours", "eval_set", "eval_context", "eval_long"]
+__all__ = ["PocketSphinx", "Ours", "eval_set", "eval_context", "eval_long", "context_prompt", "keyword_hit",
+           "keyword_misses", "score_context"]
 
 
 @dataclass
@@ -87,12 +91,6 @@ def set_table(results: Sequence[SetResult], peer_names: Sequence[str]) -> list[s
     return lines
 
 
-def keyword_hit(keyword: str, hyp: str) -> bool:
-    """The keyword as whole words, possessive included ("what is roy's phone number" says "roy")."""
-    needle, hay = f" {normalize_text(keyword)} ", f" {normalize_text(hyp)} "
-    return needle in hay or needle in hay.replace("'s ", " ")
-
-
 def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], alphas: list[float],
                  prune_ks: list[int], peers: Sequence[Peer] = (), biases: Sequence[float] = (0.0,),
                  margins: Sequence[float] = (0.0,)) -> list[dict]:
@@ -124,50 +122,12 @@ def eval_context(rows: list[dict[str, Any]], ours_for: Callable[[int], Ours], al
     return table
 
 
-def score_context(rows: list[dict[str, Any]], hyps: list[str]) -> dict[str, float]:
-    """Keyword recall over keyword rows, share of distractor rows with an inserted context entity, mean WER."""
-    hits = keys = inserted = distractors = 0
-    for r, hyp in zip(rows, hyps):
-        if r.get("distractor"):
-            distractors += 1
-            entities = [e for e in r.get("context_entities", [])] or _history_entities(r)
-            inserted += any(keyword_hit(e, hyp) and not keyword_hit(e, r["text"]) for e in entities)
-        else:
-            for k in r.get("keywords", []):
-                keys += 1
-                hits += keyword_hit(k, hyp)
-    return {"keyword_recall": hits / max(keys, 1), "distractor_insertions": inserted / max(distractors, 1),
-            "wer": float(np.mean([wer(r["text"], h) for r, h in zip(rows, hyps)]))}
-
-
-def keyword_misses(rows: list[dict[str, Any]], hyps: list[str], plain: list[str]) -> list[dict[str, str]]:
-    """Each keyword a context run missed, with the reference, that run's transcript and the transcript
-    without context: what tells a decoding fault (heard without context, lost with it) from an acoustic one."""
-    return [{"id": r["id"], "keyword": k, "text": r["text"], "with_context": h, "without_context": p}
-            for r, h, p in zip(rows, hyps, plain) for k in r.get("keywords", []) if not keyword_hit(k, h)]
-
-
 def served_run(table: list[dict], served: Any) -> dict:
     """The context run at the served alpha, bias, correction and prune_k; else the first context run."""
     runs = [t for t in table if t.get("alpha") is not None]
     same = [t for t in runs if (t["alpha"], t["bias"], t["correction"], t["prune_k"]) ==
             (served.context_weight, served.bias_bonus, served.correction_margin, served.context_prune_k)]
     return (same or runs)[0]
-
-
-def context_prompt(row: dict[str, Any]) -> str:
-    """The words our recogniser gets as context, as one prompt for a peer: prompt, hotwords, history."""
-    parts = [row.get("prompt", ""), ", ".join(row.get("hotwords", [])), *row.get("history", [])]
-    return " ".join(p.strip() for p in parts if p and p.strip())
-
-
-def _history_entities(row: dict[str, Any]) -> list[str]:
-    """Distractor entities: the hotwords plus the words of history turns not in the utterance."""
-    ents = list(row.get("hotwords", []))
-    ref = set(normalize_text(row["text"]).split())
-    for turn in row.get("history", []):
-        ents += [w for w in normalize_text(turn).split() if w not in ref and len(w) > 3]
-    return ents
 
 
 def eval_long(row: dict[str, Any], ours: Ours) -> dict[str, float]:
@@ -205,6 +165,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--context", default="data/context_eval")
     ap.add_argument("--long", default="data/long_slt")
     ap.add_argument("--commands", default="data/dev_commands", help="written-form set (training/data/commands.py)")
+    ap.add_argument("--context-zh", type=Path, default=Path("data/context_zh"), help="Mandarin context set")
+    ap.add_argument("--lid", type=Path, default=Path("data/dev_lid"), help="language-ID set (training/data/languages.py)")
     ap.add_argument("--word-times", default="data/dev_word_times", help="word-boundary set (training/data/word_times.py)")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")
     # the sweeps' defaults are what the model serves with (its bundle's decoding defaults, under any SEEDASR_* override)
@@ -225,10 +187,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if unknown := [n for n in names if n not in PEERS]:
         ap.error(f"unknown peer(s) {unknown}; choose from {sorted(PEERS)}")
     peers = [PEERS[n]() for n in names]
-    results = []
+    results, other_languages = [], []
     for s in args.sets:
         manifest = Path(s) / "manifest.jsonl"
-        if not manifest.exists():
+        if not manifest.exists() or Path(s).resolve() == args.lid.resolve():
+            continue
+        if set_language(manifest) not in (None, "en"):  # their own table, beside faster-whisper on the same weights
+            other_languages.append(Path(s))
             continue
         results.append(eval_set(Path(s).name, read_rows(manifest, args.limit), ours, peers))
         print(set_table(results[-1:], [p.name for p in peers])[-1], flush=True)
@@ -263,6 +228,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         section = ["## Written form, word confidence and word times", "", *written_section(ours, commands, word_times), ""]
         print("\n".join(section), flush=True)
         out += section
+    if other_languages:
+        whisper = next((p for p in peers if isinstance(p, Whisper)), None)
+        out += [*language_section(other_languages, args.lid, ours, whisper, args.limit, args.context_zh), ""]
     long_manifest = Path(args.long) / "manifest.jsonl"
     if long_manifest.exists():
         lf = eval_long(read_rows(long_manifest, 0)[0], ours)

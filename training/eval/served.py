@@ -86,9 +86,12 @@ class ServedRecogniser:
 
     def recognize(self, audio: str, history: Sequence[str] = (), hotwords: Sequence[str] = (), prompt: str = "",
                   alpha: Optional[float] = None, no_context: bool = False, bias: Optional[float] = None,
-                  correction: Optional[float] = None, word_timestamps: bool = False) -> recognizer_pb2.RecognizeResponse:
-        """The whole response (alternatives with confidences, words with times when asked)."""
-        cfg = common_pb2.RecognitionConfig(disable_context=no_context, word_timestamps=word_timestamps)
+                  correction: Optional[float] = None, word_timestamps: bool = False,
+                  language: str = "") -> recognizer_pb2.RecognizeResponse:
+        """The whole response (alternatives with confidences, words with times when asked); language "" is
+        identified by the server."""
+        cfg = common_pb2.RecognitionConfig(disable_context=no_context, word_timestamps=word_timestamps,
+                                           language=language)
         if alpha is not None:
             cfg.context_weight = alpha
         if bias is not None:
