@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -122,9 +123,23 @@ def _git_source(source: str, repo: Path) -> tuple[str, str]:
     try:
         commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
     except OSError:
-        raise ManifestError(f"{source!r}: no commit {rev} in {repo} (a shallow clone lacks the history: "
-                            "git fetch --unshallow)") from None
+        commit = _fetch_commit(repo, rev, source)
     return commit, path.rstrip("/")
+
+
+def _fetch_commit(repo: Path, rev: str, source: str) -> str:
+    """A commit a shallow clone lacks, fetched alone (depth 1) from the clone's remote: a `git clone --depth 1` gets
+    the bundle files pinned at their storage commit without the history before it."""
+    shallow = _git(repo, "rev-parse", "--is-shallow-repository").decode().strip() == "true"
+    remotes = _git(repo, "remote").decode().split()
+    if not shallow or not remotes or not re.fullmatch(r"[0-9a-f]{40}", rev):
+        raise ManifestError(f"{source!r}: no commit {rev} in {repo}")
+    try:
+        _git(repo, "fetch", "--quiet", "--depth", "1", "origin" if "origin" in remotes else remotes[0], rev)
+        return _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").decode().strip()
+    except OSError as err:
+        raise ManifestError(f"{source!r}: no commit {rev} in this shallow clone, and fetching it failed ({err}); "
+                            "git fetch --unshallow, or SEEDASR_BUNDLE_SOURCE=DIR|URL make setup") from None
 
 
 def _repo_of(bundle: Path) -> Path:

@@ -73,6 +73,36 @@ def test_fetch_from_git_history_and_from_the_manifests_sources(tmp_path) -> None
         fetch(None, again)
 
 
+def test_a_shallow_clone_fetches_the_storage_commit_it_lacks(tmp_path) -> None:
+    """`git clone --depth 1` has no history: the weights pinned at an older storage commit come by fetching that
+    one commit from the clone's remote."""
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+
+    def git(repo, *args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    (origin / "bundles" / "b").mkdir(parents=True)
+    git(origin, "init", "-q")
+    git(origin, "config", "user.email", "t@example.com")
+    git(origin, "config", "user.name", "t")
+    (origin / "bundles" / "b" / "model.safetensors").write_bytes(b"weights" * 100)
+    git(origin, "add", "-A")
+    git(origin, "commit", "-qm", "storage")
+    storage = git(origin, "rev-parse", "HEAD")
+    write_manifest(origin / "bundles" / "b", [f"git:{storage}:bundles/b"])
+    git(origin, "rm", "-q", "--cached", "bundles/b/model.safetensors")
+    (origin / "bundles" / "b" / "model.safetensors").unlink()
+    git(origin, "add", "-A")
+    git(origin, "commit", "-qm", "weights leave git")
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{origin}", str(clone)], check=True)
+    bundle = clone / "bundles" / "b"
+    assert git(clone, "rev-parse", "--is-shallow-repository") == "true" and not (bundle / "model.safetensors").exists()
+    assert fetch(None, bundle) == ["model.safetensors"] and problems(bundle) == []
+    (bundle / "model.safetensors").unlink()
+    with pytest.raises(ManifestError, match="fetching it failed"):
+        fetch(f"git:{'0' * 40}:bundles/b", bundle)
+
+
 def test_publish_fills_a_store_and_names_it(source_and_empty, tmp_path) -> None:
     source, _ = source_and_empty
     store = tmp_path / "published"
