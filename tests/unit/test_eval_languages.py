@@ -73,3 +73,13 @@ def test_a_set_states_its_language_in_its_rows(tmp_path: Path) -> None:
     assert set_language(tmp_path / "manifest.jsonl") == "zh"
     (tmp_path / "manifest.jsonl").write_text(json.dumps({"text": "hello"}) + "\n")
     assert set_language(tmp_path / "manifest.jsonl") is None
+
+
+def test_the_section_replaces_its_old_self_in_the_card() -> None:
+    from training.eval.languages import with_section
+
+    card = "# Evaluation\n\n## WER\n\nx\n\n## Long-form\n\ny\n"
+    once = with_section(card, "## Languages\n\nfirst\n")
+    assert once == "# Evaluation\n\n## WER\n\nx\n\n## Languages\n\nfirst\n\n## Long-form\n\ny\n"
+    assert with_section(once, "## Languages\n\nsecond\n") == once.replace("first", "second")
+    assert with_section("# E\n", "## Languages\n\nz\n") == "# E\n\n## Languages\n\nz\n"

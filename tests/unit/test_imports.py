@@ -131,3 +131,12 @@ def test_the_circle_check_sees_a_circle(tmp_path: Path) -> None:
     (tmp_path / "shared").mkdir()
     (tmp_path / "training").mkdir()
     assert cycles(module_graph(tmp_path)) == [["services.a", "services.b"]]
+
+
+def test_every_decoder_family_has_one_decoding_strategy() -> None:
+    from shared.model.asr import DECODERS
+    from shared.strategies import DECODING_STRATEGIES
+
+    assert set(DECODING_STRATEGIES) == set(DECODERS)
+    recognition = (ROOT / "shared" / "recognition.py").read_text()
+    assert '"whisper"' not in recognition and "decoder_type ==" not in recognition, "AsrCore names no family"

@@ -32,3 +32,14 @@ make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
 [ -f data/dev_word_times/manifest.jsonl ] || "$PY" -m training.data.word_times --out data/dev_word_times --count 40 --seed 202
 [ -f data/calib_commands/manifest.jsonl ] || "$PY" -m training.data.commands --out data/calib_commands --count 160 \
   --seed 301 --voices flite:kal16,flite:awb,flite:rms,espeak:en-us+f2,espeak:en-gb+m3
+# other languages (training/data/languages.py; evaluation only): Mandarin in Kokoro speakers no run trains on,
+# Cantonese (espeak yue, reported), Spanish, French and German (SVOX pico and espeak), a language-ID mix of 2-5 s
+# turns in en, zh, es, fr, de, and a Mandarin context set (rare names, places and products; distractor rows)
+lang_set() { local out=$1; shift; [ -f "data/$out/manifest.jsonl" ] || "$PY" -m training.data.languages --out "data/$out" "$@"; }
+lang_set dev_zh_kokoro --language zh --count 100 --seed 401
+lang_set dev_yue_espeak --language yue --count 40 --seed 402
+lang_set dev_es_pico --language es --count 80 --seed 403
+lang_set dev_fr_pico --language fr --count 80 --seed 404
+lang_set dev_de_pico --language de --count 80 --seed 405
+lang_set dev_lid --lid --count 150 --seed 406
+lang_set context_zh --context-zh --count 80 --seed 407

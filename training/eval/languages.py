@@ -191,10 +191,26 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--peer-model", help="faster-whisper's CTranslate2 folder (default: the base package's)")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--card", type=Path, help="put the section into this EVAL.md (replacing its '## Languages')")
     args = ap.parse_args(argv)
     whisper = None if args.no_peer else Whisper(model_dir=args.peer_model)
     with ServedRecogniser(args.model, languages=",".join(CANDIDATES)) as ours:
-        run(args.sets, args.lid, ours, whisper, args.limit, args.context)
+        lines = run(args.sets, args.lid, ours, whisper, args.limit, args.context)
+    if args.card:
+        args.card.write_text(with_section(args.card.read_text() if args.card.exists() else "", "\n".join(lines)))
+
+
+def with_section(card: str, section: str) -> str:
+    """card with its '## Languages' section (up to the next '## ') replaced by section, or section added before the
+    long-form one (the last), else at the end."""
+    head, found, rest = card.partition("## Languages\n")
+    if found:
+        after = rest.find("\n## ")
+        return head + section.rstrip("\n") + "\n" + (rest[after:] if after >= 0 else "")
+    before, found, tail = card.partition("## Long-form")
+    if found:
+        return before + section.rstrip("\n") + "\n\n## Long-form" + tail
+    return card.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":
