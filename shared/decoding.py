@@ -46,13 +46,17 @@ class DecodingDefaults:
 
     @classmethod
     def from_bundle(cls, bundle_dir: Path | str) -> DecodingDefaults:
-        """The bundle's "decoding" section over the fallbacks; an unknown key is an error, not a silent typo."""
+        """The bundle's "decoding" section, which states every knob: an unknown key is an error, not a silent typo,
+        and so is a missing one (no value falls back to another family's without anyone seeing it)."""
         path = Path(bundle_dir) / "config.json"
         section = json.loads(path.read_text()).get(DECODING_KEY, {}) if path.exists() else {}
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(section) - names)
+        unknown, missing = sorted(set(section) - names), sorted(names - set(section))
         if unknown:
             raise ValueError(f"{path}: unknown decoding settings {unknown}; known: {sorted(names)}")
+        if missing and path.exists():
+            raise ValueError(f"{path}: its \"{DECODING_KEY}\" section states no {missing}: a bundle states every knob "
+                             "(docs/decoding.md)")
         return dataclasses.replace(cls(), **section)
 
     def overridden(self, settings: Any) -> DecodingDefaults:

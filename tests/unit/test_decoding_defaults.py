@@ -20,7 +20,8 @@ def bundle(tiny_bundle, tmp_path):
     out = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, out)
     meta = json.loads((out / "config.json").read_text())
-    meta["decoding"] = {"beam_size": 6, "context_beam_size": 4, "bias_bonus": 2.5, "segment_s": 5.0}
+    meta["decoding"] = {**DecodingDefaults().as_dict(), "beam_size": 6, "context_beam_size": 4, "bias_bonus": 2.5,
+                        "segment_s": 5.0}
     (out / "config.json").write_text(json.dumps(meta))
     return out
 
@@ -28,7 +29,7 @@ def bundle(tiny_bundle, tmp_path):
 def test_bundle_defaults_then_settings_then_the_request(bundle) -> None:
     plain = decoding_for(load_settings(model=str(bundle)))
     assert (plain.beam_size, plain.bias_bonus, plain.segment_s) == (6, 2.5, 5.0)
-    assert plain.oov_penalty == DecodingDefaults().oov_penalty  # not in the bundle: the fallback
+    assert plain.oov_penalty == DecodingDefaults().oov_penalty
     overridden = decoding_for(load_settings(model=str(bundle), bias_bonus=7.0))
     assert (overridden.beam_size, overridden.bias_bonus) == (6, 7.0)
     assert plain.context_beam_size == 4
@@ -43,6 +44,19 @@ def test_an_unknown_decoding_key_is_an_error(bundle) -> None:
     (bundle / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="beem_size"):
         DecodingDefaults.from_bundle(bundle)
+
+
+def test_a_bundle_that_leaves_a_knob_out_is_an_error(bundle) -> None:
+    meta = json.loads((bundle / "config.json").read_text())
+    del meta["decoding"]["oov_penalty"]
+    (bundle / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="oov_penalty"):
+        DecodingDefaults.from_bundle(bundle)
+
+
+def test_every_shipped_bundle_states_every_knob() -> None:
+    for name in ("default", "luise", "tiny"):
+        DecodingDefaults.from_bundle(ROOT / "bundles" / name)
 
 
 def test_the_default_bundle_carries_its_decoding_section_and_tuning_notes() -> None:
