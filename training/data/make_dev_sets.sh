@@ -33,7 +33,8 @@ make_set dev_flite_slt_pink10 --seed 105 --voices flite:slt --noise-snr 10
 [ -f data/calib_commands/manifest.jsonl ] || "$PY" -m training.data.commands --out data/calib_commands --count 160 \
   --seed 301 --voices flite:kal16,flite:awb,flite:rms,espeak:en-us+f2,espeak:en-gb+m3
 # other languages (training/data/languages.py; evaluation only): Mandarin in Kokoro speakers no run trains on,
-# Cantonese (espeak yue, reported), Spanish, French and German (SVOX pico and espeak), a language-ID mix of 2-5 s
+# Cantonese (espeak yue, reported), Spanish, French and German (SVOX pico; Kokoro for a third of Spanish, pico
+# converted to the other sex for a third of French and German), a language-ID mix of 2-5 s
 # turns in en, zh, es, fr, de, and a Mandarin context set (rare names, places and products; distractor rows)
 lang_set() { local out=$1; shift; [ -f "data/$out/manifest.jsonl" ] || "$PY" -m training.data.languages --out "data/$out" "$@"; }
 lang_set dev_zh_kokoro --language zh --count 100 --seed 401
