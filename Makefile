@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 VENV := .venv/.installed
 
-.PHONY: setup proto demo test test-all lint tiny-bundle train eval bench chaos fuzz soak certs
+.PHONY: setup proto lock demo test test-all lint tiny-bundle train eval bench chaos fuzz soak certs
 
 # The venv when pyproject.toml changed, then the bundle brought to its manifest (every time; fast when complete).
 setup: $(VENV)
@@ -15,19 +15,30 @@ $(VENV): pyproject.toml
 proto: $(VENV)
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/seedasr/v1/*.proto
 
+# The lockfiles setup and the images install from (exact versions with sha256 hashes, Linux x86_64, Python 3.11):
+# requirements.lock (every extra but gpu: what make setup and CI install), and the images' two from the same versions.
+# Run after changing pyproject.toml's dependencies (tests/unit/test_lockfile.py fails until then).
+LOCK := $(PY) -m uv pip compile -q pyproject.toml --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --index-strategy unsafe-best-match --no-header
+lock: $(VENV)
+	$(LOCK) --extra model --extra train --extra dev -o requirements.lock
+	$(LOCK) -c requirements.lock -o deploy/docker/light.lock
+	$(LOCK) -c requirements.lock --extra model -o deploy/docker/model.lock
+
 demo: setup
 	$(PY) -m services.cli demo
 
-# The fast tier: unit tests only (no Redis/NATS/Celery, no mesh processes, no TTS, no training loops).
-test: setup lint
-	$(PY) -m pytest -q -m "not integration and not e2e and not slow"
+# The fast tier: unit tests that need no servers (Redis/NATS/Celery, mesh processes), no TTS, no training loops and no
+# model weights (the tiny bundle is in git): it runs on a clone before `make setup` has fetched a bundle.
+test: $(VENV) lint
+	SEEDASR_TEST_WITHOUT_WEIGHTS=1 $(PY) -m pytest -q -m "not integration and not e2e and not slow and not weights"
 
 # Everything (what .ci/run calls): the fast tier plus integration (real Redis, NATS, Celery, fault
 # injection), e2e (the mesh as processes) and the slow unit tests (TTS, training smoke).
 test-all: setup lint
 	$(PY) -m pytest -q
 
-lint: setup
+lint: $(VENV)
 	$(PY) -m ruff check .
 	$(PY) -m mypy shared services training
 

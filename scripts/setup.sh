@@ -16,8 +16,9 @@ if [ ${#need_apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-# torch first, pinned: the CPU wheel on this disk (an unpinned torch would pull a CUDA build)
-.venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q -e ".[model,train,dev]" 2>&1 | grep -v "^WARNING: Location" || true
+# Exact versions with their sha256 hashes (requirements.lock, `make lock`), torch as its CPU build: a machine without
+# that wheel at hand finds it with PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu. Then the project itself.
+.venv/bin/python -m pip install -q --require-hashes -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import torch, grpc, nats, celery, onnxruntime, sentencepiece" \
   || { echo "setup failed: core packages do not import" >&2; exit 1; }

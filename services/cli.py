@@ -28,11 +28,12 @@ EXIT_BAD_INPUT, EXIT_PARTIAL = 2, 3
 def _embedded_recognizer(model: Optional[str]) -> Any:
     from services.app import build_embedded
     from shared.bundle import BundleError
+    from shared.decoding import BundleConfigError
 
     settings = load_settings(**({"model": model} if model else {}))
     try:
         regs, _ = build_embedded(settings)
-    except BundleError as exc:
+    except (BundleError, BundleConfigError) as exc:
         raise SystemExit(f"seedasr: {exc}") from None
     return regs[0].servicer
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seedasr.v1 import common_pb2
-from shared.decoding import DecodingDefaults
+from shared.decoding import KNOB, DecodingDefaults
 
 
 def tensor_to_pb(array: np.ndarray) -> common_pb2.Tensor:
@@ -24,13 +24,11 @@ def tensor_from_pb(t: common_pb2.Tensor) -> np.ndarray:
     return np.frombuffer(t.data, dtype="<f4").reshape(shape)
 
 
-def _request_or_default(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults, name: str, hi: float) -> float:
-    """An optional float of the request, else the server's default of that name; raises ValueError
-    outside [0, hi] (NaN included)."""
-    value = float(getattr(cfg, name) if cfg.HasField(name) else getattr(defaults, name))
-    if not 0.0 <= value <= hi:
-        raise ValueError(f"{name} must be in [0, {hi:g}], got {value}")
-    return value
+def _request_or_default(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults, name: str) -> float:
+    """A request knob the request sets (an optional float), else the server's default of that name; ValueError outside
+    the knob's range (shared/decoding.py KNOBS; NaN included)."""
+    given = KNOB[name].request and cfg.HasField(name)
+    return KNOB[name].check(float(getattr(cfg, name) if given else getattr(defaults, name)))
 
 
 @dataclass(frozen=True)
@@ -44,6 +42,7 @@ class RequestDecoding:
     bias_bonus: float
     oov_penalty: float
     correction_margin: float
+    correction_margin_zh: float  # the request's correction_margin where it set one: it sets the margin of either language
 
 
 def request_decoding(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults,
@@ -56,11 +55,12 @@ def request_decoding(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaul
     if with_context and defaults.context_beam_size and not cfg.beam_size:
         beam = max(defaults.context_beam_size, cfg.nbest)
     nbest = cfg.nbest or min(defaults.nbest, beam)
-    if not 1 <= beam <= 32:
-        raise ValueError(f"beam_size must be in [1, 32], got {beam}")
+    KNOB["beam_size"].check(beam)
     if not 1 <= nbest <= beam:
         raise ValueError(f"nbest must be in [1, beam_size={beam}], got {nbest}")
-    return RequestDecoding(beam, nbest, _request_or_default(cfg, defaults, "context_weight", 1.0),
-                           _request_or_default(cfg, defaults, "bias_bonus", 50.0),
-                           _request_or_default(cfg, defaults, "oov_penalty", 50.0),
-                           _request_or_default(cfg, defaults, "correction_margin", 100.0))
+    def knob(name: str) -> float:
+        return _request_or_default(cfg, defaults, name)
+
+    margin = knob("correction_margin")
+    return RequestDecoding(beam, nbest, knob("context_weight"), knob("bias_bonus"), knob("oov_penalty"), margin,
+                           margin if cfg.HasField("correction_margin") else knob("correction_margin_zh"))

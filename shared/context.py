@@ -68,7 +68,7 @@ def _chinese(text: str) -> bool:
     return any("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in text)
 
 
-def _chinese_words(text: str) -> list[str]:
+def chinese_words(text: str) -> list[str]:
     """jieba's segmentation (its own dictionary and HMM, which keeps names such as 王小明 whole; wordfreq's smaller
     dictionary splits them)."""
     import logging
@@ -84,7 +84,7 @@ def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
     no spaces: its words come from wordfreq's segmenter (jieba) and a run is joined without them
     ("请给王小明打电话" -> ["王小明"])."""
     chinese = _chinese(text)
-    words = _chinese_words(text) if chinese else text.split()
+    words = chinese_words(text) if chinese else text.split()
     runs: list[str] = []
     run: list[str] = []
     for word in [*words, ""]:
@@ -107,7 +107,11 @@ def drop_contained(phrases: list[str]) -> list[str]:
 
 
 def phrase_ngrams(text: str) -> list[str]:
-    """Correction candidates of (normalised) text: "the nearest store is perry inc" -> [..., "perry", "perry inc", ...]."""
+    """Correction candidates of (normalised) text: "the nearest store is perry inc" -> [..., "perry", "perry inc", ...].
+    Chinese: runs of up to CORRECTION_MAX_WORDS of jieba's words, all Chinese characters, holding a rare word
+    ("订去鼓浪屿的船票" -> ["鼓浪屿", "去鼓浪屿", ...])."""
+    if _chinese(text):
+        return _chinese_ngrams(text)
     words = text.split()
     zipf = [zipf_frequency(w, "en") for w in words]
     out = []
@@ -202,3 +206,18 @@ def context_text(tok: Tokenizer, ids: Sequence[int]) -> str:
         else:
             parts[-1].append(int(i))
     return ". ".join(t for t in (tok.decode(p).strip() for p in parts) if t)
+
+
+def _chinese_ngrams(text: str) -> list[str]:
+    """As for English: runs holding a rare word, neither starting nor ending with a function word (要, 和, 的)."""
+    words = chinese_words(text)
+    zipf = [zipf_frequency(w, "zh") for w in words]
+    rare = [all(_chinese(c) for c in w) and z < RARE_ZIPF_ZH for w, z in zip(words, zipf)]
+    out = []
+    for n in range(1, CORRECTION_MAX_WORDS + 1):
+        for i in range(len(words) - n + 1):
+            run = words[i : i + n]
+            if (any(rare[i : i + n]) and all(_chinese(c) for w in run for c in w)
+                    and zipf[i] <= FUNCTION_ZIPF and zipf[i + n - 1] <= FUNCTION_ZIPF):
+                out.append("".join(run))
+    return [p for p in out if len(p) >= 2]

@@ -1,8 +1,8 @@
 """Decoding defaults belong to the bundle they were tuned for: config.json's "decoding" section.
 
 A value is taken from, first to last: the request (RecognitionConfig, where it has the field), the
-server's SEEDASR_* setting when one is set, the bundle's config.json, and the fallbacks below (the
-values the shipped bundles were tuned to; bundles/default/TUNING.md has the tables).
+server's SEEDASR_* setting when one is set, and the bundle's config.json, which states every knob. KNOBS is the one
+table of them: names, types, ranges, which a request may set, help; settings and request checks are made from it.
 """
 
 from __future__ import annotations
@@ -11,38 +11,101 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 DECODING_KEY = "decoding"
 
 
+class BundleConfigError(ValueError):
+    """A bundle's config.json is missing, or its decoding section names a knob twice over or not at all."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One decoding knob: its name (config.json's key, the SEEDASR_<NAME> setting, the RecognitionConfig field where
+    `request`), its type and range, and what it does. The settings' fields, the request checks and the bundle reader
+    are all made from KNOBS; docs/decoding.md tables them with both bundles' values (tests/unit/test_docs.py)."""
+
+    name: str
+    kind: type
+    help: str
+    low: Optional[float] = None  # inclusive, or exclusive with low_open
+    high: Optional[float] = None  # inclusive
+    low_open: bool = False
+    request: bool = False  # a request's RecognitionConfig may set it
+    choices: tuple[str, ...] = ()
+    pattern: str = ""
+
+    def check(self, value: float) -> float:
+        """value, or ValueError naming the knob and its range (NaN is outside every range)."""
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        if not (low_ok and (self.high is None or value <= self.high)) or value != value:
+            lo = "-inf" if self.low is None else f"{self.low:g}"
+            hi = "inf" if self.high is None else f"{self.high:g}"
+            raise ValueError(f"{self.name} must be in {'(' if self.low_open else '['}{lo}, {hi}], got {value}")
+        return value
+
+
+KNOBS: tuple[Knob, ...] = (
+    Knob("beam_size", int, "hypotheses kept per step without context", 1, 32, request=True),
+    Knob("context_beam_size", int, "beam with a context stream; 0 = beam_size", 0, 32),
+    Knob("nbest", int, "alternatives returned", 1, 32, request=True),
+    Knob("context_weight", float, "alpha of the joint beam search: the context stream's share", 0, 1, request=True),
+    Knob("ctc_weight", float, "CTC prefix scores against the LM's; 0 = no CTC head", 0, 1),
+    Knob("context_budget", int, "context tokens given to the decoder", 0, 4096),
+    Knob("context_prune_k", int, "the context stream chooses among the context-free stream's top k tokens", 1, 1024),
+    Knob("bias_bonus", float, "per token of a context phrase spelled whole; 0 = off", 0, 50, request=True),
+    Knob("correction_margin", float, "nats a corrected context phrase may cost; 0 = off", 0, 100, request=True),
+    Knob("correction_min_similarity", float, "how alike a span must be to a context phrase to be tried", 0, 1,
+         low_open=True),
+    Knob("correction_margin_zh", float, "nats a Chinese phrase put in place of a sound-alike run may cost; 0 = off",
+         0, 100),
+    Knob("oov_penalty", float, "per word outside the lexicon and the context; 0 = off", 0, 50, request=True),
+    Knob("word_lm_weight", float, "word n-gram LM weight; 0 = off", 0, 5),
+    Knob("word_bonus", float, "per finished word, with the word LM", -20, 20),
+    Knob("segment_s", float, "longest window of long audio (s)", 1, 30, low_open=True),
+    Knob("length_norm", bool, "rank ended hypotheses by score per token"),
+    Knob("lm_int8", bool, "the decoder's output layer in int8"),
+    Knob("lm_blocks", str, "with lm_int8, the decoder blocks' linears in int8, bf16 or fp32",
+         choices=("int8", "bf16", "fp32")),
+    Knob("encoder_warps", str, "comma-separated filterbank warps in [0.5, 2] (test-time VTLN); 1 = off",
+         pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$"),
+    Knob("encoder_int8", bool, "the ONNX encoder engine runs encoder.int8.onnx"),
+    Knob("confidence_weights", str, "word-confidence regression: weights of least token log-prob, entropy, n-best "
+         "agreement, then bias (training/eval/calibrate.py); empty = uncalibrated",
+         pattern=r"^\s*$|^\s*-?[0-9.]+(\s*,\s*-?[0-9.]+){3}\s*$"),
+)
+KNOB = {k.name: k for k in KNOBS}
+
+
 @dataclass(frozen=True)
 class DecodingDefaults:
-    beam_size: int = 12
-    # the beam when the search has a context stream (0: beam_size): two streams run twice the decoder rows, and a
-    # wider beam lets hypotheses without the context's phrase outrank it (bundles/default/TUNING.md)
-    context_beam_size: int = 0
-    nbest: int = 4
-    context_weight: float = 0.9  # alpha of the joint beam search
-    ctc_weight: float = 0.4  # CTC prefix scores against the LM's
-    context_budget: int = 96  # context tokens
-    context_prune_k: int = 128  # the context pass chooses among the context-free pass's top k tokens
-    bias_bonus: float = 4.0  # per token of a context phrase spelled out whole
-    correction_margin: float = 12.0  # nats of CTC log-likelihood a corrected phrase may cost
-    correction_min_similarity: float = 0.6
-    oov_penalty: float = 4.0  # per word outside the lexicon and the context
-    word_lm_weight: float = 0.3
-    word_bonus: float = 1.0
-    segment_s: float = 8.0  # longest window of long audio
-    length_norm: bool = False  # rank ended hypotheses by score per token (shared/model/beam_search.py)
-    lm_int8: bool = True  # the decoder's output layer in int8 ...
-    lm_blocks: str = "int8"  # ... and its blocks' linears in int8, bf16 or fp32 (shared/model/quantize.py)
-    encoder_warps: str = "1"  # comma-separated filterbank warps (test-time VTLN); "1" = off
-    encoder_int8: bool = False  # the ONNX engine runs the int8 copy of the encoder (encoder.int8.onnx)
-    # word confidence: logistic regression weights of (least token log-prob, mean token entropy, n-best agreement) and
-    # its bias, comma-separated, fitted on a calibration set (training/eval/calibrate.py); "" = uncalibrated (the least
-    # likely token's probability)
-    confidence_weights: str = ""
+    """A bundle's decoding knobs (KNOBS, in their order), with no fallbacks: from_bundle reads them, save_bundle writes
+    the ones it is given (bundles/default/TUNING.md says how the shipped values were tuned)."""
+
+    beam_size: int
+    context_beam_size: int  # two streams run twice the decoder rows; a narrower beam keeps the phrase (TUNING.md)
+    nbest: int
+    context_weight: float
+    ctc_weight: float
+    context_budget: int
+    context_prune_k: int
+    bias_bonus: float
+    correction_margin: float
+    correction_min_similarity: float
+    # Chinese phrases replace sound-alike runs (homophones): the speech cannot tell them apart, the prior must, and rare
+    # characters cost the decoder several byte tokens each, so a wider margin than English's spelling look-alikes
+    correction_margin_zh: float
+    oov_penalty: float
+    word_lm_weight: float
+    word_bonus: float
+    segment_s: float
+    length_norm: bool
+    lm_int8: bool
+    lm_blocks: str
+    encoder_warps: str
+    encoder_int8: bool
+    confidence_weights: str
 
     @classmethod
     def from_bundle(cls, bundle_dir: Path | str) -> DecodingDefaults:
@@ -50,14 +113,16 @@ class DecodingDefaults:
         and so is a missing one (no value falls back to another family's without anyone seeing it)."""
         path = Path(bundle_dir) / "config.json"
         section = json.loads(path.read_text()).get(DECODING_KEY, {}) if path.exists() else {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown, missing = sorted(set(section) - names), sorted(names - set(section))
+        if not path.exists():
+            raise BundleConfigError(f"model bundle {path.parent} lacks config.json, which states its decoding knobs; "
+                                    "`make setup` fetches the default bundle")
+        unknown, missing = sorted(set(section) - set(KNOB)), sorted(set(KNOB) - set(section))
         if unknown:
-            raise ValueError(f"{path}: unknown decoding settings {unknown}; known: {sorted(names)}")
-        if missing and path.exists():
-            raise ValueError(f"{path}: its \"{DECODING_KEY}\" section states no {missing}: a bundle states every knob "
+            raise BundleConfigError(f"{path}: unknown decoding settings {unknown}; known: {sorted(KNOB)}")
+        if missing:
+            raise BundleConfigError(f"{path}: its \"{DECODING_KEY}\" section states no {missing}: a bundle states every knob "
                              "(docs/decoding.md)")
-        return dataclasses.replace(cls(), **section)
+        return cls(**section)
 
     def overridden(self, settings: Any) -> DecodingDefaults:
         """The same with every server setting of the same name that is set (not None) taking its place."""
@@ -81,6 +146,12 @@ class DecodingDefaults:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def bundle_decoding(bundle_dir: Path | str) -> dict[str, Any]:
+    """A bundle's decoding section, checked: what a new bundle of its family states (the Whisper export reads the
+    shipped bundle's, the LUISE and tiny bundles the LUISE bundle's), so no number is copied by hand."""
+    return DecodingDefaults.from_bundle(bundle_dir).as_dict()
 
 
 def bundle_languages(bundle_dir: Path | str) -> tuple[str, ...]:

@@ -149,7 +149,15 @@ _FULLWIDTH = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；", ".": "
 _AFTER_HAN = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff])([,?!:;]|\.(?!\d))\s*")
 
 
+_HAN = "\u3400-\u9fff\uf900-\ufaff"
+# Whisper's spaces between its segments of Chinese ("把空调温度 调到23度"), which Chinese does not write; a space
+# beside a Latin word (code-switched English) stays
+_SPACE_IN_HAN = re.compile(f"(?<=[{_HAN}，。？！：；])\\s+(?=[{_HAN}\\d])|(?<=\\d)\\s+(?=[{_HAN}])")
+
+
 def chinese_punctuation(text: str) -> str:
     """Whisper's ASCII punctuation after a Chinese character as Chinese writes it ("请帮我,给" -> "请帮我，给", "对,1号"
-    -> "对，1号"); a decimal point (3.5) or punctuation after Latin text (code-switched English) stays as it is."""
-    return _AFTER_HAN.sub(lambda m: _FULLWIDTH[m.group(1)], text)
+    -> "对，1号"), and no spaces between Chinese characters or between them and digits ("温度 调到 23度" ->
+    "温度调到23度"); a decimal point (3.5), punctuation after Latin text and spaces around it (code-switched English)
+    stay as they are."""
+    return _SPACE_IN_HAN.sub("", _AFTER_HAN.sub(lambda m: _FULLWIDTH[m.group(1)], text))

@@ -4,13 +4,34 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.decoding import KNOBS, Knob
 
-class Settings(BaseSettings):
+
+def _knob_field(knob: Knob) -> tuple[Any, Any]:
+    """A decoding knob as an optional setting (None: the bundle's value) with the knob's range."""
+    kind: Any = Literal[knob.choices] if knob.choices else knob.kind
+    limits: dict[str, Any] = {"pattern": knob.pattern} if knob.pattern else {}
+    if knob.low is not None:
+        limits["gt" if knob.low_open else "ge"] = knob.low
+    if knob.high is not None:
+        limits["le"] = knob.high
+    return Optional[kind], Field(None, description=knob.help, **limits)
+
+
+# decoding: SEEDASR_<KNOB> for every knob of shared/decoding.py's table; unset (None) = the bundle's config.json
+# "decoding" section; a value set here overrides the bundle for every request, a request's RecognitionConfig both
+if TYPE_CHECKING:
+    DecodingSettings = BaseSettings
+else:
+    DecodingSettings = create_model("DecodingSettings", __base__=BaseSettings, **{k.name: _knob_field(k) for k in KNOBS})
+
+
+class Settings(DecodingSettings):
     model_config = SettingsConfigDict(env_prefix="SEEDASR_", extra="ignore")
 
     # model
@@ -22,33 +43,6 @@ class Settings(BaseSettings):
     # a stream's final is awaited by a speaker who stopped talking: its decode may use more cores than a throughput
     # call (2 threads: 0.17 -> 0.12 s for a 3-5 s turn's search on the 2-core CPU)
     urgent_threads: int = Field(2, ge=0, description="intra-op threads for the decode of a stream's final; 0 = threads")
-    # decoding: unset (None) = the bundle's config.json "decoding" section (shared/decoding.py); a value set
-    # here overrides the bundle for every request, and a request's RecognitionConfig overrides both
-    encoder_warps: Optional[str] = Field(None, pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$",
-                                         description="comma-separated filterbank warps in [0.5, 2]; 1 = off")
-    encoder_int8: Optional[bool] = Field(None, description="the ONNX encoder engine runs encoder.int8.onnx")
-    lm_int8: Optional[bool] = Field(None, description="decoder LM output layer in int8")
-    lm_blocks: Optional[Literal["int8", "bf16", "fp32"]] = Field(
-        None, description="with lm_int8, the decoder blocks' linears in int8, bf16 or fp32")
-    beam_size: Optional[int] = Field(None, ge=1, le=32)
-    context_beam_size: Optional[int] = Field(None, ge=0, le=32, description="beam with a context stream; 0 = beam_size")
-    nbest: Optional[int] = Field(None, ge=1, le=32)
-    context_weight: Optional[float] = Field(None, ge=0, le=1, description="alpha of the joint beam search")
-    ctc_weight: Optional[float] = Field(None, ge=0, le=1, description="CTC prefix scores against the LM's")
-    context_budget: Optional[int] = Field(None, ge=0, description="context tokens")
-    context_prune_k: Optional[int] = Field(None, ge=1, le=1024)
-    bias_bonus: Optional[float] = Field(None, ge=0, le=50)
-    correction_margin: Optional[float] = Field(None, ge=0, le=100)
-    correction_min_similarity: Optional[float] = Field(None, gt=0, le=1)
-    oov_penalty: Optional[float] = Field(None, ge=0, le=50)
-    word_lm_weight: Optional[float] = Field(None, ge=0, le=5)
-    word_bonus: Optional[float] = Field(None, ge=-20, le=20)
-    segment_s: Optional[float] = Field(None, gt=1, description="longest window of long audio")
-    length_norm: Optional[bool] = Field(None, description="rank ended hypotheses by score per token")
-    confidence_weights: Optional[str] = Field(
-        None, pattern=r"^\s*-?[0-9.]+(\s*,\s*-?[0-9.]+){3}\s*$",
-        description="word confidence regression: weights of least token log-prob, entropy, n-best agreement, then bias")
-
     # serving
     host: str = "127.0.0.1"
     port: int = Field(50051, ge=0, le=65535)
@@ -137,7 +131,7 @@ class Settings(BaseSettings):
     trace_file: str = Field("", description="also write spans as JSON lines here (tests, debugging)")
     log_level: str = "INFO"
 
-    @field_validator("encoder_warps")
+    @field_validator("encoder_warps", check_fields=False)  # a field of DecodingSettings
     @classmethod
     def _warps_in_range(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and any(not 0.5 <= float(w) <= 2.0 for w in value.split(",")):

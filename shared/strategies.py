@@ -32,7 +32,7 @@ from shared.model.biasing import Biasing, PhraseBiasing
 from shared.model.byte_biasing import ByteBiasing, TokenBytes
 from shared.model.ctc_prefix import CTCPrefixScorer
 from shared.model.lexicon import WordLexicon
-from shared.model.phrase_correction import CorrectionConfig, correct_phrases, ctc_text_scorer
+from shared.model.phrase_correction import CorrectionConfig, correct_characters, correct_phrases, ctc_text_scorer
 from shared.model.whisper_align import align_transcripts
 from shared.model.whisper_decoder import WHISPER_TOKENIZER_FILE, WhisperTokens
 from shared.model.whisper_search import identify_language, whisper_beam_search, whisper_text_scorer
@@ -245,6 +245,13 @@ class WhisperStrategy:
                 corrected = correct_phrases(spoken, phrases.correction, scorer, correction)
                 if corrected != spoken:
                     entries[0].text = apply_spoken_edit(entries[0].text, corrected)
+            elif language == "zh" and entries and correction is not None and correction.margin_zh > 0:
+                # by sound, per character: a rare name comes out as a common homophone (王小明 for 王筱明)
+                candidates = list(dict.fromkeys(to_script(p, script) for p in [*phrases.bias, *phrases.correction]))
+                if candidates:
+                    scorer = whisper_text_scorer(self.lm, audio_kv, tokens, context or None, language=language)
+                    entries[0].text = correct_characters(entries[0].text, candidates, scorer,
+                                                         dataclasses.replace(correction, margin=correction.margin_zh))
             known = spelling_map(phrases.spellings)
             for entry in entries:
                 if english:

@@ -22,6 +22,54 @@ os.environ.setdefault("SEEDASR_MODEL", str(TINY_BUNDLE))
 os.environ.setdefault("SEEDASR_HTTP_PORT", "-1")
 
 
+def _hide_weights() -> None:
+    """`make test` (SEEDASR_TEST_WITHOUT_WEIGHTS=1): Whisper's weight packages look uninstalled and the shipped
+    bundles' weight files cannot be opened, so a fast-tier test that reaches for model weights fails at once instead of
+    passing slowly; such a test is marked `weights`. The tiny bundle, wholly in git, stays readable."""
+    import tempfile
+
+    import onnxruntime
+
+    import shared.bundle
+    from shared.model import whisper_weights
+
+    os.environ["SEEDASR_CACHE"] = tempfile.mkdtemp(prefix="seedasr-no-weights-")
+    shipped = tuple(str(ROOT / "bundles" / name) for name in ("default", "luise"))
+
+    def refuse(what: str) -> None:
+        raise whisper_weights.WhisperWeightsError(f"{what}: model weights are hidden from `make test`; mark the test "
+                                                  "`weights` (pytest.mark.weights)")
+
+    def package_data(name: str) -> Path:
+        refuse(name)
+        raise AssertionError
+
+    def guarded(real):  # a loader that refuses the shipped bundles' files
+        def load(path, *args, **kwargs):
+            if str(Path(path).resolve()).startswith(shipped):
+                refuse(str(path))
+            return real(path, *args, **kwargs)
+        return load
+
+    whisper_weights._package_data = package_data
+    shared.bundle.safe_open = guarded(shared.bundle.safe_open)
+    onnxruntime.InferenceSession = guarded(onnxruntime.InferenceSession)
+
+
+if os.environ.get("SEEDASR_TEST_WITHOUT_WEIGHTS"):
+    _hide_weights()
+
+
+WEIGHT_FIXTURES = {"whisper_base_encoder_weights", "whisper_base_decoder_weights"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes Whisper's packaged weights through a fixture needs them: it is `weights` without saying so."""
+    for item in items:
+        if WEIGHT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.weights)
+
+
 def wav_bytes(samples: np.ndarray, rate: int = 16_000, channels: int = 1, subtype: str = "PCM_16",
               fmt: str = "WAV") -> bytes:
     buf = io.BytesIO()

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 from shared.bundle import save_bundle
+from shared.bundle_store import LUISE_BUNDLE
+from shared.decoding import DECODING_KEY, bundle_decoding
 from shared.model.asr import ASRConfig, SeedASR
 from shared.model.conformer import ConformerConfig
 from shared.model.converter import ConverterConfig
@@ -49,7 +51,7 @@ def build_tiny_bundle(out: Path, seed: int = 0, encoder_type: str = "luise_confo
     torch.manual_seed(seed)
     model = SeedASR.build(tiny_config(tok.vocab_size, encoder_type)).eval()
     card = "# tiny random bundle\n\nRandom weights from `training/tiny_bundle.py`, for tests only. It recognises nothing.\n"
-    save_bundle(model, out / "tokenizer.model", out, card, {"name": "tiny-random"})
+    save_bundle(model, out / "tokenizer.model", out, card, {"name": "tiny-random", DECODING_KEY: bundle_decoding(LUISE_BUNDLE)})
     (out / "tokenizer.vocab").unlink(missing_ok=True)
     export_onnx(out)
     return out

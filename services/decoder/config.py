@@ -19,7 +19,8 @@ def search_configs(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults
                       bias_bonus=req.bias_bonus, oov_penalty=req.oov_penalty,
                       word_lm_weight=defaults.word_lm_weight, word_bonus=defaults.word_bonus,
                       length_norm=defaults.length_norm)
-    return beam, CorrectionConfig(margin=req.correction_margin, min_similarity=defaults.correction_min_similarity)
+    return beam, CorrectionConfig(margin=req.correction_margin, min_similarity=defaults.correction_min_similarity,
+                                  margin_zh=req.correction_margin_zh)
 
 
 def beam_config(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults, with_context: bool = False) -> BeamConfig:

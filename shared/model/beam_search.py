@@ -35,12 +35,16 @@ from shared.model.moe_lm import BeamCache, MoeLM
 
 @dataclass
 class BeamConfig:
-    beam_size: int = 4
-    nbest: int = 4
+    """One search's settings. The tuned numbers have no defaults here: a server takes them from its bundle
+    (shared/decoding.py KNOBS, services/decoder/config.py), a training loop from its recipe; what defaults below is
+    off (0) or a bound."""
+
+    beam_size: int
+    nbest: int
+    alpha: float  # weight of the context-conditioned score
+    prune_k: int  # candidates kept from the context-free ranking (>= beam_size)
+    ctc_weight: float  # weight of CTC prefix scores when a CTC scorer is given
     max_tokens: int = 160
-    alpha: float = 0.5  # weight of the context-conditioned score
-    prune_k: int = 8  # candidates kept from the context-free ranking (>= beam_size)
-    ctc_weight: float = 0.5  # weight of CTC prefix scores when a CTC scorer is given
     bias_bonus: float = 0.0  # score per token that spells a biasing phrase (shared/model/biasing.py)
     oov_penalty: float = 0.0  # score per word outside the lexicon (shared/model/lexicon.py)
     word_lm_weight: float = 0.0  # shallow-fusion weight of the word n-gram LM (shared/model/word_lm.py)

@@ -23,6 +23,17 @@ from shared.model.biasing import BiasState
 _MAX_SUFFIX = 32  # bytes of a token's end looked up as a phrase start (Whisper's longest token is shorter)
 
 
+def _characters(data: bytes) -> float:
+    """UTF-8 bytes -> how many characters they spell, a last incomplete one by its share of its bytes."""
+    whole = data.decode("utf-8", "ignore")
+    rest = len(data) - len(whole.encode())
+    if not rest:
+        return float(len(whole))
+    lead = data[len(data) - rest]
+    width = 4 if lead >= 0xF0 else 3 if lead >= 0xE0 else 2
+    return len(whole) + rest / width
+
+
 class TokenBytes:
     """The bytes each token id spells, with lookups by exact bytes, by prefix and by suffix (built once per
     tokenizer: the suffix index holds every token end of up to _MAX_SUFFIX bytes)."""
@@ -72,9 +83,10 @@ class ByteBiasing:
                     back = self.fail[back]
                 self.fail[child] = self.goto[back].get(byte, 0) if self.goto[back].get(byte, 0) != child else 0
                 order.append(child)
-        # a partial match's gain: its whole characters (a character's first bytes earn nothing until it is complete)
-        self.value = [0.0 if self.final[n] else bonus * len(p.decode("utf-8", "ignore")) for n, p in enumerate(self.prefix)]
-        self.full = [bonus * len(p.decode("utf-8", "ignore")) for p in self.prefix]
+        # a partial match's gain: its characters, a character's first bytes by their share of it (a rare character
+        # is spelled by two or three byte tokens, the first of which must make the beam too)
+        self.value = [0.0 if self.final[n] else bonus * _characters(p) for n, p in enumerate(self.prefix)]
+        self.full = [bonus * _characters(p) for p in self.prefix]
         self._candidates: dict[int, list[int]] = {}
         # tokens that begin a phrase from any state: those that end with its first whole characters ("给王"), and
         # those that are exactly its first bytes (a rare character spelled by two byte tokens); not every token that

@@ -16,22 +16,25 @@ Up to `max_subs` substitutions, best first.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from wordfreq import zipf_frequency
 
-from shared.context import RARE_ZIPF
+from shared.context import RARE_ZIPF, RARE_ZIPF_ZH
 
 INFLECTION_CHARS = 3  # -s, -es, -ed, -er, -ing, -'s
 
 
 @dataclass
 class CorrectionConfig:
-    margin: float = 0.0  # nats a variant may lose against the current text; 0 turns correction off
-    min_similarity: float = 0.6  # difflib ratio between the replaced span and the phrase, spaces ignored
+    margin: float  # nats a variant may lose against the current text; 0 turns correction off
+    min_similarity: float  # difflib ratio between the replaced span and the phrase (spelling; sound in Chinese)
+    margin_zh: float = 0.0  # Chinese's margin (correct_characters); 0: off
     max_subs: int = 2
 
 
@@ -152,3 +155,137 @@ def correct_phrases(text: str, phrases: Sequence[str], score: TextScorer, cfg: C
             break
         words, current = variants[best], float(scores[best])
     return " ".join(words)
+
+
+# ---- languages written without spaces (Chinese): look-alike means sound-alike ----------------------------------
+
+LONG_PHRASE_CHARS = 4
+RARE_WORD_ZIPF_ZH = 3.0  # 净水器 2.2, 鄞州 1.5; 音箱 3.2, 小雨 3.6 (words a context phrase may bring whole)
+
+
+def _cjk(c: str) -> bool:
+    return "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff"
+
+
+def _syllables(text: str) -> list[str]:
+    """One toneless pinyin syllable per character ("王晓明" -> ["wang", "xiao", "ming"]); a character that is not
+    Chinese stands for itself. pypinyin reads polyphones in the text's context, so a whole text is read at once."""
+    from pypinyin import lazy_pinyin
+
+    def itself(chunk: str) -> Any:  # pypinyin takes a list for a chunk that is not Chinese: one item per character
+        return list(chunk)
+
+    out = lazy_pinyin(text, errors=itself)
+    return out if len(out) == len(text) else [lazy_pinyin(c, errors=itself)[0] for c in text]
+
+
+_INITIAL = re.compile(r"^(zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?(.*)$")
+# what speakers (and so a recogniser's homophones) mix up: flat and retroflex sibilants, n and l, front and back nasals
+_ALIKE = {"zh": "z", "ch": "c", "sh": "s", "l": "n", "ang": "an", "eng": "en", "ing": "in", "iang": "ian", "uang": "uan"}
+
+
+def _sounds(syllables: Sequence[str]) -> list[str]:
+    """Syllables -> the units sound-alike compares: initial and final of each, merged where speakers mix them up
+    ("zhang" -> ["z", "an"]); compared by units, "ming tian qu" shares one unit with "li jian guo", not half its
+    letters."""
+    out: list[str] = []
+    for syllable in syllables:
+        match = _INITIAL.match(syllable)
+        if match is None or not syllable.isascii() or not syllable.isalpha():
+            out.append(syllable)
+            continue
+        initial, final = match.groups()
+        out += [_ALIKE.get(u, u) for u in (initial or "", final) if u]
+    return out
+
+
+def _brings_a_rare_character(span: str, phrase: str) -> bool:
+    """Whether the phrase writes a character the run lacks that is rare (wordfreq's Chinese Zipf below RARE_ZIPF_ZH:
+    a name's 筱 or 兖) or is part of a rare word (below RARE_WORD_ZIPF_ZH: 净 of 净水器). A phrase that would change
+    common characters of common words only (小雨 for 什么, 音箱 for 音量) rewrites what the model heard well enough,
+    and context is not there for that."""
+    from shared.context import chinese_words
+
+    for word in chinese_words(phrase):
+        rare_word = zipf_frequency(word, "zh") < RARE_WORD_ZIPF_ZH
+        if any(c not in span and (rare_word or zipf_frequency(c, "zh") < RARE_ZIPF_ZH) for c in word):
+            return True
+    return False
+
+
+def _written_at(text: str, phrase: str) -> set[int]:
+    """The character positions of every place the text writes the phrase."""
+    out: set[int] = set()
+    at = text.find(phrase)
+    while at >= 0:
+        out.update(range(at, at + len(phrase)))
+        at = text.find(phrase, at + 1)
+    return out
+
+
+def _sound_variants(text: str, syllables: list[str], phrases: Sequence[str],
+                    min_similarity: float) -> list[tuple[str, str, float]]:
+    """(variant, phrase put in, similarity) for every way to put a Chinese phrase in place of a run of Chinese characters of the
+    text that sounds like it (difflib ratio of their toneless pinyin's initials and finals, _sounds, >= min_similarity;
+    the run has the phrase's length, or -1..+1 characters for phrases of LONG_PHRASE_CHARS or more), the most alike
+    first. A homophone the model wrote in common characters (王小明 for the hotword 王筱明) is the case this exists
+    for; runs that overlap a phrase the text already writes are left alone (but for a longer phrase holding it in
+    the same place), so a phrase heard right is never traded."""
+    written = {p: _written_at(text, p) for p in phrases if p}
+    starts = {p: [i for i in range(len(text)) if text.startswith(p, i)] for p in written if written[p]}
+    out: dict[str, tuple[float, str]] = {}
+    for phrase in phrases:
+        if len(phrase) < 2 or not all(_cjk(c) for c in phrase) or phrase in text:
+            continue
+        # a phrase the text writes holds its characters, unless this phrase holds it in the same place (宇文 of
+        # 宇文晗 for 宇文韩)
+        held = [any(i in at for p, at in written.items() if p not in phrase) for i in range(len(text))]
+        inside = [(p, phrase.find(p)) for p in starts if p in phrase]
+        matcher = difflib.SequenceMatcher(autojunk=False)
+        matcher.set_seq2(_sounds(_syllables(phrase)))
+        # a character is a syllable, and the speech keeps its count: a run as long as the phrase, or one character
+        # off for a long phrase only (with short ones, one character off put 药店 in place of 电 in 电话)
+        lengths = range(len(phrase) - 1, len(phrase) + 2) if len(phrase) >= LONG_PHRASE_CHARS else (len(phrase),)
+        for m in lengths:
+            for i in range(len(text) - m + 1):
+                span = text[i : i + m]
+                if any(held[i : i + m]) or not all(_cjk(c) for c in span) or not all(
+                        a - i == offset for p, offset in inside for a in starts[p] if a < i + m and a + len(p) > i):
+                    continue
+                if not _brings_a_rare_character(span, phrase):
+                    continue
+                matcher.set_seq1(_sounds(syllables[i : i + m]))
+                if matcher.quick_ratio() >= min_similarity and (similarity := matcher.ratio()) >= min_similarity:
+                    variant = text[:i] + phrase + text[i + m :]
+                    if similarity > out.get(variant, (0.0, ""))[0]:
+                        out[variant] = (similarity, phrase)
+    # the most alike first: where the speech scores two variants alike, the closer sound wins
+    return [(v, out[v][1], out[v][0]) for v in sorted(out, key=lambda v: -out[v][0])]
+
+
+def correct_characters(text: str, phrases: Sequence[str], score: TextScorer, cfg: CorrectionConfig) -> str:
+    """correct_phrases for Chinese: text (written, no spaces between words) -> corrected text. A variant puts a
+    phrase in place of a sound-alike run of characters and is kept, as in English, when the speech scores it at most
+    `margin` below the current text."""
+    if cfg.margin <= 0 or not text or not phrases:
+        return text
+    current = float(score([text])[0])
+    if current == float("-inf"):
+        return text
+    for _ in range(cfg.max_subs):
+        found = _sound_variants(text, _syllables(text), phrases, cfg.min_similarity)
+        if not found:
+            break
+        scores = score([v for v, _, _ in found]).nan_to_num(nan=float("-inf"))
+        passing = [k for k in range(len(found)) if float(scores[k]) >= current - cfg.margin]
+        if not passing:
+            break
+        # the closest sound wins and the speech decides between equals: the score only gates (homophones are what
+        # it cannot tell apart; 鄞州 scored above 兖州 for a spoken yǎn zhōu)
+        best = max(passing, key=lambda k: (found[k][2], float(scores[k])))
+        # a phrase inside a longer one is a piece of a name cut by the word splitter (澜电饭煲 of 听澜电饭煲): the
+        # longer one wins wherever it passes too
+        whole = [k for k in passing if found[best][1] in found[k][1]]
+        best = max(whole, key=lambda k: (len(found[k][1]), found[k][2], float(scores[k])))
+        text, current = found[best][0], float(scores[best])
+    return text

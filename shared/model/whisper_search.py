@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from shared.languages import spaced
 from shared.model.beam_search import BeamConfig, Hypothesis, StepFn, joint_streams, search
 from shared.model.biasing import Biasing
 from shared.model.lexicon import WordLexicon
@@ -128,6 +129,7 @@ def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTo
     prompt runs once; each text runs from its cache. Texts that encode to nothing or outgrow the decoder's
     positions score -inf."""
     prompt = tokens.prompt(language, previous=context)
+    lead = spaced(language)  # a language written without spaces starts its text with no space
     with torch.inference_mode():
         last, prompt_cache, _ = decoder.run(torch.tensor([prompt]), audio_kv, last_only=True)
         first = allowed_logp(last[:, -1], tokens.eot, False, None)[0]  # (V,): the text's first token
@@ -137,7 +139,7 @@ def whisper_text_scorer(decoder: WhisperDecoder, audio_kv: KV, tokens: WhisperTo
         out = torch.full((len(texts),), float("-inf"))
         rows: list[tuple[int, list[int]]] = []
         for i, text in enumerate(texts):
-            ids = tokens.encode(text) if text.strip() else []
+            ids = tokens.encode(text, lead_space=lead) if text.strip() else []
             if ids and len(prompt) + len(ids) + 1 <= decoder.cfg.max_tokens:
                 rows.append((i, [*ids, tokens.eot]))
         for start in range(0, len(rows), rows_per_run):  # (rows, L, V) logits: a few rows at a time

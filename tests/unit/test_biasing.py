@@ -35,7 +35,8 @@ def bigram_step(streams: int = 1):
 
 def run(phrases, bonus, streams=1, prune_k=8, past_prune=False):
     bias = PhraseBiasing(phrases, bonus) if phrases else None
-    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=6, prune_k=prune_k, phrases_past_prune=past_prune)
+    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=6, prune_k=prune_k, phrases_past_prune=past_prune, alpha=0.5,
+                     ctc_weight=0.5)
     return search(bigram_step(streams), EOS, cfg, 0.5, bias=bias)
 
 
@@ -96,7 +97,7 @@ def ctc_of(tokens: list[int], blank: int = 0) -> CTCPrefixScorer:
 
 
 def test_with_ctc_a_phrase_the_lm_pruned_wins_only_where_the_speech_says_it() -> None:
-    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=6, prune_k=1, ctc_weight=0.5)
+    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=6, prune_k=1, ctc_weight=0.5, alpha=0.5)
 
     def decode(phrases, said):
         bias = PhraseBiasing(phrases, 3.0) if phrases else None
@@ -107,6 +108,7 @@ def test_with_ctc_a_phrase_the_lm_pruned_wins_only_where_the_speech_says_it() ->
     assert decode([[3, 4]], [1, 2]) == [1, 2]  # a phrase nobody said is not inserted
 
 
+@pytest.mark.weights
 def test_context_gives_hotwords_and_rare_runs_of_the_turns_used_as_bias_phrases() -> None:
     assert rare_runs("you have a meeting with maren kessel tomorrow") == ["maren kessel"]
     tok = Tokenizer(ROOT / "bundles" / "default" / "tokenizer.model")

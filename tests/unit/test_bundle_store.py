@@ -16,6 +16,7 @@ from shared.bundle_store import MANIFEST, ManifestError, fetch, problems, publis
 from tests.conftest import ROOT
 
 
+@pytest.mark.weights
 def test_the_default_bundle_matches_its_manifest() -> None:
     bundle = ROOT / "bundles" / "default"
     assert problems(bundle) == []

@@ -63,6 +63,7 @@ def test_no_phrase_no_bias() -> None:
     assert torch.equal(ByteBiasing(["王"], TokenBytes(VOCAB), 1.0).bonuses([BiasState()], 3)[:, 0], torch.zeros(1))
 
 
+@pytest.mark.weights
 def test_whisper_tokens_spell_their_bytes() -> None:
     from shared.model import whisper_weights as ww
     from shared.model.whisper_decoder import WhisperTokens

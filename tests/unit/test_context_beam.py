@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,19 +16,21 @@ from services.decoder.server import DecoderService
 from shared.decoding import DecodingDefaults
 from shared.recognition import NBestEntry
 from shared.settings import load_settings
+from tests.conftest import ROOT
 
 PLAIN = common_pb2.RecognitionConfig()
+SHIPPED = DecodingDefaults.from_bundle(ROOT / "bundles" / "default")
 
 
 def test_the_context_beam_applies_only_with_a_context_stream() -> None:
-    defaults = DecodingDefaults(beam_size=8, context_beam_size=4, nbest=4)
+    defaults = dataclasses.replace(SHIPPED, beam_size=8, context_beam_size=4, nbest=4)
     assert beam_config(PLAIN, defaults).beam_size == 8
     assert beam_config(PLAIN, defaults, with_context=True).beam_size == 4
     # a request's beam applies with and without context
     assert beam_config(common_pb2.RecognitionConfig(beam_size=3), defaults, with_context=True).beam_size == 3
     assert beam_config(common_pb2.RecognitionConfig(beam_size=6), defaults).beam_size == 6
     # unset (0): one beam for both
-    assert beam_config(PLAIN, DecodingDefaults(beam_size=5), with_context=True).beam_size == 5
+    assert beam_config(PLAIN, dataclasses.replace(SHIPPED, beam_size=5, context_beam_size=0), with_context=True).beam_size == 5
     # the gateway checks nbest against beam_size before it knows about context: the context beam widens to it
     widened = beam_config(common_pb2.RecognitionConfig(nbest=6), defaults, with_context=True)
     assert (widened.beam_size, widened.nbest) == (6, 6)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
+from tests.conftest import ROOT
 from training.data.contexts import dialogue_context_with_entities
 from training.data.text import EntityFaker
 
@@ -26,6 +29,7 @@ def test_keyword_hit_takes_whole_words_and_possessives() -> None:
     assert not keyword_hit("roy", "a royal visit") and not keyword_hit("roy's", "call roy")
 
 
+@pytest.mark.weights
 def test_context_sft_rows_follow_the_no_context_share() -> None:
     from pathlib import Path
 
@@ -55,13 +59,15 @@ def test_keyword_misses_name_each_missed_keyword_with_both_transcripts() -> None
 
 
 def test_served_run_is_the_context_run_at_the_served_settings() -> None:
+    import dataclasses
+
     from shared.decoding import DecodingDefaults
     from training.eval.run import served_run
 
-    served = DecodingDefaults()
+    served = DecodingDefaults.from_bundle(ROOT / "bundles" / "default")
     table = [{"setting": "no context", "alpha": None},
              *({"setting": f"a{a}b{b}", "alpha": a, "bias": b, "correction": served.correction_margin,
                 "prune_k": served.context_prune_k} for a in (0.5, served.context_weight) for b in (0.0, served.bias_bonus))]
     assert served_run(table, served)["setting"] == f"a{served.context_weight}b{served.bias_bonus}"
-    other = DecodingDefaults(context_weight=0.1)
+    other = dataclasses.replace(served, context_weight=0.1)
     assert served_run(table, other)["setting"] == "a0.5b0.0"  # none served: the first context run

@@ -55,11 +55,11 @@ def test_ctc_weight_one_follows_the_acoustics_and_cached_equals_uncached() -> No
     logp[torch.arange(len(frames)), torch.tensor(frames)] = 0.0
     logp = logp.log_softmax(-1)
     prefix = torch.randn(6, 32)
-    cfg = BeamConfig(beam_size=3, nbest=2, max_tokens=12, prune_k=50, ctc_weight=1.0)
+    cfg = BeamConfig(beam_size=3, nbest=2, max_tokens=12, prune_k=50, ctc_weight=1.0, alpha=0.5)
     scorer = CTCPrefixScorer(logp, BLANK, eos_id := 2)
     cached = joint_beam_search(lm, prefix, None, eos_id, cfg, ctc=scorer)
     assert cached[0].tokens == spelled
-    mixed = BeamConfig(beam_size=3, nbest=2, max_tokens=12, prune_k=10, ctc_weight=0.5)
+    mixed = BeamConfig(beam_size=3, nbest=2, max_tokens=12, prune_k=10, ctc_weight=0.5, alpha=0.5)
     a = joint_beam_search(lm, prefix, None, eos_id, mixed, ctc=scorer)
     b = joint_beam_search(lm, prefix, None, eos_id, mixed, cached=False, ctc=scorer)
     assert [h.tokens for h in a] == [h.tokens for h in b]
@@ -72,7 +72,7 @@ def test_speech_shorter_than_any_long_prefix_still_yields_an_nbest() -> None:
     lm = tiny_lm()
     logp = torch.randn(2, 50).log_softmax(-1)
     free, ctx = torch.randn(6, 32), torch.randn(9, 32)
-    cfg = BeamConfig(beam_size=3, nbest=2, max_tokens=10, prune_k=4, ctc_weight=0.5)
+    cfg = BeamConfig(beam_size=3, nbest=2, max_tokens=10, prune_k=4, ctc_weight=0.5, alpha=0.5)
     for context in (None, ctx):
         hyps = joint_beam_search(lm, free, context, 2, cfg, ctc=CTCPrefixScorer(logp, BLANK, 2))
         assert hyps and all(len(h.tokens) <= 2 for h in hyps)

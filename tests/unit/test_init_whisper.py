@@ -11,10 +11,13 @@ from safetensors.torch import load_file
 
 from shared.bundle import BundleError, load_bundle, save_bundle
 from shared.bundle_store import LUISE_BUNDLE
+from shared.decoding import DECODING_KEY, bundle_decoding
 from shared.model.asr import SeedASR
 from shared.model.whisper_encoder import WhisperEncoder, load_ct2_encoder
 from shared.model.whisper_weights import MODEL_SHA256
 from training.recipe import model_config
+
+LUISE_DECODING = {DECODING_KEY: bundle_decoding(LUISE_BUNDLE)}  # what a bundle of its family states
 
 
 def test_init_takes_the_pretrained_encoder_and_the_bundles_lm(tmp_path: Path, whisper_base_encoder_weights) -> None:
@@ -36,7 +39,7 @@ def test_init_takes_the_pretrained_encoder_and_the_bundles_lm(tmp_path: Path, wh
     assert (tmp_path / "tokenizer.model").read_bytes() == (LUISE_BUNDLE / "tokenizer.model").read_bytes()
 
     # a bundle of it pins the package file instead of copying the frozen encoder, and loads it back from there
-    save_bundle(model, tmp_path / "tokenizer.model", tmp_path / "bundle", "card", from_package=True)
+    save_bundle(model, tmp_path / "tokenizer.model", tmp_path / "bundle", "card", LUISE_DECODING, from_package=True)
     assert not [k for k in load_file(str(tmp_path / "bundle" / "model.safetensors")) if k.startswith("encoder.")]
     loaded, _, meta = load_bundle(tmp_path / "bundle")
     assert meta["encoder_weights"]["sha256"] == MODEL_SHA256

@@ -26,6 +26,7 @@ def test_whisper_languages_table() -> None:
     assert "yue" not in WHISPER_LANGUAGES  # Whisper base has no Cantonese token
 
 
+@pytest.mark.weights
 def test_whisper_languages_follow_the_models_token_order() -> None:
     from shared.model.whisper_weights import WhisperWeightsError, ct2_model_dir
 
@@ -142,6 +143,8 @@ def test_to_script_is_shared_between_threads() -> None:
     ("我有3.5个苹果。", "我有3.5个苹果。"),  # a decimal point stays
     ("播放Spotify, 好吗?", "播放Spotify, 好吗？"),  # after Latin text: as written
     ("你好! 再见.", "你好！再见。"),
+    ("把空调温度 调到 23度", "把空调温度调到23度"),  # Whisper's segment spaces: Chinese writes none
+    ("我用 iPhone 打电话", "我用 iPhone 打电话"),  # beside a Latin word they stay
 ])
 def test_chinese_punctuation(raw, written) -> None:
     from shared.languages import chinese_punctuation

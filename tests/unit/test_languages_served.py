@@ -14,6 +14,8 @@ from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
 from shared.bundle import DEFAULT_BUNDLE
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.weights  # the shipped bundle's weights (fetched by make setup)
+
 ZH = ROOT / "samples" / "zh" / "call-wang.wav"  # 请帮我给王小明打个电话。 (Kokoro, samples/README.md)
 EN = ROOT / "samples" / "dialogue" / "user-2.wav"
 

@@ -83,7 +83,7 @@ def _step(parents, last):
 
 
 def test_penalty_turns_a_non_word_into_the_word_the_model_ranked_second() -> None:
-    cfg = BeamConfig(beam_size=4, nbest=2, max_tokens=5, prune_k=6)
+    cfg = BeamConfig(beam_size=4, nbest=2, max_tokens=5, prune_k=6, alpha=0.5, ctc_weight=0.5)
     plain = search(_step, EOS, cfg, 0.0)
     assert plain[0].tokens == [1, 2]  # "useing"
     lex = WordLexicon(WORDS, PIECES, {0, EOS}, EOS, 2.0)

@@ -1,6 +1,8 @@
 """Two code paths that must agree: cached+batched vs one-at-a-time beam search, KV cache vs full
 forward, joint search at alpha 0 / 1 vs single-stream decoding."""
 
+import dataclasses
+
 import torch
 
 from shared.model.beam_search import BeamConfig, joint_beam_search
@@ -68,7 +70,7 @@ def _texts(hyps):
 def test_batched_cached_search_equals_one_at_a_time() -> None:
     lm = tiny_lm()
     free, ctx = torch.randn(6, 32), torch.randn(9, 32)
-    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=6, alpha=0.4, prune_k=6)
+    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=6, alpha=0.4, prune_k=6, ctc_weight=0.5)
     for c in (None, ctx):
         fast = joint_beam_search(lm, free, c, eos_id=2, cfg=cfg, cached=True)
         slow = joint_beam_search(lm, free, c, eos_id=2, cfg=cfg, cached=False)
@@ -79,7 +81,8 @@ def test_batched_cached_search_equals_one_at_a_time() -> None:
 def test_greedy_is_beam_one() -> None:
     lm = tiny_lm()
     prefix = torch.randn(5, 32)
-    hyp = joint_beam_search(lm, prefix, None, 2, BeamConfig(beam_size=1, nbest=1, max_tokens=6))[0]
+    greedy = BeamConfig(beam_size=1, nbest=1, max_tokens=6, alpha=0.5, prune_k=8, ctc_weight=0.5)
+    hyp = joint_beam_search(lm, prefix, None, 2, greedy)[0]
     # greedy by hand
     tokens: list[int] = []
     for _ in range(6):
@@ -95,7 +98,7 @@ def test_greedy_is_beam_one() -> None:
 def test_alpha_zero_is_context_free_and_alpha_one_is_context_only() -> None:
     lm = tiny_lm()
     free, ctx = torch.randn(6, 32), torch.randn(9, 32)
-    base = BeamConfig(beam_size=3, nbest=3, max_tokens=6, prune_k=50)
+    base = BeamConfig(beam_size=3, nbest=3, max_tokens=6, prune_k=50, alpha=0.5, ctc_weight=0.5)
     free_only = joint_beam_search(lm, free, None, 2, base)
     ctx_only = joint_beam_search(lm, ctx, None, 2, base)
     at0 = joint_beam_search(lm, free, ctx, 2, BeamConfig(**{**base.__dict__, "alpha": 0.0}))
@@ -206,7 +209,7 @@ def test_length_normalised_ranking_keeps_the_transcript_raw_sums_cut_short() -> 
 
         return step
 
-    raw = BeamConfig(beam_size=2, nbest=1, max_tokens=8)
+    raw = BeamConfig(beam_size=2, nbest=1, max_tokens=8, alpha=0.5, prune_k=8, ctc_weight=0.5)
     assert search(step_fn(), eos, raw, 0.0)[0].tokens == []
-    normed = search(step_fn(), eos, BeamConfig(beam_size=2, nbest=1, max_tokens=8, length_norm=True), 0.0)
+    normed = search(step_fn(), eos, dataclasses.replace(raw, length_norm=True), 0.0)
     assert normed[0].tokens == [1, 1, 1, 1]

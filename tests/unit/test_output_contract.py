@@ -3,6 +3,7 @@ confidences, word times from the model, verbatim, and streaming with live interi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ def recognize(stub, config: common_pb2.RecognitionConfig, hotwords=()) -> recogn
                           timeout=120)
 
 
+@pytest.mark.weights
 def test_written_text_confidences_and_word_times(stub) -> None:
     best = recognize(stub, common_pb2.RecognitionConfig(word_timestamps=True), hotwords=["Kilbride Street"]).alternatives[0]
     assert best.text == "Remind me to stop at Kilbride Street on the way home."  # cased as the hotword was given
@@ -55,12 +57,14 @@ def test_written_text_confidences_and_word_times(stub) -> None:
     assert best.words[-1].start_s > sf.info(SAMPLE).duration - 1.0
 
 
+@pytest.mark.weights
 def test_verbatim_puts_the_spoken_form_in_text(stub) -> None:
     best = recognize(stub, common_pb2.RecognitionConfig(verbatim=True, word_timestamps=True)).alternatives[0]
     assert best.text == best.normalized_text and best.text == best.text.lower() and "." not in best.text
     assert " ".join(w.word for w in best.words) == best.text
 
 
+@pytest.mark.weights
 def test_streaming_interims_grow_and_the_final_is_recognizes(stub) -> None:
     x, _ = sf.read(SAMPLE, dtype="int16")
     pcm = x.tobytes()
@@ -108,9 +112,10 @@ def test_confidence_rises_with_agreement_and_the_bundle_states_its_fit() -> None
     assert nbest_agreement("Street.", [{"kilbride", "street"}, {"kill", "bride"}]) == 0.5
     assert nbest_agreement("7:30", [{"seven", "thirty"}]) == 1.0 and nbest_agreement("x", []) == 1.0
     with pytest.raises(ValueError, match="3 weights and a bias"):
-        _ = DecodingDefaults(confidence_weights="1,2").confidence
+        _ = dataclasses.replace(DecodingDefaults.from_bundle(DEFAULT_BUNDLE), confidence_weights="1,2").confidence
 
 
+@pytest.mark.weights
 def test_manifest_output_carries_both_forms(tmp_path) -> None:
     from services.cli import main
 

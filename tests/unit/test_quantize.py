@@ -13,6 +13,7 @@ from shared.recognition import AsrCore
 from shared.settings import load_settings
 
 
+@pytest.mark.weights
 def test_int8_lm_ranks_next_tokens_as_the_fp32_lm_does() -> None:
     assert int8_supported()  # else quantize_linears hands back the fp32 LM and the rest compares it to itself
     model, tok, _ = load_bundle(LUISE_BUNDLE)

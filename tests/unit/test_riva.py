@@ -312,6 +312,7 @@ def test_stream_audio_reads_a_split_wav_header_channels_and_g711() -> None:
 
 
 # ---- the default bundle on real speech ---------------------------------------------------------------------------
+@pytest.mark.weights
 def test_default_bundle_boosted_word_and_word_offsets(tmp_path: Path) -> None:
     from shared.bundle import DEFAULT_BUNDLE
 

@@ -31,7 +31,7 @@ from services.gateway.streaming import Endpointer
 from shared.decoding import DecodingDefaults
 from shared.segments import segment_audio
 import numpy as np
-assert request_decoding(common_pb2.RecognitionConfig(beam_size=3), DecodingDefaults()).beam_size == 3
+assert request_decoding(common_pb2.RecognitionConfig(beam_size=3), DecodingDefaults.from_bundle("bundles/default")).beam_size == 3
 assert segment_audio(np.zeros(16000 * 3, np.float32), 20.0)
 assert Endpointer(300)(np.zeros(512, np.float32)) is None
 assert not any(name in sys.modules for name in BLOCKED)

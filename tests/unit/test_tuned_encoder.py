@@ -14,6 +14,8 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
+from shared.bundle_store import LUISE_BUNDLE
+from shared.decoding import DECODING_KEY, bundle_decoding
 from shared.model.asr import ASRConfig, SeedASR
 from shared.model.converter import ConverterConfig
 from shared.model.moe_lm import LMConfig
@@ -28,6 +30,8 @@ from training.common import (
     training_cache,
     tuned_encoder_start,
 )
+
+LUISE_DECODING = {DECODING_KEY: bundle_decoding(LUISE_BUNDLE)}  # what a bundle of its family states
 
 TINY = WhisperEncoderConfig(d_model=32, n_heads=2, n_layers=3, max_frames=600)
 
@@ -112,7 +116,7 @@ def test_bundle_keeps_only_the_tuned_encoder_tensors(tmp_path: Path, whisper_bas
         model.encoder.layers[5].ff[0].weight.add_(0.01)
         model.encoder.norm.bias.add_(0.02)
     bundle = tmp_path / "bundle"
-    save_bundle(model, tiny / "tokenizer.model", bundle, "card", from_package=True)
+    save_bundle(model, tiny / "tokenizer.model", bundle, "card", LUISE_DECODING, from_package=True)
     stored = {k for k in load_file(str(bundle / "model.safetensors")) if k.startswith("encoder.")}
     assert stored == {"encoder.layers.5.ff.0.weight", "encoder.norm.bias"}
     loaded, _, meta = load_bundle(bundle)

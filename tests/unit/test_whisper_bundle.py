@@ -12,9 +12,13 @@ import torch
 from safetensors import safe_open
 
 from shared.bundle import load_bundle, save_bundle
+from shared.bundle_store import DEFAULT_BUNDLE
+from shared.decoding import DECODING_KEY, bundle_decoding
 from shared.model.asr import pad_to_window
 from shared.model.beam_search import BeamConfig
 from tests.conftest import ROOT
+
+SHIPPED_DECODING = {DECODING_KEY: bundle_decoding(DEFAULT_BUNDLE)}  # what a bundle of its family states
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +33,8 @@ def whisper_bundle(tmp_path_factory, whisper_base_encoder_weights, whisper_base_
     load_ct2_encoder(model.encoder, whisper_base_encoder_weights)
     load_ct2_decoder(model.lm, whisper_base_decoder_weights)
     out = tmp_path_factory.mktemp("whisper") / "bundle"
-    save_bundle(model.eval(), ROOT / "bundles" / "tiny" / "tokenizer.model", out, "card", from_package=True)
+    save_bundle(model.eval(), ROOT / "bundles" / "tiny" / "tokenizer.model", out, "card", SHIPPED_DECODING,
+                from_package=True)
     return out
 
 

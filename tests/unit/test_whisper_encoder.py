@@ -99,6 +99,7 @@ def test_log_mel_matches_faster_whisper() -> None:
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
 
+@pytest.mark.weights
 def test_pretrained_encoder_matches_ctranslate2() -> None:
     """Our torch encoder with the package's weights against CTranslate2's own Whisper encoder, same frames."""
     ct2 = pytest.importorskip("ctranslate2")

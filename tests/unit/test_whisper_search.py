@@ -18,7 +18,7 @@ class TinyTokens:
     eot = EOT
     blank: int | None = 0
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, lead_space: bool = True) -> list[int]:
         return [min(len(w), EOT - 1) for w in text.split()]
 
     def prompt(self, language: str = "en", previous: str | None = None, max_previous: int = 223) -> list[int]:
@@ -45,7 +45,7 @@ def _assert_cached_matches_uncached(dec, audio, tok, context, cfg, **kwargs) -> 
 
 def test_cached_and_uncached_scorers_find_the_same_nbest() -> None:
     dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
-    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=6)
+    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=6, ctc_weight=0.5)
     bias = PhraseBiasing([[4, 5]], 1.5)
     for context in (None, "seven words of some context here"):
         cached = _assert_cached_matches_uncached(dec, audio, tok, context, cfg, bias=bias)
@@ -56,7 +56,7 @@ def test_greedy_context_free_search_is_greedy_decoding() -> None:
     """Up to where the search stops: a beam of one ends a hypothesis once an ended one outscores it."""
     dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
     tok.blank = None  # greedy_decode does not rule out a leading bare space
-    cfg = BeamConfig(beam_size=1, nbest=1, max_tokens=8, alpha=0.9)
+    cfg = BeamConfig(beam_size=1, nbest=1, max_tokens=8, alpha=0.9, prune_k=8, ctc_weight=0.5)
     best = whisper_beam_search(dec, audio, tok, None, cfg)[0]
     greedy = greedy_decode(dec, audio[None], tok.prompt(), EOT, max_new=8)
     assert best.tokens and best.tokens == greedy[: len(best.tokens)]
@@ -64,7 +64,7 @@ def test_greedy_context_free_search_is_greedy_decoding() -> None:
 
 def test_a_bias_bonus_writes_the_phrase() -> None:
     dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
-    cfg = BeamConfig(beam_size=4, nbest=1, max_tokens=8, alpha=0.5, prune_k=VOCAB)
+    cfg = BeamConfig(beam_size=4, nbest=1, max_tokens=8, alpha=0.5, prune_k=VOCAB, ctc_weight=0.5)
     plain = whisper_beam_search(dec, audio, tok, None, cfg)[0].tokens
     phrase = [t for t in range(1, 6) if t not in plain[:1]][:2]
     biased = whisper_beam_search(dec, audio, tok, None, cfg, bias=PhraseBiasing([phrase], 20.0))[0].tokens
@@ -100,7 +100,7 @@ def _tiny_lexicon(words: set[str], penalty: float):
 
 def test_a_lexicon_scores_the_same_in_cached_and_uncached_search() -> None:
     dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
-    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=VOCAB)
+    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=VOCAB, ctc_weight=0.5)
     lexicon = _tiny_lexicon({"aa", "aaa", "aaaaa"}, 3.0)
     for context in (None, "seven words of some context here"):
         _assert_cached_matches_uncached(dec, audio, tok, context, cfg, lexicon=lexicon)
@@ -108,7 +108,7 @@ def test_a_lexicon_scores_the_same_in_cached_and_uncached_search() -> None:
 
 def test_a_lexicon_penalty_keeps_the_transcript_to_its_words() -> None:
     dec, audio, tok = _decoder(), torch.randn(12, 32), TinyTokens()
-    cfg = BeamConfig(beam_size=4, nbest=1, max_tokens=8, alpha=0.5, prune_k=VOCAB)
+    cfg = BeamConfig(beam_size=4, nbest=1, max_tokens=8, alpha=0.5, prune_k=VOCAB, ctc_weight=0.5)
     plain = whisper_beam_search(dec, audio, tok, None, cfg)[0].tokens
     words = {"a" * t for t in (2, 3) if t not in plain} or {"aa"}  # words the plain search does not write
     held = whisper_beam_search(dec, audio, tok, None, cfg, lexicon=_tiny_lexicon(words, 50.0))[0].tokens

@@ -63,7 +63,7 @@ def _step(parents, last):
 
 
 def test_fusion_picks_the_word_the_text_makes_likely(word_lm) -> None:
-    cfg = BeamConfig(beam_size=4, nbest=2, max_tokens=6, prune_k=6)
+    cfg = BeamConfig(beam_size=4, nbest=2, max_tokens=6, prune_k=6, alpha=0.5, ctc_weight=0.5)
     words = frozenset({"the", "cat", "cap", "sat"})
     plain = WordLexicon(words, PIECES, {0, EOS}, EOS, word_lm=word_lm).for_request(1.0)
     assert search(_step, EOS, cfg, 0.0, lexicon=plain)[0].tokens == [1, 3, 4]  # "the cap sat"
@@ -149,7 +149,7 @@ def test_lexicon_scored_lazily_picks_what_scoring_every_candidate_picks(word_lm,
 
     words = frozenset(w for s in SENTENCES for w in s.split())
     lex = WordLexicon(words, RANDOM_PIECES, {0, eos}, eos, word_lm=word_lm).for_request(3.0, lm_weight=0.5, word_bonus=4.0)
-    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=8, prune_k=vocab)
+    cfg = BeamConfig(beam_size=4, nbest=4, max_tokens=8, prune_k=vocab, alpha=0.5, ctc_weight=0.5)
     lazy = search(step, eos, cfg, 0.0, lexicon=lex)
     monkeypatch.setattr(beam_search, "_with_lexicon", lambda total, lx, ws, e, k: total + lx.bonuses(ws, total, e))
     eager = search(step, eos, cfg, 0.0, lexicon=lex)

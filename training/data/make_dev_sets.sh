@@ -44,3 +44,4 @@ lang_set dev_fr_pico --language fr --count 80 --seed 404
 lang_set dev_de_pico --language de --count 80 --seed 405
 lang_set dev_lid --lid --count 150 --seed 406
 lang_set context_zh --context-zh --count 80 --seed 407
+lang_set context_zh_test --context-zh --count 80 --seed 408  # held out: correction_margin_zh was tuned on context_zh

@@ -9,7 +9,7 @@ of its own in base). The Mandarin context set reports keyword recall and inserti
 scorer, whose keyword match reads Chinese by characters.
 
     python -m training.eval.languages --sets data/dev_zh_kokoro data/dev_es_pico ... [--lid data/dev_lid]
-                                      [--context data/context_zh] [--model DIR] [--peer-model CT2_DIR]
+                                      [--context data/context_zh data/context_zh_test] [--model DIR] [--peer-model CT2_DIR]
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def read_rows(manifest: Path, limit: int) -> list[dict[str, Any]]:
 
 
 def run(sets: Sequence[Path], lid: Optional[Path], ours: ServedRecogniser, whisper: Optional[Whisper],
-        limit: int = 0, context: Optional[Path] = None) -> list[str]:
+        limit: int = 0, contexts: Sequence[Path] = ()) -> list[str]:
     """The per-language section of EVAL.md (markdown lines), printed as each table is done."""
     lines = ["## Languages", "",
              "Ours and faster-whisper (int8, beam 5) on the same weights and audio; `given`: the set's language in the "
@@ -174,7 +174,7 @@ def run(sets: Sequence[Path], lid: Optional[Path], ours: ServedRecogniser, whisp
         table = ["", f"Language identification on {lid.name} (2-5 s turns):", "", *lid_table(res, whisper is not None)]
         print("\n".join(table), flush=True)
         lines += table
-    if context is not None and (context / "manifest.jsonl").is_file():
+    for context in (c for c in contexts if (c / "manifest.jsonl").is_file()):
         table = ["", f"Context in Mandarin ({context.name}): keyword recall and insertions, the language given:", "",
                  *context_section(read_rows(context / "manifest.jsonl", limit), ours, whisper)]
         print("\n".join(table), flush=True)
@@ -186,7 +186,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", type=Path, required=True)
     ap.add_argument("--lid", type=Path, default=Path("data/dev_lid"))
-    ap.add_argument("--context", type=Path, default=Path("data/context_zh"), help="a Mandarin context set")
+    ap.add_argument("--context", type=Path, nargs="*", default=[Path("data/context_zh"), Path("data/context_zh_test")],
+                    help="Mandarin context sets (context_zh tuned correction_margin_zh; context_zh_test is held out)")
     ap.add_argument("--model", help="bundle directory (default: bundles/default)")
     ap.add_argument("--peer-model", help="faster-whisper's CTranslate2 folder (default: the base package's)")
     ap.add_argument("--no-peer", action="store_true")

@@ -165,7 +165,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--context", default="data/context_eval")
     ap.add_argument("--long", default="data/long_slt")
     ap.add_argument("--commands", default="data/dev_commands", help="written-form set (training/data/commands.py)")
-    ap.add_argument("--context-zh", type=Path, default=Path("data/context_zh"), help="Mandarin context set")
+    ap.add_argument("--context-zh", type=Path, nargs="*", default=[Path("data/context_zh"), Path("data/context_zh_test")],
+                    help="Mandarin context sets (the second held out from tuning)")
     ap.add_argument("--lid", type=Path, default=Path("data/dev_lid"), help="language-ID set (training/data/languages.py)")
     ap.add_argument("--word-times", default="data/dev_word_times", help="word-boundary set (training/data/word_times.py)")
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9")

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from shared.bundle import save_bundle
-from shared.bundle_store import write_manifest
+from shared.bundle_store import LUISE_BUNDLE, write_manifest
+from shared.decoding import DECODING_KEY, bundle_decoding
 from shared.model.asr import SeedASR
 from shared.model.word_lm import WORD_LM_FILE
 from shared.tokenizer import Tokenizer
@@ -174,7 +175,8 @@ def main() -> None:
     model.eval()
     # a pretrained encoder stays in its package: the bundle pins that file by sha256 and keeps only what changed
     save_bundle(model, args.work / "tokenizer.model", args.out, model_card(args.work, model, stage, recipe),
-                {"name": "seedasr-mesh-default", "stage": stage}, from_package=model.cfg.encoder_type == "whisper")
+                {"name": "seedasr-mesh-default", "stage": stage, DECODING_KEY: bundle_decoding(LUISE_BUNDLE)},
+                from_package=model.cfg.encoder_type == "whisper")
     export_onnx(args.out)
     write_lexicon(args.out / "lexicon.txt")
     write_word_lm(args.out / WORD_LM_FILE, training_sentences())

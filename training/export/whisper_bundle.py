@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 
 from shared.bundle import package_reference, save_bundle
 from shared.bundle_store import DEFAULT_BUNDLE, LUISE_BUNDLE, write_manifest
-from shared.decoding import DECODING_KEY
+from shared.decoding import DECODING_KEY, bundle_decoding
 from shared.model import whisper_weights as ww
 from shared.model.asr import ASRConfig, SeedASR
 from shared.model.converter import ConverterConfig
@@ -40,13 +39,11 @@ from shared.model.whisper_checkpoint import CheckpointError, WhisperCheckpoint, 
 from shared.model.whisper_decoder import WHISPER_TOKENIZER_FILE, WhisperDecoderConfig, WhisperTokens, load_ct2_decoder
 from shared.model.whisper_encoder import WhisperEncoderConfig, load_ct2_encoder
 
-# Decoding defaults: the shipped bundle's, as bundles/default/TUNING.md tuned them (one place: its config.json);
-# a rebuild of the default and a bundle from a user's checkpoint both start from them.
-SHIPPED_CONFIG = DEFAULT_BUNDLE / "config.json"
-
 
 def shipped_decoding() -> dict[str, Any]:
-    return dict(json.loads(SHIPPED_CONFIG.read_text())[DECODING_KEY])
+    """The shipped bundle's decoding knobs, as bundles/default/TUNING.md tuned them (one place: its config.json); a
+    rebuild of the default and a bundle from a user's checkpoint both start from them."""
+    return bundle_decoding(DEFAULT_BUNDLE)
 
 
 def whisper_config(experts: int, top_k: int, window_s: float, encoder: Optional[WhisperEncoderConfig] = None,
@@ -80,9 +77,9 @@ def model_card(model: SeedASR, window_s: float) -> str:
         "- languages: the 99 of Whisper's tokenizer (config.json \"languages\"; a request's BCP-47 tag picks one, \"\""
         " or \"auto\" identifies it among SEEDASR_LANGUAGES); phrase correction, the lexicon and the written-form"
         " rules are English's and other languages decode without them (their context works through Whisper's prompt"
-        " and phrase biasing, which in Chinese matches a phrase only where it is tokenised alike); Chinese comes out in"
-        " simplified characters (zh, zh-CN) or traditional (zh-TW, zh-HK) by OpenCC; evaluated in English only so far"
-        " (EVAL.md)",
+        " and phrase biasing, in Chinese by the bytes its characters spell); Chinese comes out in"
+        " simplified characters (zh, zh-CN) or traditional (zh-TW, zh-HK) by OpenCC; evaluated in English, Mandarin,"
+        " Cantonese, Spanish, French and German beside faster-whisper (EVAL.md)",
         "- lexicon.txt: the word list of the out-of-lexicon penalty over Whisper's pieces (the LUISE bundle's), off"
         " unless a request sets oov_penalty (TUNING.md)",
         "",

@@ -80,7 +80,7 @@ def main() -> None:
     budget = TimeBudget(recipe.rl.minutes, state.get("elapsed", 0.0))
     cache = training_cache(recipe, model)
     rng, ents = random.Random(step + 99), EntityFaker(900 + step)
-    beam = BeamConfig(beam_size=4, nbest=4, max_tokens=60, alpha=0.5)
+    beam = BeamConfig(beam_size=4, nbest=4, max_tokens=60, alpha=0.5, prune_k=8, ctc_weight=0.5)
     while budget.left():
         for batch in feature_batches(cache, 3000, rng, augment=False):
             if not budget.left():
