@@ -69,9 +69,8 @@ def config_from_dict(d: dict[str, Any]) -> ASRConfig:
 def save_bundle(model: SeedASR, tokenizer_file: Path, out: Path, card: str, extra: dict[str, Any] | None = None,
                 from_package: bool = False) -> None:
     """extra: config.json's other sections, the "decoding" one stating every knob (from the bundle it was tuned
-    for: shared/decoding.py); from_package: reference the pretrained package file for each part started from it
-    (a `whisper` encoder,
-    a `whisper` decoder) and keep only that part's tensors that differ from it."""
+    for: shared/decoding.py); from_package: reference the pretrained package file for each part started from it (a
+    `whisper` encoder, a `whisper` decoder) and keep only that part's tensors that differ from it."""
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"config": config_to_dict(model.cfg), **(extra or {})}
     try:  # every knob, each once: a bundle never falls back to another family's values

@@ -64,7 +64,8 @@ class AssembledContext:
     spellings: list[str] = field(default_factory=list)  # context words as written (shared/written.py)
 
 
-def _chinese(text: str) -> bool:
+def has_chinese(text: str) -> bool:
+    """Whether the text holds a Chinese (CJK unified or compatibility) character."""
     return any("\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in text)
 
 
@@ -83,12 +84,12 @@ def rare_runs(text: str, rare_zipf: float = RARE_ZIPF) -> list[str]:
     """The maximal runs of rare words in (normalised) text: "call maren kessel now" -> ["maren kessel"]. Chinese has
     no spaces: its words come from wordfreq's segmenter (jieba) and a run is joined without them
     ("请给王小明打电话" -> ["王小明"])."""
-    chinese = _chinese(text)
+    chinese = has_chinese(text)
     words = chinese_words(text) if chinese else text.split()
     runs: list[str] = []
     run: list[str] = []
     for word in [*words, ""]:
-        cjk = chinese and _chinese(word)
+        cjk = chinese and has_chinese(word)
         if word and any(c.isalpha() for c in word) and zipf_frequency(word, "zh" if cjk else "en") < (
                 RARE_ZIPF_ZH if cjk else rare_zipf):
             run.append(word)
@@ -102,7 +103,7 @@ def drop_contained(phrases: list[str]) -> list[str]:
     """The phrases that are not a run of words inside another: biasing pays per spelled phrase, so with
     both "kilbride" and "kilbride street" the repetition "kilbride kilbride street" earned the most bonus. Chinese
     phrases, written without spaces, by their characters."""
-    padded = [p if _chinese(p) else f" {p} " for p in phrases]
+    padded = [p if has_chinese(p) else f" {p} " for p in phrases]
     return [p for p, q in zip(phrases, padded) if not any(q in other and q != other for other in padded)]
 
 
@@ -110,7 +111,7 @@ def phrase_ngrams(text: str) -> list[str]:
     """Correction candidates of (normalised) text: "the nearest store is perry inc" -> [..., "perry", "perry inc", ...].
     Chinese: runs of up to CORRECTION_MAX_WORDS of jieba's words, all Chinese characters, holding a rare word
     ("订去鼓浪屿的船票" -> ["鼓浪屿", "去鼓浪屿", ...])."""
-    if _chinese(text):
+    if has_chinese(text):
         return _chinese_ngrams(text)
     words = text.split()
     zipf = [zipf_frequency(w, "en") for w in words]
@@ -212,12 +213,12 @@ def _chinese_ngrams(text: str) -> list[str]:
     """As for English: runs holding a rare word, neither starting nor ending with a function word (要, 和, 的)."""
     words = chinese_words(text)
     zipf = [zipf_frequency(w, "zh") for w in words]
-    rare = [all(_chinese(c) for c in w) and z < RARE_ZIPF_ZH for w, z in zip(words, zipf)]
+    rare = [all(has_chinese(c) for c in w) and z < RARE_ZIPF_ZH for w, z in zip(words, zipf)]
     out = []
     for n in range(1, CORRECTION_MAX_WORDS + 1):
         for i in range(len(words) - n + 1):
             run = words[i : i + n]
-            if (any(rare[i : i + n]) and all(_chinese(c) for w in run for c in w)
+            if (any(rare[i : i + n]) and all(has_chinese(c) for w in run for c in w)
                     and zipf[i] <= FUNCTION_ZIPF and zipf[i + n - 1] <= FUNCTION_ZIPF):
                 out.append("".join(run))
     return [p for p in out if len(p) >= 2]

@@ -146,10 +146,8 @@ def to_script(text: str, script: Optional[str]) -> str:
 
 
 _FULLWIDTH = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；", ".": "。"}
-_AFTER_HAN = re.compile(r"(?<=[\u3400-\u9fff\uf900-\ufaff])([,?!:;]|\.(?!\d))\s*")
-
-
 _HAN = "\u3400-\u9fff\uf900-\ufaff"
+_AFTER_HAN = re.compile(f"(?<=[{_HAN}])([,?!:;]|\\.(?!\\d))\\s*")
 # Whisper's spaces between its segments of Chinese ("把空调温度 调到23度"), which Chinese does not write; a space
 # beside a Latin word (code-switched English) stays
 _SPACE_IN_HAN = re.compile(f"(?<=[{_HAN}，。？！：；])\\s+(?=[{_HAN}\\d])|(?<=\\d)\\s+(?=[{_HAN}])")

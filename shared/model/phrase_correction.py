@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from wordfreq import zipf_frequency
 
-from shared.context import RARE_ZIPF, RARE_ZIPF_ZH
+from shared.context import RARE_ZIPF, RARE_ZIPF_ZH, chinese_words, has_chinese
 
 INFLECTION_CHARS = 3  # -s, -es, -ed, -er, -ing, -'s
 
@@ -163,10 +163,6 @@ LONG_PHRASE_CHARS = 4
 RARE_WORD_ZIPF_ZH = 3.0  # 净水器 2.2, 鄞州 1.5; 音箱 3.2, 小雨 3.6 (words a context phrase may bring whole)
 
 
-def _cjk(c: str) -> bool:
-    return "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff"
-
-
 def _syllables(text: str) -> list[str]:
     """One toneless pinyin syllable per character ("王晓明" -> ["wang", "xiao", "ming"]); a character that is not
     Chinese stands for itself. pypinyin reads polyphones in the text's context, so a whole text is read at once."""
@@ -199,48 +195,42 @@ def _sounds(syllables: Sequence[str]) -> list[str]:
     return out
 
 
-def _brings_a_rare_character(span: str, phrase: str) -> bool:
-    """Whether the phrase writes a character the run lacks that is rare (wordfreq's Chinese Zipf below RARE_ZIPF_ZH:
-    a name's 筱 or 兖) or is part of a rare word (below RARE_WORD_ZIPF_ZH: 净 of 净水器). A phrase that would change
-    common characters of common words only (小雨 for 什么, 音箱 for 音量) rewrites what the model heard well enough,
-    and context is not there for that."""
-    from shared.context import chinese_words
-
-    for word in chinese_words(phrase):
-        rare_word = zipf_frequency(word, "zh") < RARE_WORD_ZIPF_ZH
-        if any(c not in span and (rare_word or zipf_frequency(c, "zh") < RARE_ZIPF_ZH) for c in word):
-            return True
-    return False
+def _rare_characters(phrase: str) -> set[str]:
+    """The phrase's characters a context phrase exists to bring: rare ones (wordfreq's Chinese Zipf below
+    RARE_ZIPF_ZH: a name's 筱 or 兖) and those of a rare word (below RARE_WORD_ZIPF_ZH: 净 of 净水器). A phrase that
+    would change only common characters of common words (小雨 for 什么, 音箱 for 音量) rewrites what the model heard
+    well enough, and context is not there for that."""
+    return {c for word in chinese_words(phrase) for c in word
+            if zipf_frequency(word, "zh") < RARE_WORD_ZIPF_ZH or zipf_frequency(c, "zh") < RARE_ZIPF_ZH}
 
 
-def _written_at(text: str, phrase: str) -> set[int]:
-    """The character positions of every place the text writes the phrase."""
-    out: set[int] = set()
-    at = text.find(phrase)
-    while at >= 0:
-        out.update(range(at, at + len(phrase)))
-        at = text.find(phrase, at + 1)
-    return out
+def _starts(text: str, phrase: str) -> list[int]:
+    """Where the text writes the phrase."""
+    return [i for i in range(len(text) - len(phrase) + 1) if text.startswith(phrase, i)]
 
 
 def _sound_variants(text: str, syllables: list[str], phrases: Sequence[str],
                     min_similarity: float) -> list[tuple[str, str, float]]:
-    """(variant, phrase put in, similarity) for every way to put a Chinese phrase in place of a run of Chinese characters of the
-    text that sounds like it (difflib ratio of their toneless pinyin's initials and finals, _sounds, >= min_similarity;
-    the run has the phrase's length, or -1..+1 characters for phrases of LONG_PHRASE_CHARS or more), the most alike
-    first. A homophone the model wrote in common characters (王小明 for the hotword 王筱明) is the case this exists
-    for; runs that overlap a phrase the text already writes are left alone (but for a longer phrase holding it in
-    the same place), so a phrase heard right is never traded."""
-    written = {p: _written_at(text, p) for p in phrases if p}
-    starts = {p: [i for i in range(len(text)) if text.startswith(p, i)] for p in written if written[p]}
+    """(variant, phrase put in, similarity) for every way to put a Chinese phrase in place of a run of Chinese
+    characters of the text that sounds like it (difflib ratio of their toneless pinyin's initials and finals, _sounds,
+    >= min_similarity; the run has the phrase's length, or -1..+1 characters for phrases of LONG_PHRASE_CHARS or more)
+    and lacks one of its rare characters, the most alike first. A homophone the model wrote in common characters
+    (王小明 for the hotword 王筱明) is the case this exists for; runs that overlap a phrase the text already writes are
+    left alone (but for a longer phrase holding it in the same place), so a phrase heard right is never traded."""
+    starts = {p: at for p in phrases if p and (at := _starts(text, p))}
     out: dict[str, tuple[float, str]] = {}
     for phrase in phrases:
-        if len(phrase) < 2 or not all(_cjk(c) for c in phrase) or phrase in text:
+        if len(phrase) < 2 or not all(has_chinese(c) for c in phrase) or phrase in text:
             continue
         # a phrase the text writes holds its characters, unless this phrase holds it in the same place (宇文 of
         # 宇文晗 for 宇文韩)
-        held = [any(i in at for p, at in written.items() if p not in phrase) for i in range(len(text))]
+        held = [False] * len(text)
+        for p, at in starts.items():
+            if p not in phrase:
+                for a in at:
+                    held[a : a + len(p)] = [True] * len(p)
         inside = [(p, phrase.find(p)) for p in starts if p in phrase]
+        rare = _rare_characters(phrase)
         matcher = difflib.SequenceMatcher(autojunk=False)
         matcher.set_seq2(_sounds(_syllables(phrase)))
         # a character is a syllable, and the speech keeps its count: a run as long as the phrase, or one character
@@ -249,10 +239,10 @@ def _sound_variants(text: str, syllables: list[str], phrases: Sequence[str],
         for m in lengths:
             for i in range(len(text) - m + 1):
                 span = text[i : i + m]
-                if any(held[i : i + m]) or not all(_cjk(c) for c in span) or not all(
+                if any(held[i : i + m]) or not all(has_chinese(c) for c in span) or not all(
                         a - i == offset for p, offset in inside for a in starts[p] if a < i + m and a + len(p) > i):
                     continue
-                if not _brings_a_rare_character(span, phrase):
+                if all(c in span for c in rare):  # it would bring nothing rare
                     continue
                 matcher.set_seq1(_sounds(syllables[i : i + m]))
                 if matcher.quick_ratio() >= min_similarity and (similarity := matcher.ratio()) >= min_similarity:
