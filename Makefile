@@ -73,11 +73,12 @@ fuzz: setup
 	$(PY) -m services.fuzz --stream-cost
 
 # The mesh under SOAK_S seconds of mixed traffic with components killed; a row of RSS, threads, files, CPU per
-# audio second and statuses every SOAK_EVERY_S.
+# audio second and statuses every SOAK_EVERY_S, a kill every SOAK_KILL_EVERY_S; then RSS by process since its start.
 SOAK_S ?= 3600
 SOAK_EVERY_S ?= 300
+SOAK_KILL_EVERY_S ?= 1200
 soak: setup
-	$(PY) -m services.soak --duration-s $(SOAK_S) --interval-s $(SOAK_EVERY_S)
+	$(PY) -m services.soak --duration-s $(SOAK_S) --interval-s $(SOAK_EVERY_S) --kill-every-s $(SOAK_KILL_EVERY_S)
 
 # A development CA with server and client certificates for TLS/mTLS (deploy/compose.tls.yml reads them).
 certs:

@@ -137,8 +137,10 @@ def _strings(row: dict[str, Any], key: str) -> list[str]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from services.runtime import wait_for_signal
+    from shared.malloc import configure_malloc
 
     settings = load_settings()
+    configure_malloc(settings.malloc_arenas, settings.malloc_trim_s)  # before the server's threads start
     if args.service:
         from services.app import serve_service
 

@@ -6,9 +6,10 @@ then; a row every interval of what a leak or a slow drift shows, then each proce
 Traffic, one kind after another from each client thread: Recognize with history and hotwords; a stream of
 several turns at twice real time (VAD endpointing, interims); a request the limits refuse (too many hotwords); a
 stream dropped mid-turn (the client cancels); a stream that sends its config and goes silent (the idle timeout
-ends it). Every --kill-every-s one of encoder, context, decoder is killed (-9) and started again. Each row: RSS,
+ends it). Every --kill-every-s one of decoder, encoder, context is killed (-9) and started again. Each row: RSS,
 threads and open files summed over the mesh's processes, server CPU seconds per audio second recognised, and the
-calls by status in that interval. Needs Redis and NATS running (as the tests do).
+calls by status in that interval. At the end, RSS by process, each against its first row since it (last)
+started, which tells a leak from a killed process reloading its model. Needs Redis and NATS running (as the tests do).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import numpy as np
@@ -31,7 +33,7 @@ from services.localmesh import ROOT, SERVICE_NAMES, Proc, free_port, start_mesh,
 from shared.audio import read_audio_file
 
 SAMPLES = [ROOT / "samples" / "dialogue" / "user-1.wav", ROOT / "samples" / "dialogue" / "user-2.wav"]
-KILLED = ("encoder", "context", "decoder")
+KILLED = ("decoder", "encoder", "context")  # the decoder first: its RSS since the restart gets the most rows
 
 
 class Traffic:
@@ -114,32 +116,72 @@ class Traffic:
         self._stream(stub, b"", then_idle=True)
 
 
-def _usage(procs: dict[str, Proc]) -> tuple[float, int, int, dict[int, float]]:
-    """RSS MB, threads and open files summed over the mesh's processes (and their children), and each one's CPU
-    seconds by pid (a process killed and started again is a new pid: its CPU counts from zero)."""
-    rss = threads = files = 0
+class Usage(NamedTuple):
+    rss_mb: dict[str, float]  # by process name, its children included
+    threads: int
+    files: int
+    cpu_s: dict[int, float]  # by pid: a process killed and started again is a new pid, its CPU counts from zero
+
+
+def _usage(procs: dict[str, Proc]) -> Usage:
+    """RSS by process, threads and open files summed over the mesh's processes (and their children), and each
+    one's CPU seconds by pid."""
+    rss: dict[str, float] = {}
+    threads = files = 0
     cpu: dict[int, float] = {}
-    for proc in procs.values():
+    for name, proc in procs.items():
         if proc.p is None or proc.p.poll() is not None:
             continue
         try:
             parent = psutil.Process(proc.p.pid)
             for p in [parent, *parent.children(recursive=True)]:
                 with p.oneshot():
-                    rss += p.memory_info().rss
+                    rss[name] = rss.get(name, 0.0) + p.memory_info().rss / 2**20
                     threads += p.num_threads()
                     files += p.num_fds()
                     cpu[p.pid] = sum(p.cpu_times()[:4])
         except psutil.Error:
             continue
-    return rss / 2**20, threads, files, cpu
+    return Usage(rss, threads, files, cpu)
+
+
+class Drift:
+    """Each process's RSS against its level at the first row after it (last) started: a killed process starts
+    again from nothing, so only its rows since then tell a leak from the reload of its model."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[float, dict[str, float]]] = []
+        self.since: dict[str, int] = {}  # name -> index of the first row after its latest start
+
+    def add(self, minute: float, rss: dict[str, float], restarted: set[str]) -> None:
+        for name in rss:
+            if name in restarted or name not in self.since:
+                self.since[name] = len(self.rows)
+        self.rows.append((minute, rss))
+
+    def table(self) -> list[str]:
+        names = sorted({n for _, rss in self.rows for n in rss})
+        lines = ["| minute | " + " | ".join(f"{n} MB" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+        for minute, rss in self.rows:
+            lines.append(f"| {minute:.0f} | " + " | ".join(f"{rss.get(n, float('nan')):.0f}" for n in names) + " |")
+        base = last = 0.0
+        for n in names:
+            first = self.rows[self.since[n]]
+            b, e = first[1].get(n, 0.0), self.rows[-1][1].get(n, 0.0)
+            base, last = base + b, last + e
+            pct = 100 * (e - b) / b if b else float("nan")
+            lines.append(f"{n}: {b:.0f} MB at minute {first[0]:.0f} (its first row since it started) -> {e:.0f} MB "
+                         f"({pct:+.1f}%)")
+        lines.append(f"mesh, each process against its own first row: {base:.0f} -> {last:.0f} MB "
+                     f"({100 * (last - base) / base:+.1f}%)" if base else "mesh: no rows")
+        return lines
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration-s", type=float, default=3600)
     ap.add_argument("--interval-s", type=float, default=300)
-    ap.add_argument("--kill-every-s", type=float, default=600)
+    ap.add_argument("--kill-every-s", type=float, default=1200)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--model", help="bundle directory (default: bundles/default)")
     args = ap.parse_args()
@@ -156,7 +198,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|", flush=True)
     started = time.monotonic()
     last_kill, kills, victims = started, 0, itertools.cycle(KILLED)
-    _, _, _, cpu_before = _usage(procs)
+    cpu_before = _usage(procs).cpu_s
+    drift, restarted = Drift(), set()
     for client in clients:
         client.start()
     try:
@@ -169,15 +212,19 @@ def main() -> None:
                 procs[name].kill()
                 procs[name].start()
                 wait_serving(ports[name], procs[name])
+                restarted.add(name)
                 last_kill, kills = now, kills + 1
             if now >= next_row:
-                rss, threads, files, cpu = _usage(procs)
+                usage = _usage(procs)
                 codes, audio_s = traffic.take()
-                spent = sum(seconds - cpu_before.get(pid, 0.0) for pid, seconds in cpu.items())
+                spent = sum(seconds - cpu_before.get(pid, 0.0) for pid, seconds in usage.cpu_s.items())
                 per_audio = spent / audio_s if audio_s else float("nan")
-                cpu_before = cpu
-                print(f"| {(now - started) / 60:.0f} | {rss:.0f} | {threads} | {files} | {per_audio:.3f} | {kills} | "
-                      f"{codes} |", flush=True)
+                cpu_before = usage.cpu_s
+                minute = (now - started) / 60
+                drift.add(minute, usage.rss_mb, restarted)
+                restarted = set()
+                print(f"| {minute:.0f} | {sum(usage.rss_mb.values()):.0f} | {usage.threads} | {usage.files} | "
+                      f"{per_audio:.3f} | {kills} | {codes} |", flush=True)
                 next_row += args.interval_s
     finally:
         traffic.stop.set()
@@ -192,6 +239,7 @@ def main() -> None:
             except Exception:
                 exits[name] = "did not exit in 30 s"
                 proc.kill()
+        print("\nRSS by process:", *drift.table(), sep="\n")
         print(f"SIGTERM to exit: {exits}")
 
 

@@ -204,10 +204,14 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
         next_parents: list[int] = []
         next_bias: list[BiasState] = []
         next_words: list[WordState] = []
-        for flat in top.tolist():
+        for rank, flat in enumerate(top.tolist()):
             parent, token = divmod(flat, vocab)
             if token == eos_id:
-                finished.append(Hypothesis(live_tokens[parent], float(total[flat])))
+                # an end ranked below the beam's width is not one the search would have kept (as Whisper's and
+                # CTranslate2's searches do): counting it would end a length-normalised search on weak short
+                # endings, e.g. before a sentence's final mark
+                if rank < cfg.beam_size:
+                    finished.append(Hypothesis(live_tokens[parent], float(total[flat])))
             elif len(next_tokens) < cfg.beam_size:
                 next_tokens.append(live_tokens[parent] + [token])
                 next_scores.append(float(total[flat]))

@@ -213,3 +213,26 @@ def test_length_normalised_ranking_keeps_the_transcript_raw_sums_cut_short() -> 
     assert search(step_fn(), eos, raw, 0.0)[0].tokens == []
     normed = search(step_fn(), eos, dataclasses.replace(raw, length_norm=True), 0.0)
     assert normed[0].tokens == [1, 1, 1, 1]
+
+
+def test_an_end_ranked_below_the_beam_width_does_not_end_the_search() -> None:
+    """Greedy (beam 1): after "a" the sentence's mark (p 0.9) ranks above an end (p 0.07). The end is among the
+    top 2 x beam candidates but outside the beam: counting it as ended (as the search once did) stopped a
+    length-normalised search there and dropped the mark; Whisper's and CTranslate2's searches go on."""
+    from shared.model.beam_search import search
+
+    eos, vocab = 0, 6
+
+    def step(parents: torch.Tensor | None, last: torch.Tensor | None) -> torch.Tensor:
+        n = 1 if parents is None else parents.shape[0]
+        p = torch.full((vocab,), 0.01)
+        if last is None:
+            p[1] = 0.95  # "a"
+        elif int(last[0]) == 1:
+            p[2], p[eos] = 0.9, 0.07  # "." then, less likely, the end
+        else:
+            p[eos] = 0.97
+        return (p / p.sum()).log().expand(1, n, vocab)
+
+    cfg = BeamConfig(beam_size=1, nbest=1, max_tokens=8, alpha=0.0, prune_k=8, ctc_weight=0.0, length_norm=True)
+    assert search(step, eos, cfg, 0.0)[0].tokens == [1, 2]

@@ -1,0 +1,51 @@
+"""glibc malloc for long-running servers: few arenas and a periodic trim.
+
+A threaded gRPC server with torch allocates on many threads; glibc gives each thread its own arena (up to 8 per
+core) and keeps the freed pages of each. Over an hour of mixed traffic that reads as growth that later falls back
+(a process's RSS up 40% and back, with no objects kept: the soak's RSS by process). Fewer arenas and a trim now and
+then give the pages back. Elsewhere than glibc (musl, macOS) both are no-ops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import threading
+from typing import Optional
+
+log = logging.getLogger(__name__)
+
+M_ARENA_MAX = -8  # mallopt's parameter number (glibc malloc.h)
+
+
+def _libc() -> Optional[ctypes.CDLL]:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt, libc.malloc_trim  # noqa: B018 (glibc's, not musl's)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def configure_malloc(arenas: int, trim_s: float, stop: Optional[threading.Event] = None) -> bool:
+    """Cap glibc's arenas at `arenas` (0: glibc's default) for the threads started from now on, and trim the heap
+    every `trim_s` seconds (0: never) on a daemon thread until `stop` is set. Call it before the server's threads
+    start. False where the C library is not glibc."""
+    libc = _libc()
+    if libc is None:
+        return False
+    if arenas > 0 and libc.mallopt(M_ARENA_MAX, arenas) != 1:
+        log.warning("mallopt(M_ARENA_MAX, %d) refused", arenas)
+    if trim_s > 0:
+        done = stop or threading.Event()
+
+        def trim() -> None:
+            while not done.wait(trim_s):
+                libc.malloc_trim(0)
+
+        threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
+    return True
