@@ -71,6 +71,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("encoder_warps", str, "comma-separated filterbank warps in [0.5, 2] (test-time VTLN); 1 = off",
          pattern=r"^\s*[0-9.]+(\s*,\s*[0-9.]+)*\s*$"),
     Knob("encoder_int8", bool, "the ONNX encoder engine runs encoder.int8.onnx"),
+    Knob("language_windows", str, "encoder window (s) per language, as fr:30,de:30; the others keep the model's "
+         "window_s", pattern=r"^\s*$|^\s*[a-z]{2,3}\s*:\s*[0-9.]+(\s*,\s*[a-z]{2,3}\s*:\s*[0-9.]+)*\s*$"),
     Knob("confidence_weights", str, "word-confidence regression: weights of least token log-prob, entropy, n-best "
          "agreement, then bias (training/eval/calibrate.py); empty = uncalibrated",
          pattern=r"^\s*$|^\s*-?[0-9.]+(\s*,\s*-?[0-9.]+){3}\s*$"),
@@ -105,7 +107,13 @@ class DecodingDefaults:
     lm_blocks: str
     encoder_warps: str
     encoder_int8: bool
+    # Whisper was trained on 30 s windows; a shorter one costs the encoder less and suits English (tuned on it), while
+    # other languages may read better in the window the model knows (TUNING.md, "Windows per language")
+    language_windows: str
     confidence_weights: str
+
+    def __post_init__(self) -> None:
+        _ = self.windows  # a bad value fails when the bundle is read or a setting overrides it, not mid-request
 
     @classmethod
     def from_bundle(cls, bundle_dir: Path | str) -> DecodingDefaults:
@@ -139,6 +147,25 @@ class DecodingDefaults:
         if len(weights) != 4:
             raise ValueError(f"confidence_weights holds 3 weights and a bias, got {self.confidence_weights!r}")
         return weights
+
+    @property
+    def windows(self) -> dict[str, float]:
+        """language_windows as {language: seconds}; ValueError unless each is in (0, 30] (Whisper's longest)."""
+        out: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in self.language_windows.split(","))):
+            code, _, seconds = item.partition(":")
+            try:
+                window = float(seconds)
+            except ValueError:
+                raise ValueError(f"language_windows: {item!r} is not language:seconds") from None
+            if not 0 < window <= 30:
+                raise ValueError(f"language_windows: {code.strip()}'s window must be in (0, 30] s, got {seconds.strip()}")
+            out[code.strip()] = window
+        return out
+
+    def window_for(self, language: str) -> float:
+        """The encoder window (s) for a language code ("fr"); 0 = the model's own window_s (unknown language too)."""
+        return self.windows.get(language, 0.0)
 
     @property
     def warps(self) -> tuple[float, ...]:

@@ -95,8 +95,9 @@ class AsrCore:
                            eos_id, word_lm=WordLM(word_lm_file) if word_lm_file.exists() else None)
 
     # ---- encoder side --------------------------------------------------------------------------
-    def encode(self, samples: np.ndarray) -> tuple[EncoderOutput, str, list[Word]]:
-        """16 kHz float32 (N,) -> speech embeddings, CTC greedy text and its word timings.
+    def encode(self, samples: np.ndarray, window_s: float = 0.0) -> tuple[EncoderOutput, str, list[Word]]:
+        """16 kHz float32 (N,) -> speech embeddings, CTC greedy text and its word timings; the audio zero-padded to
+        whole windows of window_s seconds (0: the model's window_s; a language's own, DecodingDefaults.window_for).
 
         Test-time vocal tract length normalisation: the audio is encoded under each of self.warps (one
         batch) and the encoding whose CTC posteriors are surest (lowest mean entropy) is kept, so a voice
@@ -104,7 +105,7 @@ class AsrCore:
         encoder reads Whisper's own log-mel frames, unwarped: it was pretrained on real voices."""
         if self.engine is None:
             raise RuntimeError("this AsrCore loaded the decoder half only: it cannot encode")
-        samples = pad_to_window(samples, self.cfg.window_s)
+        samples = pad_to_window(samples, window_s or self.cfg.window_s)
         feats = encoder_features(samples, encoder_kind(self.cfg.encoder_type).features, self.warps,
                                  self.cfg.encoder.n_mels)  # (K, T, F)
         if len(feats) == 1:

@@ -9,10 +9,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("pcm16",)
+    __slots__ = ("pcm16", "window_s")
     PCM16_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_S_FIELD_NUMBER: _ClassVar[int]
     pcm16: bytes
-    def __init__(self, pcm16: _Optional[bytes] = ...) -> None: ...
+    window_s: float
+    def __init__(self, pcm16: _Optional[bytes] = ..., window_s: _Optional[float] = ...) -> None: ...
 
 class EncodeResponse(_message.Message):
     __slots__ = ("speech", "ctc_text", "ctc_words", "engine", "encode_ms")

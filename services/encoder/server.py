@@ -26,9 +26,11 @@ class EncoderService(internal_pb2_grpc.EncoderServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "pcm16 must be a non-empty, even number of bytes")
         if len(pcm) // 2 > MAX_SAMPLES:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"at most {MAX_SAMPLES} samples per Encode call")
+        if not 0 <= request.window_s <= 30:  # NaN fails too
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"window_s must be in [0, 30] s, got {request.window_s}")
         start = time.perf_counter()
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        out, text, words = self.core.encode(samples)
+        out, text, words = self.core.encode(samples, request.window_s)
         return internal_pb2.EncodeResponse(
             speech=tensor_to_pb(out.speech),
             ctc_text=text,

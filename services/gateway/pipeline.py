@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -16,7 +17,7 @@ import numpy as np
 from seedasr.v1 import common_pb2, events_pb2, internal_pb2, recognizer_pb2
 from shared.decoding import decoding_for, languages_for
 from shared.events import FEEDBACK_SUBJECT, TURNS_SUBJECT, EventBus, sample_id_of
-from shared.languages import spaced
+from shared.languages import parse_language, spaced
 from shared.metrics import AUDIO_SECONDS, observe_stages
 from shared.segments import Word, align_words, segment_audio
 from shared.settings import Settings
@@ -53,6 +54,14 @@ class TurnPipeline:
         self.peers, self.events, self.settings = peers, events, settings
         self.decoding = decoding_for(settings)  # the bundle's defaults (the gateway validates and windows with them)
         self.languages = languages_for(settings)  # what a request's language may be
+
+    def window_for(self, config: common_pb2.RecognitionConfig) -> float:
+        """The encoder window of the config's language (0: the model's own; always so while it is to be identified)."""
+        try:
+            asked = parse_language(config.language, self.languages)
+        except ValueError:  # the servicer refuses such a request before any work
+            return 0.0
+        return self.decoding.window_for(asked.code) if asked else 0.0
 
     def recognize(self, samples: np.ndarray, session_id: str, config: common_pb2.RecognitionConfig,
                   request_context: common_pb2.RequestContext, timings: common_pb2.StageTimings,
@@ -112,22 +121,18 @@ class TurnPipeline:
                 phrases, candidates = list(assembled.bias_phrases), list(assembled.correction_phrases)
                 written_context, spellings = assembled.written_text, list(assembled.spellings)
             pcm16 = (np.clip(samples[start:end], -1, 1) * 32767).astype("<i2").tobytes()
-            t = time.perf_counter()
-            encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=left())
-            timings.encode_ms += (time.perf_counter() - t) * 1000
-            t = time.perf_counter()
-            decoded = self.peers.decoder.Decode(
-                internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ctx_ids, config=config,
-                                           bias_phrases=phrases, correction_phrases=candidates,
-                                           context_text=written_context, spellings=spellings,
-                                           audio_s=(end - start) / 16_000, urgent=urgent),
-                timeout=left()
-            )
-            timings.decode_ms += (time.perf_counter() - t) * 1000
+            request = internal_pb2.DecodeRequest(context_ids=ctx_ids, bias_phrases=phrases,
+                                                 correction_phrases=candidates, context_text=written_context,
+                                                 spellings=spellings, audio_s=(end - start) / 16_000, urgent=urgent)
+            encoded, decoded = self.encode_decode(pcm16, config, request, timings, left)
             if not language:
                 language, probability = decoded.language, decoded.language_probability
                 if config.language.strip().lower() in ("", "auto"):  # identified: the turn's other windows use it
-                    config = with_language(config, language)
+                    identified = with_language(config, language)
+                    if self.window_for(identified) != self.window_for(config):
+                        # the language reads in a window of its own: this window again in it, as when it is given
+                        encoded, decoded = self.encode_decode(pcm16, identified, request, timings, left)
+                    config = identified
             alts = list(decoded.alternatives)
             pieces.append(alts)
             best = alts[0].text if alts else ""
@@ -154,6 +159,22 @@ class TurnPipeline:
         timings.total_ms = (time.perf_counter() - t0) * 1000 + timings.decode_audio_ms
         return Transcript(alternatives, timings, context_text, len(samples) / 16_000, deadline_at, streamed=urgent,
                           language=language, language_probability=probability)
+
+    def encode_decode(self, pcm16: bytes, config: common_pb2.RecognitionConfig, request: internal_pb2.DecodeRequest,
+                      timings: common_pb2.StageTimings, left: Callable[[], float]) -> tuple[Any, Any]:
+        """One window through the encoder (in its language's window) and the decoder: request carries the rest."""
+        t = time.perf_counter()
+        encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16, window_s=self.window_for(config)),
+                                            timeout=left())
+        timings.encode_ms += (time.perf_counter() - t) * 1000
+        decode = internal_pb2.DecodeRequest()
+        decode.CopyFrom(request)
+        decode.speech.CopyFrom(encoded.speech)
+        decode.config.CopyFrom(config)
+        t = time.perf_counter()
+        decoded = self.peers.decoder.Decode(decode, timeout=left())
+        timings.decode_ms += (time.perf_counter() - t) * 1000
+        return encoded, decoded
 
     def commit(self, done: Transcript, session_id: str, tenant: str = "",
                deadline_s: Optional[float] = None) -> recognizer_pb2.RecognizeResponse:
@@ -194,7 +215,8 @@ class TurnPipeline:
                 internal_pb2.AssembleRequest(session_id=session_id, context=request_context), timeout=left())
             written, spellings, ids = assembled.written_text, list(assembled.spellings), list(assembled.token_ids)
         pcm16 = (np.clip(window, -1, 1) * 32767).astype("<i2").tobytes()
-        encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16), timeout=left())
+        encoded = self.peers.encoder.Encode(internal_pb2.EncodeRequest(pcm16=pcm16, window_s=self.window_for(config)),
+                                            timeout=left())
         decoded = self.peers.decoder.Decode(
             internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ids, config=config, context_text=written,
                                        spellings=spellings, audio_s=len(window) / 16_000, partial=True),

@@ -87,6 +87,8 @@ def test_whisper_bundle_recognises_through_the_served_path(tiny_whisper_bundle: 
     assert out.speech.shape[0] == 50  # 200 mel frames -> 100 encoder frames -> 50 LM positions
     assert core.model.frame_s == pytest.approx(0.04)
     assert all(0 <= w.start_s < w.end_s <= 2.0 + 1e-6 for w in words)
+    wide, _, _ = core.encode(tone(2.0), window_s=5.0)  # a language's own window (language_windows): 2 s padded to 5
+    assert wide.speech.shape[0] == 125
 
 
 def test_log_mel_matches_faster_whisper() -> None:

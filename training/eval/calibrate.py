@@ -28,9 +28,19 @@ from shared.text import normalize_text
 from training.eval.served import ServedRecogniser
 from training.eval.written import confidence_scores, read_rows, word_correctness
 
+# The sign each feature's weight may take: a likelier least token and more n-best agreement never lower confidence,
+# more entropy never raises it (tests/unit/test_output_contract.py holds the served weights to this). Unbounded,
+# correlated features can trade places and a fit comes out with the wrong sign.
+WEIGHT_SIGNS = (1, -1, 1)
 
-def fit_logistic(x: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """x (N, F) features, right (N,) bool -> (F + 1,) weights and bias of the logistic regression P(right | x)."""
+
+def fit_logistic(x: np.ndarray, right: np.ndarray, signs: Optional[tuple[int, ...]] = None) -> np.ndarray:
+    """x (N, F) features, right (N,) bool -> (F + 1,) weights and bias of the logistic regression P(right | x).
+    signs (F,): +1 keeps a feature's weight >= 0, -1 keeps it <= 0, 0 leaves it free; the bias is always free."""
+    signs = tuple(signs) if signs is not None else (0,) * x.shape[1]
+    if len(signs) != x.shape[1]:
+        raise ValueError(f"{len(signs)} signs for {x.shape[1]} features")
+    bounds = [(0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None) for s in signs] + [(None, None)]
     design = np.c_[x, np.ones(len(x))]
     y = right.astype(np.float64)
 
@@ -41,7 +51,7 @@ def fit_logistic(x: np.ndarray, right: np.ndarray) -> np.ndarray:
     def grad(w: np.ndarray) -> np.ndarray:
         return np.asarray(design.T @ (1.0 / (1.0 + np.exp(-(design @ w))) - y) / len(y))
 
-    return np.asarray(minimize(loss, np.zeros(design.shape[1]), jac=grad, method="BFGS").x)
+    return np.asarray(minimize(loss, np.zeros(design.shape[1]), jac=grad, method="L-BFGS-B", bounds=bounds).x)
 
 
 def word_features(folders: list[Path], model: Optional[str], limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +85,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     ap.add_argument("--write", action="store_true", help="write the fit into the bundle's config.json")
     args = ap.parse_args(argv)
     x, y = word_features(args.sets, args.model, args.limit)
-    weights = fit_logistic(x, y)
+    weights = fit_logistic(x, y, WEIGHT_SIGNS)
     fitted = OutputConfig(confidence_weights=tuple(weights))
     auroc, ece = confidence_scores([fitted.confidence(tuple(f)) for f in x], y.tolist())
     names = ("least token log-prob", "mean entropy", "n-best agreement", "bias")
