@@ -4,12 +4,19 @@ A threaded gRPC server with torch allocates on many threads; glibc gives each th
 core) and keeps the freed pages of each. Over an hour of mixed traffic that reads as growth that later falls back
 (a process's RSS up 40% and back, with no objects kept: the soak's RSS by process). Fewer arenas and a trim now and
 then give the pages back. Elsewhere than glibc (musl, macOS) both are no-ops.
+
+Each trim first collects Python's cyclic garbage. Calls that end in an exception (refused, cancelled, past their
+deadline) leave reference cycles through their tracebacks that hold gRPC's and protobuf's buffers, memory outside
+Python's own heap; Python collects its oldest generation only once the long-lived objects have grown by a quarter,
+which in the gateway under the soak took about an hour: its RSS climbed by 240 MB and fell back. A full collection
+of a server's ~160k objects costs tens of milliseconds, once a trim interval.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import threading
 from typing import Optional
@@ -32,9 +39,9 @@ def _libc() -> Optional[ctypes.CDLL]:
 
 
 def configure_malloc(arenas: int, trim_s: float, stop: Optional[threading.Event] = None) -> bool:
-    """Cap glibc's arenas at `arenas` (0: glibc's default) for the threads started from now on, and trim the heap
-    every `trim_s` seconds (0: never) on a daemon thread until `stop` is set. Call it before the server's threads
-    start. False where the C library is not glibc."""
+    """Cap glibc's arenas at `arenas` (0: glibc's default) for the threads started from now on, and collect Python's
+    cyclic garbage and trim the heap every `trim_s` seconds (0: never) on a daemon thread until `stop` is set. Call it
+    before the server's threads start. False where the C library is not glibc."""
     libc = _libc()
     if libc is None:
         return False
@@ -45,6 +52,7 @@ def configure_malloc(arenas: int, trim_s: float, stop: Optional[threading.Event]
 
         def trim() -> None:
             while not done.wait(trim_s):
+                gc.collect()  # first: what the cycles held is freed before the trim gives pages back
                 libc.malloc_trim(0)
 
         threading.Thread(target=trim, name="malloc-trim", daemon=True).start()

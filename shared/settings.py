@@ -131,7 +131,8 @@ class Settings(DecodingSettings):
     trace_file: str = Field("", description="also write spans as JSON lines here (tests, debugging)")
     # glibc malloc (shared/malloc.py): freed pages of many threads' arenas read as growth over an hour's soak
     malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas per server process; 0 = glibc's default")
-    malloc_trim_s: float = Field(60.0, ge=0, description="seconds between heap trims of a server; 0 = never")
+    malloc_trim_s: float = Field(60.0, ge=0,
+                                 description="seconds between a server's garbage collections and heap trims; 0 = never")
     log_level: str = "INFO"
 
     @field_validator("encoder_warps", check_fields=False)  # a field of DecodingSettings

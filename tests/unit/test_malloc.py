@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -24,6 +26,30 @@ def test_arenas_are_capped_and_the_trimmer_runs_until_stopped() -> None:
     for t in trimmers:
         t.join(1)
     assert not any(t.is_alive() for t in trimmers)
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle, as a traceback makes with the frame that raised it
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_the_trimmer_collects_cyclic_garbage() -> None:
+    stop = threading.Event()
+    gc.disable()  # as if Python's own schedule had not come round to its oldest generation
+    try:
+        node = Node()
+        alive = weakref.ref(node)
+        del node
+        assert alive() is not None  # only a collection frees a cycle
+        assert configure_malloc(0, 0.01, stop)
+        deadline = time.monotonic() + 5
+        while alive() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert alive() is None
+    finally:
+        stop.set()
+        gc.enable()
 
 
 def test_malloc_settings_fail_fast(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
