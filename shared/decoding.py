@@ -8,6 +8,7 @@ table of them: names, types, ranges, which a request may set, help; settings and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,7 @@ class DecodingDefaults:
             raise ValueError(f"confidence_weights holds 3 weights and a bias, got {self.confidence_weights!r}")
         return weights
 
-    @property
+    @functools.cached_property  # read for every window of every turn: parsed once, when the defaults are made
     def windows(self) -> dict[str, float]:
         """language_windows as {language: seconds}; ValueError unless each is in (0, 30] (Whisper's longest)."""
         out: dict[str, float] = {}
