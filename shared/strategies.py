@@ -39,7 +39,8 @@ from shared.model.whisper_search import identify_language, whisper_beam_search, 
 from shared.segments import Word
 from shared.text import normalize_text
 from shared.tokenizer import Tokenizer
-from shared.written import apply_spoken_edit, format_times, respell, spelling_map, spoken_words
+from shared.written import apply_spoken_edit, respell, spelling_map, spoken_words
+from shared.written_numbers import format_numbers
 
 
 @dataclass
@@ -233,7 +234,7 @@ class WhisperStrategy:
             for h in hyps:
                 written = tokens.decode(h.tokens)
                 if english:
-                    written = format_times(written)
+                    written = format_numbers(written)
                 elif language == "zh":
                     written = chinese_punctuation(to_script(written, script))
                 nbest.setdefault(normalize_text(written, language),

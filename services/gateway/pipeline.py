@@ -24,6 +24,7 @@ from shared.settings import Settings
 from shared.telemetry import current_trace_id
 from shared.text import normalize_text
 from shared.turn_ids import new_turn_id
+from shared.word_pauses import snap_to_pauses
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,16 @@ class TurnPipeline:
             pieces.append(alts)
             best = alts[0].text if alts else ""
             offset = start / 16_000
+            timed: list[Word] = []
             if config.word_timestamps and alts and alts[0].words:  # the decoder aligned them
-                words += [Word(w.word, w.start_s + offset, w.end_s + offset, w.confidence) for w in alts[0].words]
+                timed = [Word(w.word, w.start_s, w.end_s, w.confidence) for w in alts[0].words]
             elif config.word_timestamps:  # a decoder without alignment: the CTC greedy words' times
                 anchors = [Word(w.word, w.start_s, w.end_s) for w in encoded.ctc_words]
-                words += [Word(w.word, w.start_s + offset, w.end_s + offset, alts[0].confidence if alts else 0.0)
-                          for w in align_words(best, anchors, (end - start) / 16_000)]
+                timed = [Word(w.word, w.start_s, w.end_s, alts[0].confidence if alts else 0.0)
+                         for w in align_words(best, anchors, (end - start) / 16_000)]
+            if timed:  # boundaries moved to the pauses the window's audio shows
+                snapped = snap_to_pauses([(w.start_s, w.end_s) for w in timed], samples[start:end])
+                words += [Word(w.word, a + offset, b + offset, w.confidence) for w, (a, b) in zip(timed, snapped)]
             previous = best
         alternatives = merge_windows(pieces, " " if spaced(language or "en") else "")
         if alternatives and config.word_timestamps:

@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 
 from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
+from services.bench_stream import speech_span_s
 from services.gateway.endpointer import Endpointer
 from shared.bundle import DEFAULT_BUNDLE
 from shared.decoding import DecodingDefaults
@@ -55,6 +56,9 @@ def test_written_text_confidences_and_word_times(stub) -> None:
     assert best.words[-1].end_s <= sf.info(SAMPLE).duration + 0.05
     # the words spread over the speech, not evenly over the window: "home." starts in the last second
     assert best.words[-1].start_s > sf.info(SAMPLE).duration - 1.0
+    # and it ends where the speech does, not with the trailing silence (shared/word_pauses.py)
+    speech_end = speech_span_s(sf.read(SAMPLE, dtype="float32")[0])[1]
+    assert abs(best.words[-1].end_s - speech_end) <= 0.05, (best.words[-1].end_s, speech_end)
 
 
 @pytest.mark.weights
