@@ -9,7 +9,10 @@ Each trim first collects Python's cyclic garbage. Calls that end in an exception
 deadline) leave reference cycles through their tracebacks that hold gRPC's and protobuf's buffers, memory outside
 Python's own heap; Python collects its oldest generation only once the long-lived objects have grown by a quarter,
 which in the gateway under the soak took about an hour: its RSS climbed by 240 MB and fell back. A full collection
-of a server's ~160k objects costs tens of milliseconds, once a trim interval.
+of a server's ~160k objects costs tens of milliseconds, once a trim interval. Our own such cycles are broken where
+they formed (services/gateway/turn_worker.py hands errors between a stream's threads without their tracebacks);
+gRPC's remain: a call's state keeps the errors it raised (`_RPCState.rpc_errors`, `abortion`), whose tracebacks'
+frames hold that state.
 """
 
 from __future__ import annotations

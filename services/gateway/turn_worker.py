@@ -38,7 +38,9 @@ class Job:
             if not self.cancelled:
                 self.result = self.context.run(self._call)
         except BaseException as exc:  # the submitter decides what a failed job means
-            self.error = exc
+            # without the traceback, whose frames hold this job: a cycle that would keep the call's buffers until
+            # Python's next full collection
+            self.error = exc.with_traceback(None)
         finally:
             self.done.set()
             self.wake()
@@ -126,8 +128,8 @@ class Inbox:
                     if not put(req):
                         return
                 put(_END)
-            except BaseException as exc:  # the call ended under the reader: hand it over
-                put(exc)
+            except BaseException as exc:  # the call ended under the reader: hand it over (its traceback's frames
+                put(exc.with_traceback(None))  # hold this inbox, and its queue the exception: no cycle)
 
         threading.Thread(target=read, name="stream-reader", daemon=True).start()
 
@@ -155,5 +157,9 @@ class Inbox:
             if item is _END:
                 return
             if isinstance(item, BaseException):
-                raise item
+                error, item = item, None
+                try:
+                    raise error
+                finally:  # this frame must not hold the exception its own traceback holds
+                    del error
             yield item
