@@ -259,13 +259,16 @@ class WhisperStrategy:
                     entry.text = respell(entry.text, [*phrases.bias, *phrases.correction], known)
                 entry.normalized = normalize_text(entry.text, language)
             if entries and not output.partial:
-                self._align(entries, audio_kv, context, cfg.alpha, output, len(audio), language)
+                self._align(entries, wanted, audio_kv, context, cfg.alpha, output, len(audio), language)
         return entries[:wanted]
 
-    def _align(self, entries: list[NBestEntry], audio_kv: list[tuple[torch.Tensor, torch.Tensor]], context: str,
-               alpha: float, output: OutputConfig, frames: int, language: str = "en") -> None:
-        """Word confidences of every entry, word times of the best one (one teacher-forced pass of them all)."""
+    def _align(self, entries: list[NBestEntry], wanted: int, audio_kv: list[tuple[torch.Tensor, torch.Tensor]],
+               context: str, alpha: float, output: OutputConfig, frames: int, language: str = "en") -> None:
+        """Word confidences of the first `wanted` entries (those returned), word times of the best one: one
+        teacher-forced pass of them. Every entry still counts in a word's agreement (the other beams saying it)."""
         tokens = self.tokens
+        spoken = [set(e.normalized.split()) for e in entries]
+        entries = entries[:wanted]
         prompts, alpha = joint_streams(tokens.prompt(language),
                                        tokens.prompt(language, previous=context) if context else None, alpha)
         room = self.lm.cfg.max_tokens - max(len(p) for p in prompts) - 1
@@ -277,7 +280,6 @@ class WhisperStrategy:
         aligned = align_transcripts(self.lm, audio_kv, prompts, alpha, texts, tokens.eot, self.pieces,
                                     self.alignment_heads, frames, frame_s, tokens.decode,
                                     times_for=1 if output.word_times else 0, spaced=lead)
-        spoken = [set(e.normalized.split()) for e in entries]
         for k, (entry, words) in enumerate(zip(entries, aligned)):
             words = [w for w in words if w.word]  # an empty transcript has no words
             others = spoken[:k] + spoken[k + 1 :]
