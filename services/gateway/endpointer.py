@@ -29,6 +29,7 @@ class Endpointer:
     def reset(self) -> None:
         self.detector.reset()
         self.triggered, self.quiet = False, 0
+        self.heard = 0  # chunks not quiet (speech, or between speech and quiet) since the turn began
         self.min_silence = self.patience
 
     def sentence_complete(self, complete: bool) -> None:
@@ -38,6 +39,8 @@ class Endpointer:
     def __call__(self, chunk: np.ndarray) -> Optional[str]:
         """chunk (VAD_CHUNK,) float32 -> "start", "end" or None."""
         prob = self.detector.process_samples(np.clip(chunk, -1.0, 1.0).tolist())
+        if prob >= self.threshold - 0.15:
+            self.heard += 1
         if prob >= self.threshold:
             self.quiet = 0
             if not self.triggered:

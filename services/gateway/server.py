@@ -76,6 +76,13 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             context.abort(err.code(), err.details())
             raise  # unreachable: abort raises
 
+    def speculate_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
+                          req_ctx: common_pb2.RequestContext, context: Any) -> Transcript:
+        """A stream's turn transcribed at a pause, before its end is known (raises grpc.RpcError: the final is then
+        transcribed as usual, and reports the error)."""
+        return self.pipeline.transcribe(samples, scoped(session_id), config, req_ctx, common_pb2.StageTimings(),
+                                        self._remaining(context), urgent=True)
+
     def commit_turn(self, done: Transcript, session_id: str, context: Any) -> recognizer_pb2.RecognizeResponse:
         try:
             return self.pipeline.commit(done, scoped(session_id), tenant=current_tenant.get(),

@@ -1,16 +1,17 @@
 """StreamingRecognize: several turns in one stream, with live interim results.
 
 Raw PCM chunks arrive; silero-vad watches for speech (services/gateway/endpointer.py); a turn ends after
-`silence_ms` of silence following speech (half that once the interim text ends a sentence), or on the client's
-end_of_turn. While a turn is open, a worker thread (services/gateway/turn_worker.py) computes an interim result
+`silence_ms` of silence following speech (half that once the latest interim or pause transcript ends a sentence),
+or on the client's end_of_turn. While a turn is open, a worker thread (services/gateway/turn_worker.py) computes an interim result
 every INTERIM_EVERY_S of speech: greedy decoding of the turn so far with its context, and a stability, the share of
 its words that the interim before it also began with; the stream's own thread goes on reading audio meanwhile, so
 an end of turn never waits behind an interim (the one in flight is dropped). Each closed turn is recognised as
 Recognize would (its decode on the decoder's urgent threads), committed to the session (the next turn is decoded
-with it) and published. Transcribing the turn at each pause and keeping that as the final when the turn ended
-there, with the words earlier transcripts agreed on forced as the search's prefix, was tried and taken out: the
-pause is heard about 0.1 s after the speech ends, too late to save time, and the finals differed from Recognize's
-on 6 of 30 turns (bundles/default/TUNING.md).
+with it) and published. With the VAD, the turn is also transcribed at each pause (SPECULATE_AFTER_S of quiet after
+speech), while the VAD waits silence_ms to be sure: when the turn ends in that pause, with nothing heard since, that
+transcript is the final (the final came 995 -> 729 ms p50 after the end of speech, bundles/default/TUNING.md). Its
+audio lacks only the quiet after the pause, which the encoder reads as the silence it pads its window with. On the
+client's end_of_turn there is no pause to wait through, and the final is transcribed then.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 INTERIM_EVERY_S = 0.5
+SPECULATE_AFTER_S = 0.1  # of quiet after speech, heard by the VAD: the turn is transcribed then, in case it ends there
 PIN_LANGUAGE_PROBABILITY = 0.8  # an interim's identification at least this sure holds for the turn's later interims
 MAX_SILENCE_MS = 60_000.0  # a turn-ending silence longer than a minute is a mistake, not a setting
 END_MARKS = (".", "?", "!", "。", "？", "！")
@@ -48,6 +50,9 @@ class TurnService(Protocol):
 
     def transcribe_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
                            req_ctx: common_pb2.RequestContext, context: Any) -> Transcript: ...
+
+    def speculate_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
+                          req_ctx: common_pb2.RequestContext, context: Any) -> Transcript: ...
 
     def commit_turn(self, done: Transcript, session_id: str, context: Any) -> recognizer_pb2.RecognizeResponse: ...
 
@@ -83,6 +88,9 @@ class StreamSession:
         self.next_interim_s = INTERIM_EVERY_S  # of speech
         self.interim_words: list[str] = []  # the latest interim's (characters in Chinese)
         self.interim: Optional[tuple[Job, float]] = None  # (job, turn seconds it covers)
+        # the turn transcribed at a pause, and the VAD's count of chunks heard when it began: the final, if the
+        # turn ends in that pause (nothing heard since)
+        self.speculation: Optional[tuple[Job, int]] = None
         # the language an interim identified surely: the turn's later interims decode in it (an unidentified turn
         # would be identified again on every interim, and could flip between languages as it grows)
         self.interim_language = ""
@@ -94,6 +102,7 @@ class StreamSession:
         try:
             for req in self.inbox.messages(self.service.settings.stream_idle_s, self.context):
                 if req is WAKE:
+                    self._speculation_ready()
                     yield from self._interim_ready()
                     continue
                 kind = req.WhichOneof("request")
@@ -105,12 +114,14 @@ class StreamSession:
                     self.context.abort(*_invalid("streaming_config may only be sent first"))
             yield from self._close_turn()  # the client half-closed: finish what is open
         finally:
-            if self.interim is not None:
-                self.interim[0].cancel()
+            for pending in (self.interim, self.speculation):
+                if pending is not None:
+                    pending[0].cancel()
             self.worker.close()
             self.inbox.close()
 
     def _audio(self, chunk: bytes) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        self._speculation_ready()
         yield from self._interim_ready()
         if not chunk:
             return
@@ -128,7 +139,8 @@ class StreamSession:
             yield from self._close_turn()
             return
         turn_s = self.total_s - self.turn_start_s
-        if (self.cfg.interim_results and self.heard_speech and self.interim is None
+        self._speculate()
+        if (self.cfg.interim_results and self.heard_speech and self.interim is None and self.speculation is None
                 and turn_s - self.speech_start_s >= self.next_interim_s):
             # one interim per INTERIM_EVERY_S of speech, however fast the audio arrives
             self.next_interim_s = turn_s - self.speech_start_s + INTERIM_EVERY_S
@@ -139,6 +151,35 @@ class StreamSession:
                 config = with_language(config, self.interim_language)
             self.interim = (self.worker.submit(lambda: self.service.partial_samples(
                 audio, self.cfg.session_id, config, self.cfg.context)), turn_s)
+
+    def _speculate(self) -> None:
+        """With the VAD: once SPECULATE_AFTER_S of quiet follows speech, the turn so far is transcribed as its final
+        would be (a pause ends most turns, and the VAD waits silence_ms more before it says so); a sound heard
+        before the turn ends makes that transcript stale. Its audio lacks only the quiet after it, which the encoder
+        reads as the silence its window is padded with."""
+        vad = self.vad
+        if vad is None or not self.heard_speech:
+            return
+        if self.speculation is not None:
+            if vad.heard != self.speculation[1]:  # the speaker went on: the next pause gets its own
+                self.speculation[0].cancel()
+                self.speculation = None
+            return
+        if vad.triggered and vad.quiet >= SPECULATE_AFTER_S * 16_000:
+            audio = self.turn.view().copy()
+            assert self.worker is not None
+            if self.interim is not None:  # the turn's text is about to be known whole: no interim ahead of it
+                self.interim[0].cancel()
+            self.speculation = (self.worker.submit(lambda: self.service.speculate_samples(
+                audio, self.cfg.session_id, self.cfg.config, self.cfg.context, self.context)), vad.heard)
+
+    def _speculation_ready(self) -> None:
+        """A transcript made at the pause tells the VAD, as an interim does, whether the turn is a whole sentence."""
+        spec = self.speculation
+        if spec is None or self.vad is None or not spec[0].ok() or spec[1] != self.vad.heard:
+            return
+        alternatives = spec[0].result.alternatives
+        self.vad.sentence_complete(bool(alternatives) and alternatives[0].text.rstrip().endswith(END_MARKS))
 
     def _check_pace(self) -> None:
         """A stream carries at most max_stream_s of audio, arriving at most stream_rate times faster than
@@ -201,6 +242,10 @@ class StreamSession:
         had_speech, start = self.heard_speech, self.turn_start_s
         if self.interim is not None:  # the final supersedes it
             self.interim[0].cancel()
+        speculation = self.speculation
+        if speculation is not None and (self.vad is None or self.vad.heard != speculation[1]):
+            speculation[0].cancel()  # a sound came after the pause it was made at
+            speculation = None
         self.turn.clear()
         self.pending = np.zeros(0, dtype=np.float32)
         if self.vad is not None:
@@ -209,11 +254,29 @@ class StreamSession:
         self._new_turn()
         if len(audio) < 1_600 or not had_speech:  # under 0.1 s, or silence only: nothing to recognise
             return
-        done = self.service.transcribe_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context, self.context)
+        done = self._speculated(speculation, len(audio))
+        if done is None:
+            done = self.service.transcribe_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context,
+                                                   self.context)
         result = self.service.commit_turn(done, self.cfg.session_id, self.context)
         yield recognizer_pb2.StreamingRecognizeResponse(is_final=True, turn_index=self.turn_index, result=result,
                                                         turn_start_s=start, turn_end_s=self.total_s, stability=1.0)
         self.turn_index += 1
+
+
+    def _speculated(self, speculation: Optional[tuple[Job, int]], samples: int) -> Optional[Transcript]:
+        """The transcript made at the pause the turn ended in, once it is done (it started before any new one
+        could); None when there is none or it failed (the final is then transcribed as usual)."""
+        if speculation is None:
+            return None
+        job = speculation[0]
+        job.done.wait(self.service.settings.deadline_s)
+        if not job.ok():
+            job.cancel()
+            return None
+        done: Transcript = job.result
+        done.audio_s = samples / 16_000  # the whole turn's, quiet included
+        return done
 
 
 def _common_prefix(a: list[str], b: list[str]) -> int:
