@@ -54,7 +54,9 @@ class RunningServer:
         for fn in self.before_stop:  # e.g. leave the NATS queue group so no new requests arrive
             _run_hook(fn)
         cancelled = self.guard.inflight.wait_idle(grace)
-        if not self.server.stop(0).wait(STOP_BOUND_S):  # cancels what is left
+        # what is left is cancelled at once; with nothing left, the calls that just returned get a moment to send
+        # their responses (their handlers are done, their status may still be on its way)
+        if not self.server.stop(STOP_BOUND_S / 2 if not cancelled else 0).wait(STOP_BOUND_S):
             log.warning("the gRPC server did not stop within %.0f s of its grace; leaving it", STOP_BOUND_S)
         if cancelled:
             log.warning("%d calls were still running after %.1f s of grace: cancelled", cancelled, grace)

@@ -41,7 +41,8 @@ def pauses(samples: np.ndarray, rate: int = 16_000, cfg: PauseConfig = PauseConf
     if frames == 0:
         return [], np.zeros(0, dtype=bool)
     energy = (samples[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(1)  # (F,)
-    energy = np.convolve(energy, np.ones(cfg.smooth_frames) / cfg.smooth_frames, mode="same")
+    if frames >= cfg.smooth_frames:  # ("same" returns the longer of the two)
+        energy = np.convolve(energy, np.ones(cfg.smooth_frames) / cfg.smooth_frames, mode="same")
     db = 10 * np.log10(energy + 1e-10)
     threshold = max(db.max() - cfg.below_peak_db, np.percentile(db, cfg.floor_percentile) + cfg.above_floor_db)
     loud = db > threshold
@@ -73,7 +74,8 @@ def snap_to_pauses(times: Sequence[tuple[float, float]], samples: np.ndarray, ra
         hi = at[k + 1] if k + 1 < len(out) else frames
         best: tuple[float, int, int] | None = None
         for a, b in runs:
-            if a < lo or b > hi or b >= frames or (k and a > ends[k - 1] + overrun):
+            # (the word keeps at least a frame before the next one's start)
+            if a < lo or b >= hi or b >= frames or (k and a > ends[k - 1] + overrun):
                 continue
             s = at[k]
             # 0 when the pause holds the start, else its distance as a share of what is allowed on that side
@@ -86,8 +88,10 @@ def snap_to_pauses(times: Sequence[tuple[float, float]], samples: np.ndarray, ra
             out[k][1] = max(out[k][1], out[k][0])
             if k:
                 out[k - 1][1] = a * cfg.hop_s
-    start = round(out[-1][0] / cfg.hop_s)
-    sound = np.flatnonzero(loud[start:])
-    if len(sound):  # the last word ends with the last sound after its start
+    start = max(0, round(out[-1][0] / cfg.hop_s))
+    # the last word ends with the last sound after its start, a sound well after the model's end (a cough) aside
+    last = min(frames, max(start, ends[-1] + overrun))
+    sound = np.flatnonzero(loud[start:last])
+    if len(sound):
         out[-1][1] = (start + int(sound[-1]) + 1) * cfg.hop_s
     return [(s, e) for s, e in out]

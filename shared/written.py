@@ -110,7 +110,8 @@ _HOUR_MERIDIEM = re.compile(r"(?<![:.\d])\b(\d{1,2})" + _MERIDIEM, re.IGNORECASE
 _TIME_DAY = r"on|tonight|today|tomorrow|this|o'clock"
 _AT_TIME = r"\b(at|until|till|before|after)\s(\d{1,2})\.?(\d{2})(?=[.,?!]?$|[.,?!]?\s(?:" + _TIME_DAY + r"|and|to|in)\b|[.,?!]\s)"
 _FOR_TIME = r"\b(for|by)\s(\d{1,2})\.?(\d{2})(?=\s(?:" + _TIME_DAY + r")\b)"
-_ALARM_TIME = r"\b(alarm for|wake me up at)\s(\d{1,2})[.:]?(\d{2})\b(?![.,]\d)"  # an alarm is set for a time, not a price
+# an alarm is set for a time, not a price nor ("alarm for 120 minutes") a duration
+_ALARM_TIME = r"\b(alarm for|wake me up at)\s(\d{1,2})[.:]?(\d{2})\b(?![.,]\d|\s(?:sec|min|hour|day)\w*\b)"
 _RUN_TIME = re.compile(f"{_AT_TIME}|{_FOR_TIME}|{_ALARM_TIME}", re.IGNORECASE)
 
 

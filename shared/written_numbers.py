@@ -16,8 +16,10 @@ from shared.written import format_times
 _AMOUNT = r"\d{1,3}(?:,\d{3})+|\d+"
 _DOLLARS_CENTS = re.compile(rf"(?:\$({_AMOUNT})|\b({_AMOUNT}) dollars?),? and (\d{{1,2}}) cents?\b", re.IGNORECASE)
 _DOLLARS = re.compile(rf"(?<![$\d.,])\b({_AMOUNT}(?:\.\d{{2}})?) dollars?\b", re.IGNORECASE)
-# "X00 and Y" / "X000 and Y": a number said the British way, not two numbers ("between 100 and 64" is left alone)
-_HUNDRED_AND = re.compile(r"(?<![\d,.$])(?<!between )\b([1-9]\d?)(00|000) and (\d{1,3})\b(?![\d,.:]\d|%)", re.IGNORECASE)
+# "X00 and Y" / "X000 and Y" (Y < 100): a number said the British way, not two numbers. Left alone: a list
+# ("1, 200 and 5", "between 100 and 64"), a count of something else ("2000 and 5 years"), a percentage
+_HUNDRED_AND = re.compile(r"(?<![\d,.$])(?<!, )(?<!between )\b([1-9]\d?)(00|000) and (\d{1,2})\b"
+                          r"(?![\d,.:]\d|%|\s(?:years?|more|percent|times|of)\b)", re.IGNORECASE)
 _ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
              "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth",
              "nineteenth", "twentieth", "twenty-first", "twenty-second", "twenty-third", "twenty-fourth",
@@ -41,9 +43,7 @@ def format_numbers(text: str) -> str:
 
     def hundred_and(m: re.Match[str]) -> str:
         lead, zeros, rest = m.group(1), m.group(2), m.group(3)
-        if len(rest) > len(zeros):
-            return m.group(0)  # "100 and 64" is 164, "2000 and 6" 2006; "100 and 250" is two numbers
-        return lead + rest.zfill(len(zeros))
+        return lead + rest.zfill(len(zeros))  # "100 and 64" is 164, "2000 and 6" 2006
 
     def ordinal_of_month(m: re.Match[str]) -> str:
         day = _ORDINALS.index(m.group(2).lower()) + 1

@@ -30,6 +30,7 @@ class Endpointer:
         self.detector.reset()
         self.triggered, self.quiet = False, 0
         self.heard = 0  # chunks not quiet (speech, or between speech and quiet) since the turn began
+        self.quiet_since_heard = 0  # samples of quiet since the last such chunk
         self.min_silence = self.patience
 
     def sentence_complete(self, complete: bool) -> None:
@@ -41,6 +42,9 @@ class Endpointer:
         prob = self.detector.process_samples(np.clip(chunk, -1.0, 1.0).tolist())
         if prob >= self.threshold - 0.15:
             self.heard += 1
+            self.quiet_since_heard = 0
+        else:
+            self.quiet_since_heard += len(chunk)
         if prob >= self.threshold:
             self.quiet = 0
             if not self.triggered:

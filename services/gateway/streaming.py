@@ -136,7 +136,7 @@ class StreamSession:
             yield from self._close_turn()
             return
         if self._vad(samples):
-            yield from self._close_turn()
+            yield from self._close_turn(speculated=True)
             return
         turn_s = self.total_s - self.turn_start_s
         self._speculate()
@@ -165,7 +165,7 @@ class StreamSession:
                 self.speculation[0].cancel()
                 self.speculation = None
             return
-        if vad.triggered and vad.quiet >= SPECULATE_AFTER_S * 16_000:
+        if vad.triggered and vad.quiet_since_heard >= SPECULATE_AFTER_S * 16_000:
             audio = self.turn.view().copy()
             assert self.worker is not None
             if self.interim is not None:  # the turn's text is about to be known whole: no interim ahead of it
@@ -237,14 +237,21 @@ class StreamSession:
                                                         turn_end_s=self.turn_start_s + turn_s,
                                                         stability=agreed / len(words))
 
-    def _close_turn(self) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+    def _close_turn(self, speculated: bool = False) -> Iterator[recognizer_pb2.StreamingRecognizeResponse]:
+        """speculated: the VAD ended the turn in a pause, having heard all its audio (else a transcript made at a
+        pause may lack what came after it: the client's end_of_turn, a turn past max_turn_s)."""
         audio = self.turn.view().copy()
         had_speech, start = self.heard_speech, self.turn_start_s
         if self.interim is not None:  # the final supersedes it
             self.interim[0].cancel()
         speculation = self.speculation
-        if speculation is not None and (self.vad is None or self.vad.heard != speculation[1]):
-            speculation[0].cancel()  # a sound came after the pause it was made at
+        if speculation is not None and speculated and self.vad is not None:
+            # the VAD stopped at the end: it hears the rest of the message too (all but what a chunk cannot fill),
+            # so that a word after the pause in the same message makes the speculation stale
+            for i in range(0, len(self.pending) - VAD_CHUNK + 1, VAD_CHUNK):
+                self.vad(self.pending[i : i + VAD_CHUNK])
+        if speculation is not None and (not speculated or self.vad is None or self.vad.heard != speculation[1]):
+            speculation[0].cancel()  # a sound came after the pause it was made at, or audio the VAD did not hear
             speculation = None
         self.turn.clear()
         self.pending = np.zeros(0, dtype=np.float32)
@@ -269,8 +276,11 @@ class StreamSession:
         could); None when there is none or it failed (the final is then transcribed as usual)."""
         if speculation is None:
             return None
-        job = speculation[0]
-        job.done.wait(self.service.settings.deadline_s)
+        job, settings = speculation[0], self.service.settings
+        # as long as the call may wait for a transcript of this turn (the pipeline's own cap), or has left
+        wait_s = settings.deadline_s + settings.deadline_per_audio_s * samples / 16_000
+        left = self.context.time_remaining() if hasattr(self.context, "time_remaining") else None
+        job.done.wait(min(wait_s, left) if left is not None else wait_s)
         if not job.ok():
             job.cancel()
             return None

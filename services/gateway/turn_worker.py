@@ -40,7 +40,7 @@ class Job:
         except BaseException as exc:  # the submitter decides what a failed job means
             # without the traceback, whose frames hold this job: a cycle that would keep the call's buffers until
             # Python's next full collection
-            self.error = exc.with_traceback(None)
+            self.error = without_tracebacks(exc)
         finally:
             self.done.set()
             self.wake()
@@ -90,6 +90,18 @@ class Worker:
         self.thread.join(timeout_s)
 
 
+def without_tracebacks(exc: BaseException) -> BaseException:
+    """exc, and the exceptions it was raised from or during, without their tracebacks (whose frames hold the
+    objects of the thread that raised them)."""
+    seen: set[int] = set()
+    link: Optional[BaseException] = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    return exc
+
+
 def put_last(q: queue.Queue[Any], item: Any) -> None:
     """Puts `item` without waiting, dropping the oldest waiting items to make room: the last word of a queue
     whose reader takes nothing after it."""
@@ -129,7 +141,7 @@ class Inbox:
                         return
                 put(_END)
             except BaseException as exc:  # the call ended under the reader: hand it over (its traceback's frames
-                put(exc.with_traceback(None))  # hold this inbox, and its queue the exception: no cycle)
+                put(without_tracebacks(exc))  # hold this inbox, and its queue the exception: no cycle)
 
         threading.Thread(target=read, name="stream-reader", daemon=True).start()
 

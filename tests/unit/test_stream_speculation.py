@@ -79,12 +79,12 @@ def finals(audio: np.ndarray) -> tuple[list[recognizer_pb2.StreamingRecognizeRes
 
 def test_a_turn_that_ends_in_its_pause_takes_the_transcript_made_there() -> None:
     silence = np.zeros(16_000, np.float32)
-    got, calls = finals(np.concatenate([SPEECH, silence]))
+    got, calls = finals(np.concatenate([PHRASE, silence]))
     assert len(got) == 1 and [kind for kind, _ in calls] == ["speculation"]
     assert got[0].result.alternatives[0].text.startswith("speculation")
     # made on the speech and the first tenth of a second or so of quiet; the final reports the whole turn
     made_on = calls[0][1]
-    assert len(SPEECH) < made_on < len(SPEECH) + 0.5 * 16_000
+    assert len(PHRASE) < made_on < len(PHRASE) + 0.5 * 16_000
     assert got[0].result.audio_seconds > made_on / 16_000
 
 
@@ -101,16 +101,37 @@ def test_a_sound_after_the_pause_makes_the_speculation_stale() -> None:
     assert final_len > 2 * len(PHRASE) + len(gap)
 
 
-@pytest.mark.parametrize("end_of_turn", [True])
-def test_without_the_vad_nothing_is_speculated(end_of_turn: bool) -> None:
+@pytest.mark.parametrize("silence_ms", [-1.0, 600.0])  # without the VAD; with it, the client ending the turn first
+def test_a_turn_the_client_ends_is_transcribed_whole(silence_ms: float) -> None:
     service = Service()
-    pcm = (np.clip(np.concatenate([SPEECH, np.zeros(16_000, np.float32)]), -1, 1) * 32767).astype("<i2").tobytes()
+    audio = np.concatenate([PHRASE, np.zeros(int(0.35 * 16_000), np.float32)])  # a pause, shorter than silence_ms
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
 
     def requests() -> Iterator[recognizer_pb2.StreamingRecognizeRequest]:
         for i in range(0, len(pcm), 3200):
             yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i : i + 3200])
-        yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=end_of_turn)
+        yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)
 
-    session = StreamSession(service, recognizer_pb2.StreamingConfig(silence_ms=-1), Context())  # type: ignore[arg-type]
-    got = [r for r in session.run(Inbox(requests())) if r.is_final]
-    assert len(got) == 1 and [kind for kind, _ in service.calls] == ["final"]
+    cfg = recognizer_pb2.StreamingConfig(silence_ms=silence_ms)
+    got = [r for r in StreamSession(service, cfg, Context()).run(Inbox(requests())) if r.is_final]  # type: ignore[arg-type]
+    assert len(got) == 1 and got[0].result.alternatives[0].text == f"final {len(audio)}"
+    assert [kind for kind, _ in service.calls].count("final") == 1  # (a speculation may have been made, not used)
+
+
+def test_a_message_that_runs_past_the_turns_end_is_transcribed_whole() -> None:
+    # one message holds the speech, the pause that ends the turn and more: the VAD stops at the end, so the
+    # speculation made in the pause never heard the rest of the message, and the final is transcribed instead
+    service = Service()
+    audio = np.concatenate([PHRASE, np.zeros(int(0.9 * 16_000), np.float32), PHRASE])
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    cut = len(PHRASE) * 2 + int(0.2 * 16_000) * 2  # the first message ends inside the pause (a speculation starts)
+    messages = [pcm[:cut], pcm[cut:]]
+
+    def requests() -> Iterator[recognizer_pb2.StreamingRecognizeRequest]:
+        for m in messages:
+            yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=m)
+            threading.Event().wait(0.5)  # the speculation runs meanwhile
+
+    cfg = recognizer_pb2.StreamingConfig(silence_ms=600)
+    got = [r for r in StreamSession(service, cfg, Context()).run(Inbox(requests())) if r.is_final]  # type: ignore[arg-type]
+    assert got and got[0].result.alternatives[0].text.startswith("final")

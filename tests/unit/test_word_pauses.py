@@ -74,3 +74,21 @@ def test_nothing_to_snap() -> None:
     assert snap_to_pauses([], np.zeros(16_000, np.float32)) == []
     assert snap_to_pauses([(0.0, 0.5)], np.zeros(0, np.float32)) == [(0.0, 0.5)]
     assert pauses(np.zeros(10, np.float32)) == ([], pytest.approx(np.zeros(0, bool)))
+
+
+def test_a_sound_long_after_the_last_word_does_not_stretch_it() -> None:
+    x = spoken([(0.2, 0.7), (0.9, 1.4), (2.5, 2.6)], 3.0)  # two words, then a cough a second later
+    snapped = snap_to_pauses([(0.2, 0.9), (0.9, 1.5)], x)
+    assert snapped[1][1] == pytest.approx(1.4, abs=0.03)
+
+
+def test_a_start_the_model_placed_early_stays_before_the_next_word() -> None:
+    # "a" placed in the pause before it, right where the next word starts: it keeps a frame of its own
+    x = spoken([(0.2, 0.6), (0.9, 1.0), (1.05, 1.5)], 1.8)
+    snapped = snap_to_pauses([(0.2, 0.62), (0.62, 0.9), (0.9, 1.6)], x)
+    assert all(a[0] < b[0] for a, b in zip(snapped, snapped[1:])) and all(s <= e for s, e in snapped)
+
+
+def test_audio_shorter_than_the_smoothing() -> None:
+    runs, loud = pauses(np.ones(320, np.float32))  # two frames
+    assert len(loud) == 2 and runs == []
