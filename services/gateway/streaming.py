@@ -9,7 +9,7 @@ an end of turn never waits behind an interim (the one in flight is dropped). Eac
 Recognize would (its decode on the decoder's urgent threads), committed to the session (the next turn is decoded
 with it) and published. With the VAD, the turn is also transcribed at each pause (SPECULATE_AFTER_S of quiet after
 speech), while the VAD waits silence_ms to be sure: when the turn ends in that pause, with nothing heard since, that
-transcript is the final (the final came 995 -> 729 ms p50 after the end of speech, bundles/default/TUNING.md). Its
+transcript is the final (the final came 995 -> 780 ms p50 after the end of speech, bundles/default/TUNING.md). Its
 audio lacks only the quiet after the pause, which the encoder reads as the silence it pads its window with. On the
 client's end_of_turn there is no pause to wait through, and the final is transcribed then.
 """
