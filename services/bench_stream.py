@@ -25,14 +25,14 @@ from seedasr.v1 import common_pb2, recognizer_pb2, recognizer_pb2_grpc
 from services.localmesh import ROOT
 from shared.localnet import free_port
 from shared.scoring import wer
+from shared.segments import frame_power
 
 CHUNK_S = 0.1
 
 
 def speech_span_s(x: np.ndarray, rate: int = 16_000) -> tuple[float, float]:
     """The first and last 10 ms frames within 30 dB of the loudest: when a listener hears the speech begin and end."""
-    hop = rate // 100
-    power = (x[: len(x) // hop * hop].reshape(-1, hop) ** 2).mean(1)
+    power = frame_power(x, rate // 100)
     loud = np.flatnonzero(power >= power.max(initial=0.0) * 1e-3)
     return (float(loud[0]) / 100, float(loud[-1] + 1) / 100) if len(loud) else (0.0, len(x) / rate)
 

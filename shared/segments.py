@@ -19,6 +19,26 @@ class Word:
 
 
 
+def frame_power(samples: np.ndarray, hop: int) -> np.ndarray:
+    """samples (N,) -> mean power of each whole frame of `hop` samples, (N // hop,) float64."""
+    frames = len(samples) // hop
+    return (samples[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(1)
+
+
+def loud_frames(samples: np.ndarray, hop: int, below_peak_db: float, above_floor_db: float, floor_percentile: float,
+                smooth_frames: int = 3) -> np.ndarray:
+    """samples (N,) -> whether each frame of `hop` samples holds sound, (N // hop,) bool: its power, averaged over
+    smooth_frames (one loud frame of noise is no sound), above both the loudest frame - below_peak_db and the noise
+    floor (the floor_percentile-th frame) + above_floor_db."""
+    power = frame_power(samples, hop)
+    if len(power) == 0:
+        return np.zeros(0, dtype=bool)
+    if len(power) >= smooth_frames:  # ("same" returns the longer of the two)
+        power = np.convolve(power, np.ones(smooth_frames) / smooth_frames, mode="same")
+    db = 10 * np.log10(power + 1e-12)
+    return db > max(db.max() - below_peak_db, np.percentile(db, floor_percentile) + above_floor_db)
+
+
 def align_words(text: str, anchors: list[Word], duration_s: float) -> list[Word]:
     """Word timings for `text`: words matching the CTC greedy words take their times, the rest are
     spread evenly between their matched neighbours."""
@@ -75,8 +95,8 @@ def segment_audio(samples: np.ndarray, max_s: float, rate: int = 16_000, min_s: 
     n = len(samples)
     hop = rate // 100  # 10 ms energy frames
     power = samples.astype(np.float64) ** 2
-    frame_power = power[: n // hop * hop].reshape(-1, hop).mean(1)
-    quiet = frame_power < frame_power.max(initial=0.0) * 10 ** (-quiet_db / 10)
+    frames = frame_power(samples, hop)
+    quiet = frames < frames.max(initial=0.0) * 10 ** (-quiet_db / 10)
     limit = int(max_s * rate)
     windows, start = [], 0
     if n > limit:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.segments import loud_frames
+
 
 @dataclass(frozen=True)
 class PauseConfig:
@@ -36,16 +38,8 @@ class PauseConfig:
 
 def pauses(samples: np.ndarray, rate: int = 16_000, cfg: PauseConfig = PauseConfig()) -> tuple[list[tuple[int, int]], np.ndarray]:
     """samples (N,) -> the pauses as [first, end) frame ranges, and whether each frame (F,) holds sound."""
-    hop = max(1, int(cfg.hop_s * rate))
-    frames = len(samples) // hop
-    if frames == 0:
-        return [], np.zeros(0, dtype=bool)
-    energy = (samples[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(1)  # (F,)
-    if frames >= cfg.smooth_frames:  # ("same" returns the longer of the two)
-        energy = np.convolve(energy, np.ones(cfg.smooth_frames) / cfg.smooth_frames, mode="same")
-    db = 10 * np.log10(energy + 1e-10)
-    threshold = max(db.max() - cfg.below_peak_db, np.percentile(db, cfg.floor_percentile) + cfg.above_floor_db)
-    loud = db > threshold
+    loud = loud_frames(samples, max(1, int(cfg.hop_s * rate)), cfg.below_peak_db, cfg.above_floor_db,
+                       cfg.floor_percentile, cfg.smooth_frames)
     # run boundaries: where loudness flips; a run of quiet frames is a pause when long enough
     edges = np.flatnonzero(np.diff(np.concatenate([[True], loud, [True]]).astype(np.int8)))
     min_frames = max(1, round(cfg.min_pause_s / cfg.hop_s))

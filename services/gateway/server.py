@@ -70,16 +70,16 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
                            req_ctx: common_pb2.RequestContext, context: Any) -> Transcript:
         """A stream's turn, not yet committed; a peer's error ends the call with the peer's status."""
         try:
-            return self.pipeline.transcribe(samples, scoped(session_id), config, req_ctx, common_pb2.StageTimings(),
-                                            self._remaining(context), urgent=True)
+            return self.speculate_samples(samples, session_id, config, req_ctx, context)
         except grpc.RpcError as err:
             context.abort(err.code(), err.details())
             raise  # unreachable: abort raises
 
     def speculate_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
                           req_ctx: common_pb2.RequestContext, context: Any) -> Transcript:
-        """A stream's turn transcribed at a pause, before its end is known (raises grpc.RpcError: the final is then
-        transcribed as usual, and reports the error)."""
+        """A stream's turn as transcribe_samples makes it, but a peer's error is raised (grpc.RpcError), not ended
+        the call with: a turn transcribed at a pause, before its end is known, may fail; the final is then
+        transcribed as usual and reports the error."""
         return self.pipeline.transcribe(samples, scoped(session_id), config, req_ctx, common_pb2.StageTimings(),
                                         self._remaining(context), urgent=True)
 

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from shared.audio import TARGET_RATE
+from shared.segments import loud_frames
 from training.data.synth import eval_set_args, tts
 from training.data.text import pin_hash_seed
 
@@ -46,12 +47,7 @@ def trim(samples: np.ndarray, below_peak_db: float = 40.0, above_floor_db: float
     5 ms frames, energy smoothed over three; speech is where it exceeds both peak - 40 dB and the noise floor
     (20th percentile) + 12 dB, so a vocoder's hum (ked sits at -60 dB) stays out and a soft onset stays in.
     A 3 ms fade at both cuts keeps them from clicking."""
-    n = len(samples) // FRAME
-    energy = (samples[: n * FRAME].astype(np.float64).reshape(n, FRAME) ** 2).mean(axis=1)  # (n,)
-    smooth = np.convolve(energy, np.ones(3) / 3, mode="same")
-    db = 10 * np.log10(smooth + 1e-12)
-    threshold = max(db.max() - below_peak_db, np.percentile(db, 20) + above_floor_db)
-    loud = np.flatnonzero(db > threshold)
+    loud = np.flatnonzero(loud_frames(samples, FRAME, below_peak_db, above_floor_db, 20.0))
     if len(loud) == 0:
         raise ValueError("no speech above the threshold")
     word = samples[loud[0] * FRAME : (loud[-1] + 1) * FRAME].astype(np.float32).copy()
