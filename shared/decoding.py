@@ -64,6 +64,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("oov_penalty", float, "per word outside the lexicon and the context; 0 = off", 0, 50, request=True),
     Knob("word_lm_weight", float, "word n-gram LM weight; 0 = off", 0, 5),
     Knob("word_bonus", float, "per finished word, with the word LM", -20, 20),
+    Knob("draft_margin", float, "nats by which a stream's final must rank an interim's token first to keep it "
+         "without a beam; 0 = off", 0, 100),
     Knob("segment_s", float, "longest window of long audio (s)", 1, 30, low_open=True),
     Knob("length_norm", bool, "rank ended hypotheses by score per token"),
     Knob("lm_int8", bool, "the decoder's output layer in int8"),
@@ -102,6 +104,9 @@ class DecodingDefaults:
     oov_penalty: float
     word_lm_weight: float
     word_bonus: float
+    # a stream's final follows its latest interim's tokens while the whole turn's audio ranks each first by this
+    # margin, and searches the rest with the beam (TUNING.md, "Drafted finals")
+    draft_margin: float
     segment_s: float
     length_norm: bool
     lm_int8: bool

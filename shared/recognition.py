@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from shared.bundle import default_bundle_dir, load_bundle, read_bundle
 from shared.context import context_text
@@ -38,11 +39,11 @@ class AsrCore:
     audio encoder's torch weights are never read. `warps`: the filterbank frequency warps each audio is
     encoded under (shared/features.py), the most confident kept. `lm_int8`: the decoder's output layer in int8,
     and its blocks' linears in `lm_blocks` ("int8", "bf16" or "fp32"; without lm_int8 the whole LM stays fp32);
-    `encoder_int8`: the ONNX engine runs the int8 encoder."""
+    `encoder_int8`: the ONNX engine runs the int8 encoder; `encoder_threads`: its intra-op threads (0: `threads`)."""
 
     def __init__(self, bundle_dir: Optional[str | Path] = None, engine: str = "auto", threads: int = 0,
                  warps: Sequence[float] = (1.0,), lm_int8: bool = False, half: str = "all",
-                 lm_blocks: str = "int8", encoder_int8: bool = False) -> None:
+                 lm_blocks: str = "int8", encoder_int8: bool = False, encoder_threads: int = 0) -> None:
         if not warps or any(not 0.5 <= w <= 2.0 for w in warps):
             raise ValueError(f"filterbank warps must be a non-empty list of values in [0.5, 2], got {list(warps)}")
         if half not in HALVES:
@@ -53,13 +54,17 @@ class AsrCore:
         self.bundle_dir = Path(bundle_dir) if bundle_dir else default_bundle_dir()
         if threads:
             torch.set_num_threads(threads)
+        # numpy's BLAS (the log-mel's filterbank product) on one thread: its idle threads spin on the cores the
+        # encoder and decoder want, and cost a 10 s window's encode 98 -> 141 ms; its products here are small
+        threadpool_limits(1, user_api="blas")
         self.cfg, self.tok, self.meta = read_bundle(self.bundle_dir)
         kind = engine_kind(engine, self.bundle_dir) if half != "decoder" else ""
         torch_encoder, runs_lm = kind == "torch", half != "encoder"
         load = "all" if torch_encoder and runs_lm else "encoder" if torch_encoder else "decoder" if runs_lm else ""
         self.model: Optional[SeedASR] = load_bundle(self.bundle_dir, load)[0] if load else None
         self.engine: Optional[EncoderEngine] = (
-            make_encoder_engine(kind, self.model, self.bundle_dir, threads, encoder_int8) if half != "decoder" else None)
+            make_encoder_engine(kind, self.model, self.bundle_dir, encoder_threads or threads, encoder_int8)
+            if half != "decoder" else None)
         self.strategy: Optional[DecodingStrategy] = None
         if runs_lm:
             assert self.model is not None
@@ -86,7 +91,7 @@ class AsrCore:
         encoder and decoder services each load only their half."""
         decoding = decoding_for(settings)
         return cls(settings.model or None, settings.engine, settings.threads, decoding.warps, decoding.lm_int8, half,
-                   decoding.lm_blocks, decoding.encoder_int8)
+                   decoding.lm_blocks, decoding.encoder_int8, settings.encoder_threads)
 
     def _lexicon(self, pieces: Sequence[str], special_ids: Iterable[int], eos_id: int) -> WordLexicon:
         """The bundle's word list and word LM (each optional) over the decoder's pieces."""
@@ -95,9 +100,11 @@ class AsrCore:
                            eos_id, word_lm=WordLM(word_lm_file) if word_lm_file.exists() else None)
 
     # ---- encoder side --------------------------------------------------------------------------
-    def encode(self, samples: np.ndarray, window_s: float = 0.0) -> tuple[EncoderOutput, str, list[Word]]:
+    def encode(self, samples: np.ndarray, window_s: float = 0.0,
+               cancelled: Optional[Callable[[], bool]] = None) -> tuple[EncoderOutput, str, list[Word]]:
         """16 kHz float32 (N,) -> speech embeddings, CTC greedy text and its word timings; the audio zero-padded to
         whole windows of window_s seconds (0: the model's window_s; a language's own, DecodingDefaults.window_for).
+        `cancelled`: asked during the run, which stops when it says yes (EncodeCancelled; shared/engines.py).
 
         Test-time vocal tract length normalisation: the audio is encoded under each of self.warps (one
         batch) and the encoding whose CTC posteriors are surest (lowest mean entropy) is kept, so a voice
@@ -109,9 +116,9 @@ class AsrCore:
         feats = encoder_features(samples, encoder_kind(self.cfg.encoder_type).features, self.warps,
                                  self.cfg.encoder.n_mels)  # (K, T, F)
         if len(feats) == 1:
-            out = self.engine.encode(feats[0])
+            out = self.engine.encode(feats[0], cancelled)
         else:
-            outs = self.engine.encode_batch(feats)
+            outs = self.engine.encode_batch(feats, cancelled)
             out = outs[most_confident(outs)]
         text, words = self.ctc_greedy(out.ctc_logp)
         return out, text, words
@@ -149,7 +156,7 @@ class AsrCore:
                correction: Optional[CorrectionConfig] = None,
                cancelled: Optional[Callable[[], bool]] = None, wait_s: Optional[float] = None,
                context: str = "", spellings: Sequence[str] = (), output: OutputConfig = OutputConfig(),
-               ) -> list[NBestEntry]:
+               draft: Sequence[int] = ()) -> list[NBestEntry]:
         """speech (S, D_lm) -> n-best, best first. Empty context_ids decodes context-free; bias_phrases
         (hotwords, rare context words) earn cfg.bias_bonus per token when spelled out whole; words outside
         the bundle's lexicon and the context cost cfg.oov_penalty (shared/model/lexicon.py); then
@@ -157,7 +164,8 @@ class AsrCore:
         it keeps its search score). `cancelled` stops the search (SearchCancelled) when the caller is gone;
         a decode that cannot start within `wait_s` (others hold the model) raises SearchCancelled too.
         context: the context as written, for a decoder that reads it as text (else it is read from context_ids);
-        spellings: context words as written, which the transcript then spells the same way (shared/written.py)."""
+        spellings: context words as written, which the transcript then spells the same way (shared/written.py);
+        draft: an interim's decoder tokens for this audio, followed while the audio confirms them (a stream's final)."""
         if self.half == "encoder":
             raise RuntimeError("this AsrCore loaded the encoder half only: it cannot decode")
         # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
@@ -170,7 +178,8 @@ class AsrCore:
         assert self.strategy is not None
         try:
             return self.strategy.decode(speech, context_ids, context or context_text(self.tok, context_ids), cfg,
-                                        Phrases(bias_phrases, correction_phrases, spellings), correction, cancelled, output)
+                                        Phrases(bias_phrases, correction_phrases, spellings), correction, cancelled, output,
+                                        draft)
         finally:
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)

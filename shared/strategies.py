@@ -31,7 +31,7 @@ from shared.model.beam_search import BeamConfig, joint_beam_search, joint_stream
 from shared.model.biasing import Biasing, PhraseBiasing
 from shared.model.byte_biasing import ByteBiasing, TokenBytes
 from shared.model.ctc_prefix import CTCPrefixScorer
-from shared.model.lexicon import WordLexicon
+from shared.model.lexicon import WORD_START, WordLexicon
 from shared.model.phrase_correction import CorrectionConfig, correct_characters, correct_phrases, ctc_text_scorer
 from shared.model.whisper_align import align_transcripts
 from shared.model.whisper_decoder import WHISPER_TOKENIZER_FILE, WhisperTokens
@@ -54,6 +54,7 @@ class NBestEntry:
     features: list[tuple[float, float, float]] = dataclasses.field(default_factory=list)
     language: str = "en"  # the model's code of the language decoded, given or identified
     language_probability: float = 1.0  # identified: among OutputConfig.candidates; given: 1
+    tokens: list[int] = dataclasses.field(default_factory=list)  # the decoder's, for a decoder that drafts
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class DecodingStrategy(Protocol):
 
     def decode(self, speech: np.ndarray, context_ids: Sequence[int], context: str, cfg: BeamConfig, phrases: Phrases,
                correction: Optional[CorrectionConfig], cancelled: Optional[Callable[[], bool]],
-               output: OutputConfig) -> list[NBestEntry]: ...
+               output: OutputConfig, draft: Sequence[int] = ()) -> list[NBestEntry]: ...
 
 
 @dataclass
@@ -138,8 +139,9 @@ class MoeLMStrategy:
 
     def decode(self, speech: np.ndarray, context_ids: Sequence[int], context: str, cfg: BeamConfig, phrases: Phrases,
                correction: Optional[CorrectionConfig], cancelled: Optional[Callable[[], bool]],
-               output: OutputConfig) -> list[NBestEntry]:
-        """Our MoE LM: it writes the spoken form; confidence from the search's score per token."""
+               output: OutputConfig, draft: Sequence[int] = ()) -> list[NBestEntry]:
+        """Our MoE LM: it writes the spoken form; confidence from the search's score per token. It follows no draft
+        (its CTC prefix scores would have to be replayed along it)."""
         if output.partial:
             cfg, correction = dataclasses.replace(cfg, beam_size=1, nbest=1), None
         with torch.inference_mode():
@@ -192,13 +194,15 @@ class WhisperStrategy:
 
     def decode(self, speech: np.ndarray, context_ids: Sequence[int], context: str, cfg: BeamConfig, phrases: Phrases,
                correction: Optional[CorrectionConfig], cancelled: Optional[Callable[[], bool]],
-               output: OutputConfig) -> list[NBestEntry]:
+               output: OutputConfig, draft: Sequence[int] = ()) -> list[NBestEntry]:
         """A `whisper` decoder: the context goes to Whisper's prompt as text; transcripts come out in written form.
         Phrase correction compares context phrases with the spoken form and scores its variants by the decoder given
         the context, teacher-forced, in place of a CTC head (without the context its LM ranks a rare name too low for
         any margin that keeps distractors out: TUNING.md); what it changes goes back into the written words. Then
         one teacher-forced pass of the n-best gives word confidences and the best one's word times
-        (shared/model/whisper_align.py)."""
+        (shared/model/whisper_align.py). draft: an interim's tokens for this audio, which the search follows while the
+        audio confirms them (cfg.draft_margin; beam_search.Draft); the returned entries carry their tokens, an
+        interim's to be the next final's draft."""
         tokens = self.tokens
         wanted = cfg.nbest
         if output.partial:
@@ -228,8 +232,10 @@ class WhisperStrategy:
                 else ByteBiasing(variants.bias, self.token_bytes(), cfg.bias_bonus) if variants.bias and cfg.bias_bonus > 0
                 else None)
             lexicon = request_lexicon(self.lexicon, cfg, phrases, correction) if english else None
+            # the draft's last word is the beam's to choose: the interim heard it cut off
+            draft = list(draft)[: self._last_word_start(draft, lead)] if not output.partial else []
             hyps = whisper_beam_search(self.lm, audio, tokens, context or None, cfg, bias=bias, cancelled=cancelled,
-                                       audio_kv=audio_kv, lexicon=lexicon, language=language)
+                                       audio_kv=audio_kv, lexicon=lexicon, language=language, draft=draft)
             nbest: dict[str, NBestEntry] = {}  # spellings that differ only in case or punctuation are one alternative
             for h in hyps:
                 written = tokens.decode(h.tokens)
@@ -238,7 +244,8 @@ class WhisperStrategy:
                 elif language == "zh":
                     written = chinese_punctuation(to_script(written, script))
                 nbest.setdefault(normalize_text(written, language),
-                                 NBestEntry(written, h.score, language=language, language_probability=probability))
+                                 NBestEntry(written, h.score, language=language, language_probability=probability,
+                                            tokens=list(h.tokens)))
             entries = list(nbest.values())
             if english and entries and correction is not None and correction.margin > 0 and phrases.correction:
                 scorer = whisper_text_scorer(self.lm, audio_kv, tokens, context or None)
@@ -261,6 +268,14 @@ class WhisperStrategy:
             if entries and not output.partial:
                 self._align(entries, wanted, audio_kv, context, cfg.alpha, output, len(audio), language)
         return entries[:wanted]
+
+    def _last_word_start(self, draft: Sequence[int], spaced_language: bool) -> int:
+        """Where the draft's last word begins (its last token that starts with a space); in a language written
+        without spaces, its last two tokens (a character or two)."""
+        if not spaced_language:
+            return max(0, len(draft) - 2)
+        starts = [i for i, t in enumerate(draft) if 0 <= t < len(self.pieces) and self.pieces[t].startswith(WORD_START)]
+        return starts[-1] if starts else 0
 
     def _align(self, entries: list[NBestEntry], wanted: int, audio_kv: list[tuple[torch.Tensor, torch.Tensor]],
                context: str, alpha: float, output: OutputConfig, frames: int, language: str = "en") -> None:

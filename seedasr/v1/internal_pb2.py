@@ -26,7 +26,7 @@ from seedasr.v1 import common_pb2 as seedasr_dot_v1_dot_common__pb2
 from seedasr.v1 import recognizer_pb2 as seedasr_dot_v1_dot_recognizer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seedasr/v1/internal.proto\x12\nseedasr.v1\x1a\x17seedasr/v1/common.proto\x1a\x1bseedasr/v1/recognizer.proto\"0\n\rEncodeRequest\x12\r\n\x05pcm16\x18\x01 \x01(\x0c\x12\x10\n\x08window_s\x18\x02 \x01(\x02\"\x94\x01\n\x0e\x45ncodeResponse\x12\"\n\x06speech\x18\x01 \x01(\x0b\x32\x12.seedasr.v1.Tensor\x12\x10\n\x08\x63tc_text\x18\x02 \x01(\t\x12)\n\tctc_words\x18\x03 \x03(\x0b\x32\x16.seedasr.v1.WordTiming\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x11\n\tencode_ms\x18\x05 \x01(\x02\"i\n\x0f\x41ssembleRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1a.seedasr.v1.RequestContext\x12\x15\n\rprevious_text\x18\x03 \x01(\t\"\xa2\x01\n\x10\x41ssembleResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nturns_used\x18\x03 \x01(\x05\x12\x14\n\x0c\x62ias_phrases\x18\x04 \x03(\t\x12\x1a\n\x12\x63orrection_phrases\x18\x05 \x03(\t\x12\x14\n\x0cwritten_text\x18\x06 \x01(\t\x12\x11\n\tspellings\x18\x07 \x03(\t\"\x8a\x02\n\rDecodeRequest\x12\"\n\x06speech\x18\x01 \x01(\x0b\x32\x12.seedasr.v1.Tensor\x12\x13\n\x0b\x63ontext_ids\x18\x02 \x03(\x05\x12-\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1d.seedasr.v1.RecognitionConfig\x12\x14\n\x0c\x62ias_phrases\x18\x04 \x03(\t\x12\x1a\n\x12\x63orrection_phrases\x18\x05 \x03(\t\x12\x14\n\x0c\x63ontext_text\x18\x06 \x01(\t\x12\x11\n\tspellings\x18\x07 \x03(\t\x12\x0f\n\x07\x61udio_s\x18\x08 \x01(\x02\x12\x0f\n\x07partial\x18\t \x01(\x08\x12\x0e\n\x06urgent\x18\x0b \x01(\x08J\x04\x08\n\x10\x0b\"\x82\x01\n\x0e\x44\x65\x63odeResponse\x12-\n\x0c\x61lternatives\x18\x01 \x03(\x0b\x32\x17.seedasr.v1.Alternative\x12\x11\n\tdecode_ms\x18\x02 \x01(\x02\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x1c\n\x14language_probability\x18\x04 \x01(\x02\"#\n\x10GetSampleRequest\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\"R\n\x10ScoredHypothesis\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0b\n\x03wer\x18\x03 \x01(\x02\x12\x14\n\x0cweighted_wer\x18\x04 \x01(\x02\"\x84\x01\n\x0cRewardSample\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x30\n\nhypotheses\x18\x03 \x03(\x0b\x32\x1c.seedasr.v1.ScoredHypothesis\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\t\x12\r\n\x05\x66ound\x18\x05 \x01(\x08\x32J\n\x07\x45ncoder\x12?\n\x06\x45ncode\x12\x19.seedasr.v1.EncodeRequest\x1a\x1a.seedasr.v1.EncodeResponse2\xc0\x02\n\x07\x43ontext\x12\x45\n\x08\x41ssemble\x12\x1b.seedasr.v1.AssembleRequest\x1a\x1c.seedasr.v1.AssembleResponse\x12K\n\nAppendTurn\x12\x1d.seedasr.v1.AppendTurnRequest\x1a\x1e.seedasr.v1.AppendTurnResponse\x12K\n\nGetSession\x12\x1d.seedasr.v1.GetSessionRequest\x1a\x1e.seedasr.v1.GetSessionResponse\x12T\n\rDeleteSession\x12 .seedasr.v1.DeleteSessionRequest\x1a!.seedasr.v1.DeleteSessionResponse2J\n\x07\x44\x65\x63oder\x12?\n\x06\x44\x65\x63ode\x12\x19.seedasr.v1.DecodeRequest\x1a\x1a.seedasr.v1.DecodeResponse2M\n\x06Reward\x12\x43\n\tGetSample\x12\x1c.seedasr.v1.GetSampleRequest\x1a\x18.seedasr.v1.RewardSampleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19seedasr/v1/internal.proto\x12\nseedasr.v1\x1a\x17seedasr/v1/common.proto\x1a\x1bseedasr/v1/recognizer.proto\"0\n\rEncodeRequest\x12\r\n\x05pcm16\x18\x01 \x01(\x0c\x12\x10\n\x08window_s\x18\x02 \x01(\x02\"\x94\x01\n\x0e\x45ncodeResponse\x12\"\n\x06speech\x18\x01 \x01(\x0b\x32\x12.seedasr.v1.Tensor\x12\x10\n\x08\x63tc_text\x18\x02 \x01(\t\x12)\n\tctc_words\x18\x03 \x03(\x0b\x32\x16.seedasr.v1.WordTiming\x12\x0e\n\x06\x65ngine\x18\x04 \x01(\t\x12\x11\n\tencode_ms\x18\x05 \x01(\x02\"i\n\x0f\x41ssembleRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12+\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1a.seedasr.v1.RequestContext\x12\x15\n\rprevious_text\x18\x03 \x01(\t\"\xa2\x01\n\x10\x41ssembleResponse\x12\x11\n\ttoken_ids\x18\x01 \x03(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nturns_used\x18\x03 \x01(\x05\x12\x14\n\x0c\x62ias_phrases\x18\x04 \x03(\t\x12\x1a\n\x12\x63orrection_phrases\x18\x05 \x03(\t\x12\x14\n\x0cwritten_text\x18\x06 \x01(\t\x12\x11\n\tspellings\x18\x07 \x03(\t\"\xa0\x02\n\rDecodeRequest\x12\"\n\x06speech\x18\x01 \x01(\x0b\x32\x12.seedasr.v1.Tensor\x12\x13\n\x0b\x63ontext_ids\x18\x02 \x03(\x05\x12-\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x1d.seedasr.v1.RecognitionConfig\x12\x14\n\x0c\x62ias_phrases\x18\x04 \x03(\t\x12\x1a\n\x12\x63orrection_phrases\x18\x05 \x03(\t\x12\x14\n\x0c\x63ontext_text\x18\x06 \x01(\t\x12\x11\n\tspellings\x18\x07 \x03(\t\x12\x0f\n\x07\x61udio_s\x18\x08 \x01(\x02\x12\x0f\n\x07partial\x18\t \x01(\x08\x12\x0e\n\x06urgent\x18\x0b \x01(\x08\x12\x14\n\x0c\x64raft_tokens\x18\x0c \x03(\x05J\x04\x08\n\x10\x0b\"\x92\x01\n\x0e\x44\x65\x63odeResponse\x12-\n\x0c\x61lternatives\x18\x01 \x03(\x0b\x32\x17.seedasr.v1.Alternative\x12\x11\n\tdecode_ms\x18\x02 \x01(\x02\x12\x10\n\x08language\x18\x03 \x01(\t\x12\x1c\n\x14language_probability\x18\x04 \x01(\x02\x12\x0e\n\x06tokens\x18\x05 \x03(\x05\"#\n\x10GetSampleRequest\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\"R\n\x10ScoredHypothesis\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0b\n\x03wer\x18\x03 \x01(\x02\x12\x14\n\x0cweighted_wer\x18\x04 \x01(\x02\"\x84\x01\n\x0cRewardSample\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x30\n\nhypotheses\x18\x03 \x03(\x0b\x32\x1c.seedasr.v1.ScoredHypothesis\x12\x0f\n\x07\x63ontext\x18\x04 \x01(\t\x12\r\n\x05\x66ound\x18\x05 \x01(\x08\x32J\n\x07\x45ncoder\x12?\n\x06\x45ncode\x12\x19.seedasr.v1.EncodeRequest\x1a\x1a.seedasr.v1.EncodeResponse2\xc0\x02\n\x07\x43ontext\x12\x45\n\x08\x41ssemble\x12\x1b.seedasr.v1.AssembleRequest\x1a\x1c.seedasr.v1.AssembleResponse\x12K\n\nAppendTurn\x12\x1d.seedasr.v1.AppendTurnRequest\x1a\x1e.seedasr.v1.AppendTurnResponse\x12K\n\nGetSession\x12\x1d.seedasr.v1.GetSessionRequest\x1a\x1e.seedasr.v1.GetSessionResponse\x12T\n\rDeleteSession\x12 .seedasr.v1.DeleteSessionRequest\x1a!.seedasr.v1.DeleteSessionResponse2J\n\x07\x44\x65\x63oder\x12?\n\x06\x44\x65\x63ode\x12\x19.seedasr.v1.DecodeRequest\x1a\x1a.seedasr.v1.DecodeResponse2M\n\x06Reward\x12\x43\n\tGetSample\x12\x1c.seedasr.v1.GetSampleRequest\x1a\x18.seedasr.v1.RewardSampleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,21 +42,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSEMBLERESPONSE']._serialized_start=404
   _globals['_ASSEMBLERESPONSE']._serialized_end=566
   _globals['_DECODEREQUEST']._serialized_start=569
-  _globals['_DECODEREQUEST']._serialized_end=835
-  _globals['_DECODERESPONSE']._serialized_start=838
-  _globals['_DECODERESPONSE']._serialized_end=968
-  _globals['_GETSAMPLEREQUEST']._serialized_start=970
-  _globals['_GETSAMPLEREQUEST']._serialized_end=1005
-  _globals['_SCOREDHYPOTHESIS']._serialized_start=1007
-  _globals['_SCOREDHYPOTHESIS']._serialized_end=1089
-  _globals['_REWARDSAMPLE']._serialized_start=1092
-  _globals['_REWARDSAMPLE']._serialized_end=1224
-  _globals['_ENCODER']._serialized_start=1226
-  _globals['_ENCODER']._serialized_end=1300
-  _globals['_CONTEXT']._serialized_start=1303
-  _globals['_CONTEXT']._serialized_end=1623
-  _globals['_DECODER']._serialized_start=1625
-  _globals['_DECODER']._serialized_end=1699
-  _globals['_REWARD']._serialized_start=1701
-  _globals['_REWARD']._serialized_end=1778
+  _globals['_DECODEREQUEST']._serialized_end=857
+  _globals['_DECODERESPONSE']._serialized_start=860
+  _globals['_DECODERESPONSE']._serialized_end=1006
+  _globals['_GETSAMPLEREQUEST']._serialized_start=1008
+  _globals['_GETSAMPLEREQUEST']._serialized_end=1043
+  _globals['_SCOREDHYPOTHESIS']._serialized_start=1045
+  _globals['_SCOREDHYPOTHESIS']._serialized_end=1127
+  _globals['_REWARDSAMPLE']._serialized_start=1130
+  _globals['_REWARDSAMPLE']._serialized_end=1262
+  _globals['_ENCODER']._serialized_start=1264
+  _globals['_ENCODER']._serialized_end=1338
+  _globals['_CONTEXT']._serialized_start=1341
+  _globals['_CONTEXT']._serialized_end=1661
+  _globals['_DECODER']._serialized_start=1663
+  _globals['_DECODER']._serialized_end=1737
+  _globals['_REWARD']._serialized_start=1739
+  _globals['_REWARD']._serialized_end=1816
 # @@protoc_insertion_point(module_scope)

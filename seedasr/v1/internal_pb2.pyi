@@ -59,7 +59,7 @@ class AssembleResponse(_message.Message):
     def __init__(self, token_ids: _Optional[_Iterable[int]] = ..., text: _Optional[str] = ..., turns_used: _Optional[int] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., written_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DecodeRequest(_message.Message):
-    __slots__ = ("speech", "context_ids", "config", "bias_phrases", "correction_phrases", "context_text", "spellings", "audio_s", "partial", "urgent")
+    __slots__ = ("speech", "context_ids", "config", "bias_phrases", "correction_phrases", "context_text", "spellings", "audio_s", "partial", "urgent", "draft_tokens")
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_IDS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,7 @@ class DecodeRequest(_message.Message):
     AUDIO_S_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     URGENT_FIELD_NUMBER: _ClassVar[int]
+    DRAFT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     speech: _common_pb2.Tensor
     context_ids: _containers.RepeatedScalarFieldContainer[int]
     config: _common_pb2.RecognitionConfig
@@ -80,19 +81,22 @@ class DecodeRequest(_message.Message):
     audio_s: float
     partial: bool
     urgent: bool
-    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., context_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ..., audio_s: _Optional[float] = ..., partial: _Optional[bool] = ..., urgent: _Optional[bool] = ...) -> None: ...
+    draft_tokens: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, speech: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., context_ids: _Optional[_Iterable[int]] = ..., config: _Optional[_Union[_common_pb2.RecognitionConfig, _Mapping]] = ..., bias_phrases: _Optional[_Iterable[str]] = ..., correction_phrases: _Optional[_Iterable[str]] = ..., context_text: _Optional[str] = ..., spellings: _Optional[_Iterable[str]] = ..., audio_s: _Optional[float] = ..., partial: _Optional[bool] = ..., urgent: _Optional[bool] = ..., draft_tokens: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DecodeResponse(_message.Message):
-    __slots__ = ("alternatives", "decode_ms", "language", "language_probability")
+    __slots__ = ("alternatives", "decode_ms", "language", "language_probability", "tokens")
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     DECODE_MS_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
     alternatives: _containers.RepeatedCompositeFieldContainer[_common_pb2.Alternative]
     decode_ms: float
     language: str
     language_probability: float
-    def __init__(self, alternatives: _Optional[_Iterable[_Union[_common_pb2.Alternative, _Mapping]]] = ..., decode_ms: _Optional[float] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ...) -> None: ...
+    tokens: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, alternatives: _Optional[_Iterable[_Union[_common_pb2.Alternative, _Mapping]]] = ..., decode_ms: _Optional[float] = ..., language: _Optional[str] = ..., language_probability: _Optional[float] = ..., tokens: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class GetSampleRequest(_message.Message):
     __slots__ = ("turn_id",)

@@ -18,7 +18,7 @@ def search_configs(cfg: common_pb2.RecognitionConfig, defaults: DecodingDefaults
                       prune_k=max(defaults.context_prune_k, 2 * req.beam_size), ctc_weight=defaults.ctc_weight,
                       bias_bonus=req.bias_bonus, oov_penalty=req.oov_penalty,
                       word_lm_weight=defaults.word_lm_weight, word_bonus=defaults.word_bonus,
-                      length_norm=defaults.length_norm)
+                      length_norm=defaults.length_norm, draft_margin=defaults.draft_margin)
     return beam, CorrectionConfig(margin=req.correction_margin, min_similarity=defaults.correction_min_similarity,
                                   margin_zh=req.correction_margin_zh)
 

@@ -20,6 +20,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 MAX_PHRASE_CHARS = 200
 MAX_CONTEXT_CHARS = 20_000  # the context service assembles a few hundred tokens' worth
+MAX_DRAFT_TOKENS = 448  # a transcript of one window: Whisper's positions
 
 
 def alternative_pb(entry: NBestEntry) -> common_pb2.Alternative:
@@ -52,6 +53,7 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
         self.confidence = self.decoding.confidence  # checked at start: a bad bundle or setting stops the service
         self.width = core.cfg.lm.d_model
         self.vocab = core.tok.vocab_size
+        self.lm_vocab = core.cfg.lm.vocab_size  # the decoder's own tokens (a draft's), not the context tokenizer's
         self.languages = bundle_languages(core.bundle_dir)
         self.candidates = identification_candidates(settings.language_candidates, self.languages)
 
@@ -65,6 +67,9 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"speech must be (S>0, {self.width}), got {speech.shape}")
         if any(not 0 <= i < self.vocab for i in request.context_ids):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"context_ids must be in [0, {self.vocab})")
+        if len(request.draft_tokens) > MAX_DRAFT_TOKENS or any(not 0 <= i < self.lm_vocab for i in request.draft_tokens):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"at most {MAX_DRAFT_TOKENS} draft_tokens, each in [0, {self.lm_vocab})")
         if len(request.bias_phrases) > MAX_BIAS_PHRASES or any(len(p) > MAX_PHRASE_CHARS for p in request.bias_phrases):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"at most {MAX_BIAS_PHRASES} bias_phrases of at most {MAX_PHRASE_CHARS} characters")
@@ -98,7 +103,8 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
                                      list(request.correction_phrases), correction,
                                      cancelled=lambda: not context.is_active(),
                                      wait_s=remaining if remaining is not None and remaining < 1e6 else None,
-                                     context=request.context_text, spellings=list(request.spellings), output=output)
+                                     context=request.context_text, spellings=list(request.spellings), output=output,
+                                     draft=list(request.draft_tokens))
         except SearchCancelled as exc:
             context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"decode stopped: {exc}")
         return internal_pb2.DecodeResponse(
@@ -106,4 +112,5 @@ class DecoderService(internal_pb2_grpc.DecoderServicer):
             decode_ms=(time.perf_counter() - start) * 1000,
             language=nbest[0].language if nbest else (code or self.candidates[0]),
             language_probability=nbest[0].language_probability if nbest else 0.0,
+            tokens=nbest[0].tokens if nbest and request.partial else [],
         )

@@ -9,6 +9,7 @@ import numpy as np
 
 from seedasr.v1 import common_pb2, internal_pb2, internal_pb2_grpc
 from services.convert import tensor_to_pb
+from shared.engines import EncodeCancelled
 from shared.recognition import AsrCore
 
 MAX_SAMPLES = 16_000 * 60  # one window; the gateway splits longer audio
@@ -30,7 +31,12 @@ class EncoderService(internal_pb2_grpc.EncoderServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"window_s must be in [0, 30] s, got {request.window_s}")
         start = time.perf_counter()
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        out, text, words = self.core.encode(samples, request.window_s)
+        if not context.is_active():
+            context.abort(grpc.StatusCode.CANCELLED, "the caller went away before its audio was encoded")
+        try:  # an interim whose turn ended stops here, leaving the cores to the final
+            out, text, words = self.core.encode(samples, request.window_s, cancelled=lambda: not context.is_active())
+        except EncodeCancelled as exc:
+            context.abort(grpc.StatusCode.CANCELLED, str(exc))
         return internal_pb2.EncodeResponse(
             speech=tensor_to_pb(out.speech),
             ctc_text=text,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -80,10 +80,12 @@ class TurnPipeline:
         timings: common_pb2.StageTimings,
         deadline_s: Optional[float] = None,
         urgent: bool = False,
+        draft: Sequence[int] = (),
     ) -> Transcript:
         """The turn's n-best, with no side effect: nothing is stored or published until commit() (a stream
         transcribes the turn, then commits it). urgent: someone waits for it (a stream's final), so the decoder may
-        spend more cores on it."""
+        spend more cores on it. draft: the decoder tokens of an interim of this turn (Interim.tokens), which a turn of
+        one window is decoded along as far as its whole audio confirms them."""
         t0 = time.perf_counter()
         cap = self.settings.deadline_s + self.settings.deadline_per_audio_s * len(samples) / 16_000
         deadline_at = t0 + min(deadline_s or cap, cap)
@@ -124,7 +126,8 @@ class TurnPipeline:
             pcm16 = (np.clip(samples[start:end], -1, 1) * 32767).astype("<i2").tobytes()
             request = internal_pb2.DecodeRequest(context_ids=ctx_ids, bias_phrases=phrases,
                                                  correction_phrases=candidates, context_text=written_context,
-                                                 spellings=spellings, audio_s=(end - start) / 16_000, urgent=urgent)
+                                                 spellings=spellings, audio_s=(end - start) / 16_000, urgent=urgent,
+                                                 draft_tokens=draft if len(windows) == 1 else ())
             encoded, decoded = self.encode_decode(pcm16, config, request, timings, left)
             if not language:
                 language, probability = decoded.language, decoded.language_probability
@@ -226,12 +229,14 @@ class TurnPipeline:
             internal_pb2.DecodeRequest(speech=encoded.speech, context_ids=ids, config=config, context_text=written,
                                        spellings=spellings, audio_s=len(window) / 16_000, partial=True),
             timeout=left())
+        # the tokens are a draft of this audio only while the window holds the whole turn
+        tokens = list(decoded.tokens) if len(window) == len(samples) else []
         if not decoded.alternatives:
-            return Interim(common_pb2.Alternative(), decoded.language, decoded.language_probability)
+            return Interim(common_pb2.Alternative(), decoded.language, decoded.language_probability, tokens)
         best = decoded.alternatives[0]
         if config.verbatim:
             best.text = best.normalized_text
-        return Interim(best, decoded.language, decoded.language_probability)
+        return Interim(best, decoded.language, decoded.language_probability, tokens)
 
     def publish_turn(self, turn_id: str, session_id: str, alts: list[common_pb2.Alternative], context_text: str,
                      trace_id: str, seconds: float, tenant: str = "") -> None:
@@ -257,6 +262,7 @@ class Interim:
     best: common_pb2.Alternative
     language: str  # the model's code of the language decoded, given or identified
     language_probability: float
+    tokens: list[int] = field(default_factory=list)  # the decoder's: the draft of the turn's final (transcribe())
 
 
 def with_language(config: common_pb2.RecognitionConfig, language: str) -> common_pb2.RecognitionConfig:

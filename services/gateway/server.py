@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
 import grpc
@@ -67,21 +67,22 @@ class RecognizerService(recognizer_pb2_grpc.RecognizerServicer):
             raise  # unreachable: abort raises
 
     def transcribe_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
-                           req_ctx: common_pb2.RequestContext, context: Any) -> Transcript:
-        """A stream's turn, not yet committed; a peer's error ends the call with the peer's status."""
+                           req_ctx: common_pb2.RequestContext, context: Any, draft: Sequence[int] = ()) -> Transcript:
+        """A stream's turn, not yet committed; a peer's error ends the call with the peer's status. draft: an interim's
+        tokens (Interim.tokens), which the decode follows as far as the whole turn confirms them."""
         try:
-            return self.speculate_samples(samples, session_id, config, req_ctx, context)
+            return self.speculate_samples(samples, session_id, config, req_ctx, context, draft)
         except grpc.RpcError as err:
             context.abort(err.code(), err.details())
             raise  # unreachable: abort raises
 
     def speculate_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
-                          req_ctx: common_pb2.RequestContext, context: Any) -> Transcript:
+                          req_ctx: common_pb2.RequestContext, context: Any, draft: Sequence[int] = ()) -> Transcript:
         """A stream's turn as transcribe_samples makes it, but a peer's error is raised (grpc.RpcError), not ended
         the call with: a turn transcribed at a pause, before its end is known, may fail; the final is then
         transcribed as usual and reports the error."""
         return self.pipeline.transcribe(samples, scoped(session_id), config, req_ctx, common_pb2.StageTimings(),
-                                        self._remaining(context), urgent=True)
+                                        self._remaining(context), urgent=True, draft=draft)
 
     def commit_turn(self, done: Transcript, session_id: str, context: Any) -> recognizer_pb2.RecognizeResponse:
         try:

@@ -11,14 +11,16 @@ with it) and published. With the VAD, the turn is also transcribed at each pause
 speech), while the VAD waits silence_ms to be sure: when the turn ends in that pause, with nothing heard since, that
 transcript is the final (the final came 995 -> 780 ms p50 after the end of speech, bundles/default/TUNING.md). Its
 audio lacks only the quiet after the pause, which the encoder reads as the silence it pads its window with. On the
-client's end_of_turn there is no pause to wait through, and the final is transcribed then.
+client's end_of_turn there is no pause to wait through, and the final is transcribed then, decoded along the
+latest interim's tokens: the decoder takes those the whole turn's audio confirms without a beam and searches the
+rest (draft_margin, bundles/default/TUNING.md), and the interim in flight stops, its encode included.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 import grpc
@@ -49,10 +51,10 @@ class TurnService(Protocol):
     settings: Settings
 
     def transcribe_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
-                           req_ctx: common_pb2.RequestContext, context: Any) -> Transcript: ...
+                           req_ctx: common_pb2.RequestContext, context: Any, draft: Sequence[int] = ()) -> Transcript: ...
 
     def speculate_samples(self, samples: Any, session_id: str, config: common_pb2.RecognitionConfig,
-                          req_ctx: common_pb2.RequestContext, context: Any) -> Transcript: ...
+                          req_ctx: common_pb2.RequestContext, context: Any, draft: Sequence[int] = ()) -> Transcript: ...
 
     def commit_turn(self, done: Transcript, session_id: str, context: Any) -> recognizer_pb2.RecognizeResponse: ...
 
@@ -87,6 +89,7 @@ class StreamSession:
         self.speech_start_s = 0.0  # in the turn's audio
         self.next_interim_s = INTERIM_EVERY_S  # of speech
         self.interim_words: list[str] = []  # the latest interim's (characters in Chinese)
+        self.draft: list[int] = []  # the latest interim's decoder tokens: the final decodes along them
         self.interim: Optional[tuple[Job, float]] = None  # (job, turn seconds it covers)
         # the turn transcribed at a pause, and the VAD's count of chunks heard when it began: the final, if the
         # turn ends in that pause (nothing heard since)
@@ -166,12 +169,12 @@ class StreamSession:
                 self.speculation = None
             return
         if vad.triggered and vad.quiet_since_heard >= SPECULATE_AFTER_S * 16_000:
-            audio = self.turn.view().copy()
+            audio, draft = self.turn.view().copy(), self.draft
             assert self.worker is not None
             if self.interim is not None:  # the turn's text is about to be known whole: no interim ahead of it
                 self.interim[0].cancel()
             self.speculation = (self.worker.submit(lambda: self.service.speculate_samples(
-                audio, self.cfg.session_id, self.cfg.config, self.cfg.context, self.context)), vad.heard)
+                audio, self.cfg.session_id, self.cfg.config, self.cfg.context, self.context, draft)), vad.heard)
 
     def _speculation_ready(self) -> None:
         """A transcript made at the pause tells the VAD, as an interim does, whether the turn is a whole sentence."""
@@ -219,6 +222,7 @@ class StreamSession:
         if not job.ok():  # interim results are best effort; the final result reports errors
             return
         interim: Interim = job.result
+        self.draft = interim.tokens
         alt = interim.best
         if interim.language_probability >= PIN_LANGUAGE_PROBABILITY:
             self.interim_language = self.interim_language or interim.language
@@ -241,8 +245,10 @@ class StreamSession:
         """speculated: the VAD ended the turn in a pause, having heard all its audio (else a transcript made at a
         pause may lack what came after it: the client's end_of_turn, a turn past max_turn_s)."""
         audio = self.turn.view().copy()
-        had_speech, start = self.heard_speech, self.turn_start_s
-        if self.interim is not None:  # the final supersedes it
+        had_speech, start, draft = self.heard_speech, self.turn_start_s, self.draft
+        if self.interim is not None:  # the final supersedes it (a finished one still drafts it)
+            if self.interim[0].ok():
+                draft = self.interim[0].result.tokens
             self.interim[0].cancel()
         speculation = self.speculation
         if speculation is not None and speculated and self.vad is not None:
@@ -264,7 +270,7 @@ class StreamSession:
         done = self._speculated(speculation, len(audio))
         if done is None:
             done = self.service.transcribe_samples(audio, self.cfg.session_id, self.cfg.config, self.cfg.context,
-                                                   self.context)
+                                                   self.context, draft)
         result = self.service.commit_turn(done, self.cfg.session_id, self.context)
         yield recognizer_pb2.StreamingRecognizeResponse(is_final=True, turn_index=self.turn_index, result=result,
                                                         turn_start_s=start, turn_end_s=self.total_s, stability=1.0)

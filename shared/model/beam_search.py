@@ -12,6 +12,11 @@ runs the context stream alone without pruning (plain context decoding). Greedy i
 Phrase biasing (shared/model/biasing.py), when given, adds its bonus to the pruned joint scores; without
 a CTC scorer and with cfg.phrases_past_prune, the tokens that start or continue a phrase are never pruned.
 
+A draft (the tokens an interim decoded from the turn so far) is followed while the search has one hypothesis: each
+of its tokens that the full audio's joint score ranks first, `margin` nats ahead of the next, is taken without a
+beam, its scores read from one teacher-forced pass of the draft; from the first token it does not confirm, the beam
+search runs as usual. A stream's final then searches only the words the interim had not settled.
+
 With a CTC prefix scorer (shared/model/ctc_prefix.py) each of the `prune_k` best candidates (and
 </s>) also gets ctc_weight * (psi(h + c) - psi(h)), mixed with (1 - ctc_weight) * the LM score.
 With both, the tokens that continue a biasing phrase join the CTC candidates at the LM score of the
@@ -54,6 +59,8 @@ class BeamConfig:
     # rank ended hypotheses by score per token and stop once beam_size have ended (Whisper's own ranking): raw
     # sums favour a transcript that ends early ("is" for a sentence of fifteen words)
     length_norm: bool = False
+    # a draft's token is followed without a beam when the full scores rank it first by this many nats; 0 = drafts off
+    draft_margin: float = 0.0
 
 
 @dataclass
@@ -155,8 +162,26 @@ def joint_streams(free: Prompt, ctx: Optional[Prompt], alpha: float) -> tuple[li
     return [free, ctx], alpha
 
 
+@dataclass
+class Draft:
+    """Tokens to follow (without their end), their log-probs from one teacher-forced pass, logp (S, P + 1, V): row i
+    scores the token after the first i, per stream; `seed(n)` makes the step function start after the first n: its
+    first call (no parents) scores what follows them, as it would have scored them one step at a time."""
+
+    tokens: list[int]
+    logp: torch.Tensor
+    margin: float
+    seed: Callable[[int], None]
+
+
 class SearchCancelled(Exception):
     """The caller's deadline passed or it went away: the search stopped early."""
+
+
+def _confirms(total: torch.Tensor, token: int, margin: float) -> bool:
+    """total (V,): the hypothesis's scores for its next token; True when `token` ranks first, `margin` ahead."""
+    top = total.topk(2)
+    return int(top.indices[0]) == token and float(top.values[0] - top.values[1]) >= margin
 
 
 def _rank(hyp: Hypothesis, cfg: BeamConfig) -> float:
@@ -166,9 +191,10 @@ def _rank(hyp: Hypothesis, cfg: BeamConfig) -> float:
 
 def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Optional[CTCPrefixScorer] = None,
            bias: Optional[Biasing] = None, lexicon: Optional[WordLexicon] = None,
-           cancelled: Optional[Callable[[], bool]] = None) -> list[Hypothesis]:
+           cancelled: Optional[Callable[[], bool]] = None, draft: Optional[Draft] = None) -> list[Hypothesis]:
     """Beam search driven by `step`; returns up to cfg.nbest hypotheses, best first. `cancelled` is
-    asked before every step; when it says yes the search raises SearchCancelled."""
+    asked before every step; when it says yes the search raises SearchCancelled. `draft`: tokens followed while
+    the full scores confirm them (the module's docstring); not with CTC scores, which it would have to replay."""
     live_tokens: list[list[int]] = [[]]
     bias_states = [BiasState()]
     words = [lexicon.initial() if lexicon else WordState()]  # each live hypothesis's unfinished word
@@ -178,7 +204,23 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
     last: Optional[torch.Tensor] = None
     use_ctc = ctc is not None and cfg.ctc_weight > 0
     ctc_state = ctc.initial() if ctc is not None else None
-    for t in range(cfg.max_tokens + 1):
+    start = 0
+    if draft is not None and not use_ctc:  # one hypothesis, the draft's first `start` tokens, while they are confirmed
+        for token in draft.tokens[: cfg.max_tokens]:
+            unpruned = bias.candidates(bias_states, eos_id) if bias and cfg.phrases_past_prune else None
+            total = live_scores[:, None] + _joint(draft.logp[:, start : start + 1], alpha, cfg.prune_k, eos_id, unpruned)
+            if bias:
+                total = total + bias.bonuses(bias_states, total.shape[-1])
+            if lexicon:
+                total = _with_lexicon(total, lexicon, words, eos_id, 2 * cfg.beam_size)
+            if not _confirms(total[0], token, draft.margin):
+                break
+            live_tokens, live_scores = [live_tokens[0] + [token]], total[0, token : token + 1].clone()
+            bias_states = [bias.advance(bias_states[0], token)] if bias else bias_states
+            words = [lexicon.advance(words[0], token)] if lexicon else words
+            start += 1
+        draft.seed(start)  # the beam takes over: the step function's first scores are those after these tokens
+    for t in range(start, cfg.max_tokens + 1):
         if cancelled is not None and cancelled():
             raise SearchCancelled(f"search cancelled after {t} steps")
         unpruned = bias.candidates(bias_states, eos_id) if bias and cfg.phrases_past_prune and not use_ctc else None

@@ -138,14 +138,17 @@ class WhisperDecoder(nn.Module):
 
     def run(self, tokens: torch.Tensor, audio_kv: KV, audio_mask: Optional[torch.Tensor] = None,
             past: Optional[KV] = None, last_only: bool = False, pad: Optional[torch.Tensor] = None,
-            cross_logits: Optional[list[torch.Tensor]] = None) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
+            cross_logits: Optional[list[torch.Tensor]] = None, logits_from: int = 0,
+            ) -> tuple[torch.Tensor, KV, list[torch.Tensor]]:
         """tokens (B, L) after the `past` ones (self-attention cache from an earlier run), audio_kv
         (B, H, T', D / H) per block -> logits (B, L, V) (B, 1, V with last_only: the output layer is most of a
         step's cost), the self-attention cache so far, router logits per MoE block (B*L, E), for the
         load-balancing loss. pad (B,): how many of each row's first tokens (the past's included) are left
         padding, so rows of different lengths run as one batch: no token attends to them, and positions count
         from each row's first real token. cross_logits: a list that gets each block's cross-attention logits
-        (B, H, L, T'), in block order."""
+        (B, H, L, T'), in block order. logits_from: logits of the tokens from this one on only (B, L - logits_from, V):
+        an int8 output layer quantizes its input per batch, so rows it need not score (a prompt's special tokens)
+        would change the others' scores."""
         start = past[0][0].shape[2] if past else 0
         length = tokens.shape[1]
         if start + length > self.cfg.max_tokens:
@@ -167,7 +170,7 @@ class WhisperDecoder(nn.Module):
             cache.append(self_kv)
             if router is not None:
                 routers.append(router)
-        return self.head(self.norm(x[:, -1:] if last_only else x)), cache, routers
+        return self.head(self.norm(x[:, -1:] if last_only else x[:, logits_from:])), cache, routers
 
 
 def gelu_mlp(d: int, hidden: int) -> nn.Sequential:

@@ -11,13 +11,14 @@ bare space.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Optional
 
 import torch
 
 from shared.languages import spaced
-from shared.model.beam_search import BeamConfig, Hypothesis, StepFn, joint_streams, search
+from shared.model.beam_search import BeamConfig, Draft, Hypothesis, StepFn, joint_streams, search
 from shared.model.biasing import Biasing
 from shared.model.lexicon import WordLexicon
 from shared.model.phrase_correction import TextScorer
@@ -36,19 +37,37 @@ def allowed_logp(logits: torch.Tensor, eot: int, first: bool, blank: Optional[in
 
 class WhisperStep:
     """StepFn with a KV cache: the streams run as one batch, rows stream-major (stream s, beam b), the shorter
-    prompts left-padded (WhisperDecoder.run's pad). audio (T', D) is one utterance."""
+    prompts left-padded (WhisperDecoder.run's pad). audio (T', D) is one utterance. draft: tokens run after the
+    prompts in the same pass, for the search to follow (`self.draft`, beam_search.Draft)."""
 
     def __init__(self, decoder: WhisperDecoder, audio: torch.Tensor, prompts: list[list[int]], eot: int,
-                 blank: Optional[int], audio_kv: Optional[KV] = None) -> None:
+                 blank: Optional[int], audio_kv: Optional[KV] = None, draft: Sequence[int] = (),
+                 margin: float = 0.0) -> None:
         self.decoder, self.eot, self.blank, self.streams = decoder, eot, blank, len(prompts)
         self.audio_kv = audio_kv or decoder.audio_keys(audio[None])  # (1, H, T', D / H) per block
-        longest = max(len(p) for p in prompts)
+        self.longest = longest = max(len(p) for p in prompts)
         pad = [longest - len(p) for p in prompts]
         self.pad: Optional[torch.Tensor] = torch.tensor(pad) if any(pad) else None  # (S,); None: no mask needed
-        batch = torch.tensor([[eot] * (longest - len(p)) + p for p in prompts])  # (S, L)
-        logits, self.cache, _ = decoder.run(batch, self.audio_kv, last_only=True, pad=self.pad)
-        self.first = allowed_logp(logits[:, -1], eot, True, blank)[:, None]  # (S, 1, V)
+        self.batch = torch.tensor([[eot] * (longest - len(p)) + p + list(draft) for p in prompts])  # (S, L + P)
+        logits, self.cache, _ = decoder.run(self.batch, self.audio_kv, last_only=not draft, pad=self.pad,
+                                            logits_from=longest - 1)
+        self.draft: Optional[Draft] = None
+        if draft:
+            after = logits  # (S, P + 1, V): the scores after the prompt and each draft token
+            logp = torch.stack([allowed_logp(after[:, i], eot, i == 0, blank) for i in range(after.shape[1])], 1)
+            self.draft = Draft(list(draft), logp, margin, self._seed)
+        self.first = allowed_logp(logits[:, -1], eot, not draft, blank)[:, None]  # (S, 1, V)
         self.rows = 1  # hypotheses in the cache, per stream
+
+    def _seed(self, n: int) -> None:
+        """The search goes on after the draft's first n tokens: the last of them (or of the prompts) runs again on
+        the cache before it, so that the first scores come from a batch of one row per stream, as a search's first
+        step's do (the int8 output layer quantizes its input per batch: the draft's batch scores differ a little)."""
+        keep = self.longest + n - 1
+        past = [(k[:, :, :keep], v[:, :, :keep]) for k, v in self.cache]
+        logits, self.cache, _ = self.decoder.run(self.batch[:, keep : keep + 1], self.audio_kv, None, past, pad=self.pad)
+        self.first = allowed_logp(logits[:, -1], self.eot, n == 0, self.blank)[:, None]  # (S, 1, V)
+        self.rows = 1
 
     def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
         if parents is None or last is None:
@@ -93,19 +112,27 @@ def whisper_beam_search(
     audio_kv: Optional[KV] = None,
     lexicon: Optional[WordLexicon] = None,
     language: str = "en",
+    draft: Sequence[int] = (),
 ) -> list[Hypothesis]:
     """audio (T', D) encoder frames, audio_kv its decoder.audio_keys(audio[None]) when the caller has them;
     context: the context text (None or empty: context-free decoding).
     Scores alpha * log P(y | x, c) + (1 - alpha) * log P(y | x) as `joint_beam_search` does; no CTC
     prefix scores (this decoder has no CTC head). `lexicon` reads Whisper's pieces (WhisperTokens.pieces): its
-    out-of-lexicon penalty and word-LM fusion apply as in `joint_beam_search`."""
+    out-of-lexicon penalty and word-LM fusion apply as in `joint_beam_search`. draft: transcript tokens (no end, no
+    specials) the search follows while the full scores put each first by cfg.draft_margin nats (beam_search.Draft;
+    the cached scorer only, and not at a margin of 0)."""
     prompts, alpha = joint_streams(tokens.prompt(language), tokens.prompt(language, previous=context) if context else None,
                                    cfg.alpha)
     room = decoder.cfg.max_tokens - max(len(p) for p in prompts) - 1
     # no CTC head to score a biasing phrase's tokens back in: they escape the pruning at their joint score
     cfg = dataclasses.replace(cfg, max_tokens=max(0, min(cfg.max_tokens, room)), phrases_past_prune=True)
-    step: StepFn = (WhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank, audio_kv) if cached
-                    else UncachedWhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank))
+    if not cached or cfg.draft_margin <= 0:
+        draft = ()
+    draft = list(itertools.takewhile(lambda t: 0 <= t < tokens.eot, draft))[: cfg.max_tokens]
+    if cached:
+        cached_step = WhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank, audio_kv, draft, cfg.draft_margin)
+        return search(cached_step, tokens.eot, cfg, alpha, None, bias, lexicon, cancelled, cached_step.draft)
+    step: StepFn = UncachedWhisperStep(decoder, audio, prompts, tokens.eot, tokens.blank)
     return search(step, tokens.eot, cfg, alpha, None, bias, lexicon, cancelled)
 
 

@@ -56,10 +56,28 @@ def test_the_decoder_service_picks_the_beam_by_the_request_context(tiny_bundle) 
         searched.append(cfg.beam_size)
         return [NBestEntry("ok", 0.0)]
 
-    core = SimpleNamespace(bundle_dir=tiny_bundle, cfg=SimpleNamespace(lm=SimpleNamespace(d_model=4)),
+    core = SimpleNamespace(bundle_dir=tiny_bundle, cfg=SimpleNamespace(lm=SimpleNamespace(d_model=4, vocab_size=10)),
                            tok=SimpleNamespace(vocab_size=10), decode=decode)
     service = DecoderService(core, load_settings(model=str(tiny_bundle), beam_size=7, context_beam_size=3))  # type: ignore[arg-type]
     speech = tensor_to_pb(np.zeros((5, 4), np.float32))
     service.Decode(internal_pb2.DecodeRequest(speech=speech), _Call())  # type: ignore[arg-type]
     service.Decode(internal_pb2.DecodeRequest(speech=speech, context_ids=[1, 2]), _Call())  # type: ignore[arg-type]
     assert searched == [7, 3]
+
+
+def test_the_decoder_service_hands_a_draft_on_and_refuses_a_bad_one(tiny_bundle) -> None:
+    drafts: list[list[int]] = []
+
+    def decode(speech, context_ids, cfg, *args, **kwargs) -> list[NBestEntry]:
+        drafts.append(kwargs["draft"])
+        return [NBestEntry("ok", 0.0, tokens=[3, 4])]
+
+    core = SimpleNamespace(bundle_dir=tiny_bundle, cfg=SimpleNamespace(lm=SimpleNamespace(d_model=4, vocab_size=10)),
+                           tok=SimpleNamespace(vocab_size=10), decode=decode)
+    service = DecoderService(core, load_settings(model=str(tiny_bundle)))  # type: ignore[arg-type]
+    speech = tensor_to_pb(np.zeros((5, 4), np.float32))
+    final = service.Decode(internal_pb2.DecodeRequest(speech=speech, draft_tokens=[1, 2]), _Call())  # type: ignore[arg-type]
+    partial = service.Decode(internal_pb2.DecodeRequest(speech=speech, partial=True), _Call())  # type: ignore[arg-type]
+    assert drafts == [[1, 2], []] and list(final.tokens) == [] and list(partial.tokens) == [3, 4]
+    with pytest.raises(AssertionError, match="draft_tokens"):
+        service.Decode(internal_pb2.DecodeRequest(speech=speech, draft_tokens=[10]), _Call())  # type: ignore[arg-type]

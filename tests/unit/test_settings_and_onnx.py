@@ -1,10 +1,12 @@
 import subprocess
 import sys
 
+import grpc
 import numpy as np
 import pytest
 import torch
 
+from seedasr.v1 import internal_pb2
 from shared.bundle import load_bundle
 from shared.engines import OnnxEncoder, TorchEncoder
 from tests.conftest import ROOT
@@ -101,3 +103,29 @@ def test_int8_encoder_keeps_the_first_blocks_attention_fp32_and_names_its_recipe
     assert {p.key: p.value for p in model.metadata_props}["seedasr_int8_recipe"] == INT8_RECIPE
     assert {n.name for n in model.graph.node} >= set(first_attention)  # still plain MatMul nodes, by their names
     assert INT8_RECIPE.split(":")[0] in (ROOT / "scripts" / "bundle.sh").read_text()
+
+
+def test_a_cancelled_onnx_encode_stops_and_a_live_one_is_unchanged(tiny_bundle) -> None:
+    """An interim nobody waits for any more stops its encode (ONNX Runtime's terminate flag) instead of taking the
+    cores from the final; a caller still there gets what a plain call gets."""
+    from shared.engines import EncodeCancelled
+
+    encoder = OnnxEncoder(tiny_bundle / "encoder.onnx")
+    feats = np.random.default_rng(0).standard_normal((300, 80)).astype(np.float32)
+    with pytest.raises(EncodeCancelled):
+        encoder.encode(feats, cancelled=lambda: True)
+    plain, watched = encoder.encode(feats), encoder.encode(feats, cancelled=lambda: False)
+    np.testing.assert_array_equal(plain.speech, watched.speech)
+
+
+def test_the_encoder_service_answers_cancelled_to_a_caller_that_went_away(tiny_bundle) -> None:
+    from services.encoder.server import EncoderService
+    from shared.bus import BusError, CallContext
+    from shared.recognition import AsrCore
+
+    service = EncoderService(AsrCore(tiny_bundle, engine="onnx", half="encoder"))
+    request = internal_pb2.EncodeRequest(pcm16=b"\1\0" * 16_000)
+    assert service.Encode(request, CallContext(5.0)).speech.shape  # type: ignore[arg-type]
+    with pytest.raises(BusError) as gone:
+        service.Encode(request, CallContext(5.0, parent_active=lambda: False))  # type: ignore[arg-type]
+    assert gone.value.code() == grpc.StatusCode.CANCELLED

@@ -5,6 +5,7 @@ turn ends in that pause; a sound heard before the end makes it stale and the fin
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,3 +136,37 @@ def test_a_message_that_runs_past_the_turns_end_is_transcribed_whole() -> None:
     cfg = recognizer_pb2.StreamingConfig(silence_ms=600)
     got = [r for r in StreamSession(service, cfg, Context()).run(Inbox(requests())) if r.is_final]  # type: ignore[arg-type]
     assert got and got[0].result.alternatives[0].text.startswith("final")
+
+
+def test_the_final_is_decoded_along_the_latest_interims_tokens() -> None:
+    """A turn's final is handed the decoder tokens of its latest finished interim, its draft (TurnPipeline.transcribe:
+    the decoder keeps what the whole turn confirms); a turn without a finished interim has none."""
+
+    class Drafting(Service):
+        def __init__(self) -> None:
+            super().__init__()
+            self.drafts: list[list[int]] = []
+            self.interims: list[int] = []
+
+        def transcribe_samples(self, samples: Any, *args: Any) -> Transcript:
+            self.drafts.append(list(args[4]))  # (session_id, config, req_ctx, context, draft)
+            return super().transcribe_samples(samples)
+
+        def partial_samples(self, samples: Any, *args: Any) -> Interim:
+            self.interims.append(len(samples))
+            return Interim(common_pb2.Alternative(text="interim"), "en", 1.0, [7, len(samples)])
+
+    service = Drafting()
+    pcm = (np.clip(SPEECH, -1, 1) * 32767).astype("<i2").tobytes()
+
+    def requests() -> Iterator[recognizer_pb2.StreamingRecognizeRequest]:
+        for i in range(0, len(pcm), 3200):
+            time.sleep(0.01)  # the worker's interims finish between messages
+            yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i : i + 3200])
+        yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)
+        yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)  # an empty turn: nothing to transcribe
+
+    cfg = recognizer_pb2.StreamingConfig(silence_ms=-1, interim_results=True)
+    list(StreamSession(service, cfg, Context()).run(Inbox(requests())))  # type: ignore[arg-type]
+    assert len(service.interims) >= 2 and len(service.drafts) == 1
+    assert service.drafts[0][0] == 7 and service.drafts[0][1] in service.interims[-2:]

@@ -1,12 +1,14 @@
 """The joint beam search over a Whisper-style decoder: cached and uncached scorers agree, greedy equals
 greedy_decode, context only moves what it should, specials are never written."""
 
+import dataclasses
+
 import torch
 
 from shared.model.beam_search import BeamConfig
 from shared.model.biasing import PhraseBiasing
 from shared.model.whisper_decoder import WhisperDecoder, WhisperDecoderConfig, greedy_decode
-from shared.model.whisper_search import whisper_beam_search
+from shared.model.whisper_search import allowed_logp, whisper_beam_search
 
 VOCAB, EOT = 40, 30  # ids above EOT are specials: start of transcript 31, start of previous 32
 TINY = WhisperDecoderConfig(vocab_size=VOCAB, d_model=32, n_heads=4, n_layers=2, max_tokens=40)
@@ -114,3 +116,65 @@ def test_a_lexicon_penalty_keeps_the_transcript_to_its_words() -> None:
     held = whisper_beam_search(dec, audio, tok, None, cfg, lexicon=_tiny_lexicon(words, 50.0))[0].tokens
     assert held and all("a" * t in words for t in held)
     assert held != plain
+
+
+def _counting(dec: WhisperDecoder) -> list[int]:
+    """Counts the decoder's runs from now on (one per search step, one for the prompts)."""
+    calls: list[int] = []
+    run = WhisperDecoder.run.__get__(dec)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return run(*args, **kwargs)
+
+    dec.run = counted  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_draft_that_is_not_confirmed_changes_nothing() -> None:
+    """A draft whose first token the audio does not rank first (or not by the margin) is dropped at once: the n-best,
+    scores included, is the plain search's."""
+    dec, tok = _decoder(), TinyTokens()
+    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=6, ctc_weight=0.5, draft_margin=1.0)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        audio = torch.randn(12, 32)
+        for context in (None, "seven words of some context here"):
+            plain = whisper_beam_search(dec, audio, tok, context, cfg)
+            wrong = [t for t in range(1, EOT) if t != plain[0].tokens[0]][:3]
+            unsure = dataclasses.replace(cfg, draft_margin=1e6)
+            for got in (whisper_beam_search(dec, audio, tok, context, cfg, draft=wrong),
+                        whisper_beam_search(dec, audio, tok, context, unsure, draft=plain[0].tokens)):
+                assert [h.tokens for h in got] == [h.tokens for h in plain]
+                assert all(abs(a.score - b.score) < 1e-4 for a, b in zip(got, plain))
+
+
+def _teacher_forced(dec: WhisperDecoder, audio: torch.Tensor, tok: TinyTokens, ids: list[int], budget: int) -> float:
+    """log P(ids </s> | audio) as the context-free search scores it, one token at a time (an end forced at the
+    search's token budget costs nothing)."""
+    with torch.inference_mode():
+        return sum(float(allowed_logp(dec(torch.tensor([tok.prompt() + ids[:i]]), audio[None])[:, -1], EOT, i == 0,
+                                      tok.blank)[0, t]) for i, t in enumerate([*ids, EOT][:budget]))
+
+
+def test_a_confirmed_draft_is_followed_at_its_own_scores_in_fewer_steps() -> None:
+    """The draft's tokens the audio ranks first by the margin are taken without a beam, scored as the search scores
+    them: every hypothesis's score is its tokens' teacher-forced log-probability, and the decoder runs fewer times."""
+    dec, tok = _decoder(), TinyTokens()
+    cfg = BeamConfig(beam_size=3, nbest=3, max_tokens=8, alpha=0.5, prune_k=VOCAB, ctc_weight=0.5, draft_margin=0.01)
+    followed = 0
+    for seed in range(6):
+        torch.manual_seed(seed)
+        audio = torch.randn(12, 32)
+        greedy = whisper_beam_search(dec, audio, tok, None, dataclasses.replace(cfg, beam_size=1, nbest=1))[0].tokens
+        plain_calls = _counting(dec)
+        whisper_beam_search(dec, audio, tok, None, cfg)
+        draft_calls = _counting(dec)
+        got = whisper_beam_search(dec, audio, tok, None, cfg, draft=greedy)
+        del dec.run  # the instance's counters: the class's run again
+        for h in got:
+            assert abs(_teacher_forced(dec, audio, tok, h.tokens, cfg.max_tokens) - h.score) < 1e-4
+        if len(greedy) > 1:
+            followed += 1
+            assert len(draft_calls) < len(plain_calls) - len(plain_calls) // 4
+    assert followed
