@@ -164,13 +164,13 @@ def joint_streams(free: Prompt, ctx: Optional[Prompt], alpha: float) -> tuple[li
 
 @dataclass
 class Draft:
-    """Tokens to follow (without their end), their log-probs from one teacher-forced pass, logp (S, P + 1, V): row i
-    scores the token after the first i, per stream; `seed(n)` makes the step function start after the first n: its
-    first call (no parents) scores what follows them, as it would have scored them one step at a time."""
+    """Tokens to follow (without their end), scored by one teacher-forced pass: scores(i) (S, 1, V) are the log-probs
+    of the token after the first i, per stream; `seed(n)` makes the step function start after the first n: its first
+    call (no parents) scores what follows them, as it would have scored them one step at a time."""
 
     tokens: list[int]
-    logp: torch.Tensor
     margin: float
+    scores: Callable[[int], torch.Tensor]
     seed: Callable[[int], None]
 
 
@@ -208,7 +208,7 @@ def search(step: StepFn, eos_id: int, cfg: BeamConfig, alpha: float, ctc: Option
     if draft is not None and not use_ctc:  # one hypothesis, the draft's first `start` tokens, while they are confirmed
         for token in draft.tokens[: cfg.max_tokens]:
             unpruned = bias.candidates(bias_states, eos_id) if bias and cfg.phrases_past_prune else None
-            total = live_scores[:, None] + _joint(draft.logp[:, start : start + 1], alpha, cfg.prune_k, eos_id, unpruned)
+            total = live_scores[:, None] + _joint(draft.scores(start), alpha, cfg.prune_k, eos_id, unpruned)
             if bias:
                 total = total + bias.bonuses(bias_states, total.shape[-1])
             if lexicon:

@@ -52,12 +52,14 @@ class WhisperStep:
         logits, self.cache, _ = decoder.run(self.batch, self.audio_kv, last_only=not draft, pad=self.pad,
                                             logits_from=longest - 1)
         self.draft: Optional[Draft] = None
+        self.draft_logits = logits  # (S, P + 1, V): after the prompt and after each draft token, read as followed
         if draft:
-            after = logits  # (S, P + 1, V): the scores after the prompt and each draft token
-            logp = torch.stack([allowed_logp(after[:, i], eot, i == 0, blank) for i in range(after.shape[1])], 1)
-            self.draft = Draft(list(draft), logp, margin, self._seed)
+            self.draft = Draft(list(draft), margin, self._draft_scores, self._seed)
         self.first = allowed_logp(logits[:, -1], eot, not draft, blank)[:, None]  # (S, 1, V)
         self.rows = 1  # hypotheses in the cache, per stream
+
+    def _draft_scores(self, i: int) -> torch.Tensor:
+        return allowed_logp(self.draft_logits[:, i], self.eot, i == 0, self.blank)[:, None]  # (S, 1, V)
 
     def _seed(self, n: int) -> None:
         """The search goes on after the draft's first n tokens: the last of them (or of the prompts) runs again on
@@ -67,7 +69,7 @@ class WhisperStep:
         past = [(k[:, :, :keep], v[:, :, :keep]) for k, v in self.cache]
         logits, self.cache, _ = self.decoder.run(self.batch[:, keep : keep + 1], self.audio_kv, None, past, pad=self.pad)
         self.first = allowed_logp(logits[:, -1], self.eot, n == 0, self.blank)[:, None]  # (S, 1, V)
-        self.rows = 1
+        self.rows, self.draft_logits = 1, logits[:, :0]  # the draft's scores are read no more
 
     def __call__(self, parents: Optional[torch.Tensor], last: Optional[torch.Tensor]) -> torch.Tensor:
         if parents is None or last is None:
