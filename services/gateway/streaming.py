@@ -169,12 +169,18 @@ class StreamSession:
                 self.speculation = None
             return
         if vad.triggered and vad.quiet_since_heard >= SPECULATE_AFTER_S * 16_000:
-            audio, draft = self.turn.view().copy(), self.draft
+            audio, draft = self.turn.view().copy(), self._latest_draft()
             assert self.worker is not None
             if self.interim is not None:  # the turn's text is about to be known whole: no interim ahead of it
                 self.interim[0].cancel()
             self.speculation = (self.worker.submit(lambda: self.service.speculate_samples(
                 audio, self.cfg.session_id, self.cfg.config, self.cfg.context, self.context, draft)), vad.heard)
+
+    def _latest_draft(self) -> list[int]:
+        """The decoder tokens of the turn's latest interim, a finished one not yet read included."""
+        if self.interim is not None and self.interim[0].ok():
+            return list(self.interim[0].result.tokens)
+        return self.draft
 
     def _speculation_ready(self) -> None:
         """A transcript made at the pause tells the VAD, as an interim does, whether the turn is a whole sentence."""
@@ -245,10 +251,8 @@ class StreamSession:
         """speculated: the VAD ended the turn in a pause, having heard all its audio (else a transcript made at a
         pause may lack what came after it: the client's end_of_turn, a turn past max_turn_s)."""
         audio = self.turn.view().copy()
-        had_speech, start, draft = self.heard_speech, self.turn_start_s, self.draft
-        if self.interim is not None:  # the final supersedes it (a finished one still drafts it)
-            if self.interim[0].ok():
-                draft = self.interim[0].result.tokens
+        had_speech, start, draft = self.heard_speech, self.turn_start_s, self._latest_draft()
+        if self.interim is not None:  # the final supersedes it
             self.interim[0].cancel()
         speculation = self.speculation
         if speculation is not None and speculated and self.vad is not None:
@@ -275,7 +279,6 @@ class StreamSession:
         yield recognizer_pb2.StreamingRecognizeResponse(is_final=True, turn_index=self.turn_index, result=result,
                                                         turn_start_s=start, turn_end_s=self.total_s, stability=1.0)
         self.turn_index += 1
-
 
     def _speculated(self, speculation: Optional[tuple[Job, int]], samples: int) -> Optional[Transcript]:
         """The transcript made at the pause the turn ended in, once it is done (it started before any new one

@@ -51,12 +51,13 @@ class WhisperStep:
         self.batch = torch.tensor([[eot] * (longest - len(p)) + p + list(draft) for p in prompts])  # (S, L + P)
         logits, self.cache, _ = decoder.run(self.batch, self.audio_kv, last_only=not draft, pad=self.pad,
                                             logits_from=longest - 1)
+        self.rows = 1  # hypotheses in the cache, per stream
         self.draft: Optional[Draft] = None
         self.draft_logits = logits  # (S, P + 1, V): after the prompt and after each draft token, read as followed
-        if draft:
+        if draft:  # the search seeds the first scores where it leaves the draft (_seed)
             self.draft = Draft(list(draft), margin, self._draft_scores, self._seed)
-        self.first = allowed_logp(logits[:, -1], eot, not draft, blank)[:, None]  # (S, 1, V)
-        self.rows = 1  # hypotheses in the cache, per stream
+        else:
+            self.first = allowed_logp(logits[:, -1], eot, True, blank)[:, None]  # (S, 1, V)
 
     def _draft_scores(self, i: int) -> torch.Tensor:
         return allowed_logp(self.draft_logits[:, i], self.eot, i == 0, self.blank)[:, None]  # (S, 1, V)
