@@ -39,7 +39,7 @@ from shared.model.whisper_search import identify_language, whisper_beam_search, 
 from shared.segments import Word
 from shared.text import normalize_text
 from shared.tokenizer import Tokenizer
-from shared.written import apply_spoken_edit, respell, spelling_map, spoken_words
+from shared.written import apply_spoken_edit, capitalise_addresses, capitalise_first_word, respell, spelling_map, spoken_words
 from shared.written_numbers import format_numbers
 
 
@@ -240,9 +240,10 @@ class WhisperStrategy:
             for h in hyps:
                 written = tokens.decode(h.tokens)
                 if english:
-                    written = format_numbers(written)
+                    written = capitalise_addresses(format_numbers(written))
                 elif language == "zh":
                     written = chinese_punctuation(to_script(written, script))
+                written = capitalise_first_word(written)
                 nbest.setdefault(normalize_text(written, language),
                                  NBestEntry(written, h.score, language=language, language_probability=probability,
                                             tokens=list(h.tokens)))

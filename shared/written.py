@@ -104,11 +104,13 @@ def apply_spoken_edit(written: str, edited: str) -> str:
 _MERIDIEM = r"\s?([ap])\.?\s?m\.?(?![a-z])"
 _CLOCK_MERIDIEM = re.compile(r"\b(\d{1,2})[.:]?(\d{2})" + _MERIDIEM, re.IGNORECASE)
 _HOUR_MERIDIEM = re.compile(r"(?<![:.\d])\b(\d{1,2})" + _MERIDIEM, re.IGNORECASE)
-# "at 645" or "at 6.45" only after a word that takes a time and where a time can end: the end of the sentence or a
+# "at 645", "at 6.45" or "at 6/45" only after a word that takes a time and where a time can end: the end of the sentence or a
 # word that follows times ("at 1040 Main Street", "for 4.50.", "from 1000 to 2000" stay); after "for" / "by" only
 # before a day ("for 115 on Friday")
 _TIME_DAY = r"on|tonight|today|tomorrow|this|o'clock"
-_AT_TIME = r"\b(at|until|till|before|after)\s(\d{1,2})\.?(\d{2})(?=[.,?!]?$|[.,?!]?\s(?:" + _TIME_DAY + r"|and|to|in)\b|[.,?!]\s)"
+# ("at 1/40": the decoder's slash between an hour and its minutes, where a fraction has no place)
+_AT_TIME = (r"\b(at|until|till|before|after)\s(\d{1,2})[./]?(\d{2})"
+            r"(?=[.,?!]?$|[.,?!]?\s(?:" + _TIME_DAY + r"|and|to|in)\b|[.,?!]\s)")
 _FOR_TIME = r"\b(for|by)\s(\d{1,2})\.?(\d{2})(?=\s(?:" + _TIME_DAY + r")\b)"
 # an alarm is set for a time, not a price nor ("alarm for 120 minutes") a duration
 _ALARM_TIME = r"\b(alarm for|wake me up at)\s(\d{1,2})[.:]?(\d{2})\b(?![.,]\d|\s(?:sec|min|hour|day)\w*\b)"
@@ -153,6 +155,43 @@ def format_times(text: str) -> str:
     text = format_phone_numbers(_CLOCK_MERIDIEM.sub(clock_meridiem, text))
     text = _HOUR_MERIDIEM.sub(hour_meridiem, text)
     return _RUN_TIME.sub(after_word, text)
+
+
+# A street address: a house number, then the street's name and its kind ("69 dobson avenue" -> "69 Dobson Avenue").
+# Without the number a kind word is too often a common noun; with it, a name word that is a unit or a function word
+# makes a measure ("a 3 hour drive", "10 miles down the road"), not an address.
+_STREET_KINDS = "street|avenue|road|drive|lane|boulevard|court|terrace|crescent|parkway|highway"
+_ADDRESS = re.compile(rf"(?<![\w$.,:])(?<!\ba )(?<!\ban )(\d{{1,5}}) ((?:[a-z][a-z'-]* ){{1,2}}(?:{_STREET_KINDS}))\b(?!-)",
+                      re.IGNORECASE)
+_NOT_STREET_NAMES = frozenset(
+    "the a an of to in on at by for from my your our their his her its this that more other minute minutes hour hours "
+    "mile miles kilometer kilometers km meter meters block blocks day days week weeks foot feet yard yards".split())
+
+
+def capitalise_addresses(text: str) -> str:
+    """Street addresses in title case: "drive to 69 dobson avenue" -> "drive to 69 Dobson Avenue"."""
+
+    def title(m: re.Match[str]) -> str:
+        words = m.group(2).split()
+        if any(w.lower() in _NOT_STREET_NAMES for w in words[:-1]):
+            return m.group(0)
+        return f"{m.group(1)} " + " ".join(w[:1].upper() + w[1:] for w in words)
+
+    return _ADDRESS.sub(title, text)
+
+
+# A turn's first word, after any opening quote or inverted mark: letters only, all lower case ("dim", "pon"); a
+# word with a capital inside ("iPhone", "eBay") is written as its owner writes it
+_FIRST_WORD = re.compile(r"^([\s¿¡\"'«(]*)([^\W\d_]+)(?=[\s,.;:!?'’-]|$)")
+
+
+def capitalise_first_word(text: str) -> str:
+    """Sentence case for a turn the decoder began in lower case: "dim the lights" -> "Dim the lights", "pon la
+    calefacción" -> "Pon la calefacción" (a script without case is left as it is)."""
+    m = _FIRST_WORD.match(text)
+    if m is None or not m.group(2).islower():
+        return text
+    return text[: m.start(2)] + m.group(2)[0].upper() + text[m.start(2) + 1 :]
 
 
 def spelling_map(spellings: Iterable[str]) -> dict[str, str]:

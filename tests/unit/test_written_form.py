@@ -12,7 +12,16 @@ from shared.context import ContextInput, assemble_context
 from shared.model.lexicon import WORD_START
 from shared.model.whisper_align import dtw_path, word_spans
 from shared.tokenizer import Tokenizer
-from shared.written import apply_spoken_edit, context_spellings, format_times, respell, spelling_map, spoken_words
+from shared.written import (
+    apply_spoken_edit,
+    capitalise_addresses,
+    capitalise_first_word,
+    context_spellings,
+    format_times,
+    respell,
+    spelling_map,
+    spoken_words,
+)
 
 
 def test_spoken_words_follow_written_words() -> None:
@@ -90,6 +99,8 @@ def test_word_spans_attach_punctuation_to_the_word_before() -> None:
     ("Set an alarm for 115 on Friday.", "Set an alarm for 1:15 on Friday."),
     ("Do I have anything at 645?", "Do I have anything at 6:45?"),
     ("Set an alarm for 11.30 tonight.", "Set an alarm for 11:30 tonight."),
+    ("Schedule a meeting on the 17th of May at 1/40.", "Schedule a meeting on the 17th of May at 1:40."),
+    ("When does the last train leave after 9/10?", "When does the last train leave after 9:10?"),
     # numbers that are no clock time stay as written
     ("Deliver it to 1040 Main Street.", "Deliver it to 1040 Main Street."),
     ("We met at 1040 Main Street.", "We met at 1040 Main Street."),
@@ -105,6 +116,39 @@ def test_word_spans_attach_punctuation_to_the_word_before() -> None:
     ("It went from 1000 to 2000.", "It went from 1000 to 2000."),
     ("The price rose by 1200.", "The price rose by 1200."),
     ("He is around 1.20 meters tall.", "He is around 1.20 meters tall."),
+    ("I ate 1/4 of it at 1/4.", "I ate 1/4 of it at 1/4."),  # a fraction: no two-digit minutes
+    ("It was 1/40 of the total.", "It was 1/40 of the total."),
 ])
 def test_format_times_writes_clock_times_as_people_do(decoded: str, written: str) -> None:
     assert format_times(decoded) == written
+
+
+@pytest.mark.parametrize(("decoded", "written"), [
+    ("How long does it take to drive to 69 dobson avenue?", "How long does it take to drive to 69 Dobson Avenue?"),
+    ("Send it to 221 baker street, London.", "Send it to 221 Baker Street, London."),
+    ("Navigate to 58 Hull Drive.", "Navigate to 58 Hull Drive."),
+    # measures and common nouns stay as they are
+    ("It is a 3 hour drive.", "It is a 3 hour drive."),
+    ("I walked 3 miles down the road.", "I walked 3 miles down the road."),
+    ("Take 2 of the main street exits.", "Take 2 of the main street exits."),
+    ("We left at 10 the main road.", "We left at 10 the main road."),
+    ("Go down the main street.", "Go down the main street."),
+])
+def test_street_addresses_are_written_in_title_case(decoded: str, written: str) -> None:
+    assert capitalise_addresses(decoded) == written
+
+
+@pytest.mark.parametrize(("decoded", "written"), [
+    ("dim the lights to 20%.", "Dim the lights to 20%."),
+    ("pon la calefacción a 20 grados.", "Pon la calefacción a 20 grados."),
+    ("¿qué restaurantes hay cerca?", "¿Qué restaurantes hay cerca?"),
+    ("l'appel de Marie.", "L'appel de Marie."),
+    ("über den Fluss.", "Über den Fluss."),
+    # left as written: a word its owner spells with a capital inside, a number first, a script without case
+    ("iPhone sales rose.", "iPhone sales rose."),
+    ("$19.10 to Mark.", "$19.10 to Mark."),
+    ("你好。", "你好。"),
+    ("", ""),
+])
+def test_a_turn_begins_with_a_capital(decoded: str, written: str) -> None:
+    assert capitalise_first_word(decoded) == written
