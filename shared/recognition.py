@@ -5,6 +5,7 @@ transport code lives here."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -29,6 +30,10 @@ from shared.model.word_lm import WORD_LM_FILE, WordLM
 from shared.segments import Word
 from shared.settings import Settings
 from shared.strategies import DECODING_STRATEGIES, DecodingStrategy, Loaded, NBestEntry, OutputConfig, Phrases, nbest_agreement
+
+# the most tokens a second of audio is written with: fast speech runs 5-6 tokens a second in English, and about 15
+# in Chinese, whose rarer characters take 2-3 byte tokens each
+MAX_TOKENS_PER_AUDIO_S = 20.0
 
 __all__ = ["AsrCore", "NBestEntry", "OutputConfig", "most_confident", "nbest_agreement"]
 
@@ -168,8 +173,13 @@ class AsrCore:
         draft: an interim's decoder tokens for this audio, followed while the audio confirms them (a stream's final)."""
         if self.half == "encoder":
             raise RuntimeError("this AsrCore loaded the encoder half only: it cannot decode")
-        # A transcript has at most about one token per 80 ms speech position: this bounds runaway loops.
-        cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, 10 + len(speech)))
+        # A transcript has at most about one token per 80 ms speech position, and MAX_TOKENS_PER_AUDIO_S per second
+        # of the audio the window holds: this bounds runaway loops (Whisper's on a short interim went on for 150
+        # tokens about nothing said, where the window's padding allowed 500).
+        limit = 10 + len(speech)
+        if output.audio_s > 0:
+            limit = min(limit, 10 + math.ceil(MAX_TOKENS_PER_AUDIO_S * output.audio_s))
+        cfg = dataclasses.replace(cfg, max_tokens=min(cfg.max_tokens, limit))
         if not self.lock.acquire(timeout=-1 if wait_s is None else max(0.0, wait_s)):
             raise SearchCancelled(f"the model stayed busy for {wait_s:.1f} s")
         threads = torch.get_num_threads()

@@ -1,19 +1,20 @@
 """StreamingRecognize: several turns in one stream, with live interim results.
 
-Raw PCM chunks arrive; silero-vad watches for speech (services/gateway/endpointer.py); a turn ends after
-`silence_ms` of silence following speech (half that once the latest interim or pause transcript ends a sentence),
-or on the client's end_of_turn. While a turn is open, a worker thread (services/gateway/turn_worker.py) computes an interim result
-every INTERIM_EVERY_S of speech: greedy decoding of the turn so far with its context, and a stability, the share of
-its words that the interim before it also began with; the stream's own thread goes on reading audio meanwhile, so
-an end of turn never waits behind an interim (the one in flight is dropped). Each closed turn is recognised as
-Recognize would (its decode on the decoder's urgent threads), committed to the session (the next turn is decoded
-with it) and published. With the VAD, the turn is also transcribed at each pause (SPECULATE_AFTER_S of quiet after
-speech), while the VAD waits silence_ms to be sure: when the turn ends in that pause, with nothing heard since, that
-transcript is the final (the final came 995 -> 780 ms p50 after the end of speech, bundles/default/TUNING.md). Its
-audio lacks only the quiet after the pause, which the encoder reads as the silence it pads its window with. On the
-client's end_of_turn there is no pause to wait through, and the final is transcribed then, decoded along the
-latest interim's tokens: the decoder takes those the whole turn's audio confirms without a beam and searches the
-rest (draft_margin, bundles/default/TUNING.md), and the interim in flight stops, its encode included.
+Raw PCM chunks arrive; silero-vad watches for speech (services/gateway/endpointer.py); a turn ends after `silence_ms`
+of silence following speech (half that once the latest interim or pause transcript ends a sentence), or on the
+client's end_of_turn. While a turn is open, a worker thread (services/gateway/turn_worker.py) computes an interim
+result after FIRST_INTERIM_S of speech and then every INTERIM_EVERY_S: greedy decoding of the turn so far with its
+context, and a stability, the share of its words that the interim before it also began with; the stream's own thread
+goes on reading audio meanwhile, so an end of turn never waits behind an interim (the one in flight is dropped). Each
+closed turn is recognised as Recognize would (its decode on the decoder's urgent threads), committed to the session
+(the next turn is decoded with it) and published. With the VAD, the turn is also transcribed at each pause
+(SPECULATE_AFTER_S of quiet after speech), while the VAD waits silence_ms to be sure: when the turn ends in that
+pause, with nothing heard since, that transcript is the final (the final came 995 -> 780 ms p50 after the end of
+speech, bundles/default/TUNING.md). Its audio lacks only the quiet after the pause, which the encoder reads as the
+silence it pads its window with. On the client's end_of_turn there is no pause to wait through, and the final is
+transcribed then, decoded along the latest interim's tokens: the decoder takes those the whole turn's audio confirms
+without a beam and searches the rest (draft_margin, bundles/default/TUNING.md), and the interim in flight stops, its
+encode included.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 INTERIM_EVERY_S = 0.5
+# the first interim sooner: it is computed while the speaker goes on, and shows the turn was heard
+FIRST_INTERIM_S = 0.4
 SPECULATE_AFTER_S = 0.1  # of quiet after speech, heard by the VAD: the turn is transcribed then, in case it ends there
 PIN_LANGUAGE_PROBABILITY = 0.8  # an interim's identification at least this sure holds for the turn's later interims
 MAX_SILENCE_MS = 60_000.0  # a turn-ending silence longer than a minute is a mistake, not a setting
@@ -87,7 +90,7 @@ class StreamSession:
         # without endpointing the client says where turns are: all its audio is the turn's speech
         self.heard_speech = self.vad is None
         self.speech_start_s = 0.0  # in the turn's audio
-        self.next_interim_s = INTERIM_EVERY_S  # of speech
+        self.next_interim_s = FIRST_INTERIM_S  # of speech
         self.interim_words: list[str] = []  # the latest interim's (characters in Chinese)
         self.draft: list[int] = []  # the latest interim's decoder tokens: the final decodes along them
         self.interim: Optional[tuple[Job, float]] = None  # (job, turn seconds it covers)

@@ -54,3 +54,18 @@ def test_the_decoder_half_of_the_shipped_bundle_is_the_smaller_part() -> None:
     total = sum(p.numel() for p in load_bundle(DEFAULT_BUNDLE)[0].parameters())
     decoder = sum(p.numel() for p in load_bundle(DEFAULT_BUNDLE, "decoder")[0].parameters())
     assert decoder < total
+
+
+def test_a_decode_writes_at_most_20_tokens_a_second_of_its_audio(tiny_bundle) -> None:
+    # a runaway loop on a short window stops after what its audio can hold, not what the padded window can
+    from shared.recognition import OutputConfig
+
+    core = AsrCore(tiny_bundle, half="decoder")
+    seen: list[int] = []
+    assert core.strategy is not None
+    core.strategy.decode = lambda speech, ids, text, cfg, *rest: seen.append(cfg.max_tokens) or []  # type: ignore[method-assign]
+    cfg = BeamConfig(beam_size=3, max_tokens=448, nbest=1, alpha=0.5, prune_k=8, ctc_weight=0.0)
+    speech = np.zeros((500, 8), np.float32)  # 500 positions (a 10 s window); the search above never reads them
+    core.decode(speech, [], cfg, output=OutputConfig(audio_s=0.3))
+    core.decode(speech, [], cfg)  # no audio length: the window's positions bound it
+    assert seen == [10 + 6, min(448, 10 + 500)]

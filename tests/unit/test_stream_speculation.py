@@ -49,6 +49,8 @@ class Service:
         return recognizer_pb2.RecognizeResponse(alternatives=done.alternatives, audio_seconds=done.audio_s)
 
     def partial_samples(self, samples: Any, *args: Any) -> Interim:
+        with self.lock:
+            self.calls.append(("interim", len(samples)))
         return Interim(common_pb2.Alternative(text="interim"), "en", 1.0)
 
 
@@ -170,3 +172,22 @@ def test_the_final_is_decoded_along_the_latest_interims_tokens() -> None:
     list(StreamSession(service, cfg, Context()).run(Inbox(requests())))  # type: ignore[arg-type]
     assert len(service.interims) >= 2 and len(service.drafts) == 1
     assert service.drafts[0][0] == 7 and service.drafts[0][1] in service.interims[-2:]
+
+
+def test_the_first_interim_comes_after_0_4_s_of_speech_the_next_every_0_5_s() -> None:
+    # without endpointing all the audio is speech: interims on the turn's first 0.4 s, then at least 0.5 s apart
+    service = Service()
+    pcm = (np.clip(PHRASE, -1, 1) * 32767).astype("<i2").tobytes()
+
+    def requests() -> Iterator[recognizer_pb2.StreamingRecognizeRequest]:
+        for i in range(0, len(pcm), 3200):
+            yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i : i + 3200])
+            time.sleep(0.01)  # the worker's interim is done before the next message
+        yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)
+
+    cfg = recognizer_pb2.StreamingConfig(silence_ms=-1, interim_results=True)
+    out = list(StreamSession(service, cfg, Context()).run(Inbox(requests())))  # type: ignore[arg-type]
+    covered = [n for kind, n in service.calls if kind == "interim"]
+    assert covered[0] == int(0.4 * 16_000)
+    assert len(covered) >= 3 and all(b - a >= 0.5 * 16_000 for a, b in zip(covered, covered[1:]))
+    assert sum(not r.is_final for r in out) == len(covered) and out[-1].is_final
