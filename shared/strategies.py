@@ -39,7 +39,15 @@ from shared.model.whisper_search import identify_language, whisper_beam_search, 
 from shared.segments import Word
 from shared.text import normalize_text
 from shared.tokenizer import Tokenizer
-from shared.written import apply_spoken_edit, capitalise_addresses, capitalise_first_word, respell, spelling_map, spoken_words
+from shared.written import (
+    apply_spoken_edit,
+    capitalise_addresses,
+    capitalise_first_word,
+    respell,
+    spelling_map,
+    spoken_words,
+    without_annotations,
+)
 from shared.written_numbers import format_numbers
 
 
@@ -238,7 +246,7 @@ class WhisperStrategy:
                                        audio_kv=audio_kv, lexicon=lexicon, language=language, draft=draft)
             nbest: dict[str, NBestEntry] = {}  # spellings that differ only in case or punctuation are one alternative
             for h in hyps:
-                written = tokens.decode(h.tokens)
+                written = without_annotations(tokens.decode(h.tokens))
                 if english:
                     written = capitalise_addresses(format_numbers(written))
                 elif language == "zh":

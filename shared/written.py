@@ -180,6 +180,17 @@ def capitalise_addresses(text: str) -> str:
     return _ADDRESS.sub(title, text)
 
 
+# What Whisper hears that is not speech it writes in brackets ("[BLANK_AUDIO]", "[Music]") or, as the whole text, in
+# parentheses ("(upbeat music)"): words nobody said, which an assistant must not read as the user's
+_ANNOTATION = re.compile(r"\[[^\]\d]{1,40}\]|^\s*\([^)\d]{1,40}\)\s*$")
+
+
+def without_annotations(text: str) -> str:
+    """"[BLANK_AUDIO]" -> "", "Turn it up [Music]" -> "Turn it up"; text without them is returned as it is."""
+    cleaned, n = _ANNOTATION.subn(" ", text)
+    return re.sub(r"\s{2,}", " ", cleaned).strip() if n else text
+
+
 # A turn's first word, after any opening quote or inverted mark: letters only, all lower case ("dim", "pon"); a
 # word with a capital inside ("iPhone", "eBay") is written as its owner writes it
 _FIRST_WORD = re.compile(r"^([\s¿¡\"'«(]*)([^\W\d_]+)(?=[\s,.;:!?'’-]|$)")

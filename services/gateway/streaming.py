@@ -233,12 +233,12 @@ class StreamSession:
         interim: Interim = job.result
         self.draft = interim.tokens
         alt = interim.best
-        if interim.language_probability >= PIN_LANGUAGE_PROBABILITY:
-            self.interim_language = self.interim_language or interim.language
         # stability counts words, or characters in a language written without spaces
         words = alt.text.split() if spaced(interim.language or "en") else [c for c in alt.text if not c.isspace()]
-        if not words:
+        if not words:  # nothing said yet: nor is its language known
             return
+        if interim.language_probability >= PIN_LANGUAGE_PROBABILITY:
+            self.interim_language = self.interim_language or interim.language
         agreed = _common_prefix(self.interim_words, words)
         self.interim_words = words
         if self.vad is not None:

@@ -191,3 +191,29 @@ def test_the_first_interim_comes_after_0_4_s_of_speech_the_next_every_0_5_s() ->
     assert covered[0] == int(0.4 * 16_000)
     assert len(covered) >= 3 and all(b - a >= 0.5 * 16_000 for a, b in zip(covered, covered[1:]))
     assert sum(not r.is_final for r in out) == len(covered) and out[-1].is_final
+
+
+def test_an_interim_that_heard_no_words_does_not_pin_the_turns_language() -> None:
+    # the first interim, on the quiet before the speech, names a language it cannot know: the later ones identify again
+    service = Service()
+    languages: list[str] = []
+
+    def partial_samples(samples: Any, session_id: str, config: Any, *args: Any) -> Interim:
+        languages.append(config.language)
+        if len(languages) == 1:
+            return Interim(common_pb2.Alternative(text=""), "en", 1.0)
+        return Interim(common_pb2.Alternative(text="你好"), "zh", 1.0)
+
+    service.partial_samples = partial_samples  # type: ignore[method-assign]
+    pcm = (np.clip(PHRASE, -1, 1) * 32767).astype("<i2").tobytes()
+
+    def requests() -> Iterator[recognizer_pb2.StreamingRecognizeRequest]:
+        for i in range(0, len(pcm), 3200):
+            yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i : i + 3200])
+            time.sleep(0.01)
+        yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)
+
+    cfg = recognizer_pb2.StreamingConfig(silence_ms=-1, interim_results=True)
+    out = list(StreamSession(service, cfg, Context()).run(Inbox(requests())))  # type: ignore[arg-type]
+    assert languages[:3] == ["", "", "zh"]  # identified until an interim with words named Chinese
+    assert all(r.result.language == "zh" for r in out if not r.is_final)

@@ -21,6 +21,7 @@ from shared.written import (
     respell,
     spelling_map,
     spoken_words,
+    without_annotations,
 )
 
 
@@ -152,3 +153,16 @@ def test_street_addresses_are_written_in_title_case(decoded: str, written: str) 
 ])
 def test_a_turn_begins_with_a_capital(decoded: str, written: str) -> None:
     assert capitalise_first_word(decoded) == written
+
+
+@pytest.mark.parametrize(("decoded", "written"), [
+    ("[BLANK_AUDIO]", ""),
+    (" [Music] Turn it up [Music]", "Turn it up"),
+    ("(upbeat music)", ""),
+    # brackets that hold what was said stay
+    ("Call (555) 123-4567.", "Call (555) 123-4567."),
+    ("Set it to (about) 5.", "Set it to (about) 5."),
+    ("Print item [1] now.", "Print item [1] now."),
+])
+def test_what_whisper_marks_as_no_speech_is_no_text(decoded: str, written: str) -> None:
+    assert without_annotations(decoded) == written
