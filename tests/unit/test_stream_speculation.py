@@ -174,19 +174,25 @@ def test_the_final_is_decoded_along_the_latest_interims_tokens() -> None:
     assert service.drafts[0][0] == 7 and service.drafts[0][1] in service.interims[-2:]
 
 
-def test_the_first_interim_comes_after_0_4_s_of_speech_the_next_every_0_5_s() -> None:
-    # without endpointing all the audio is speech: interims on the turn's first 0.4 s, then at least 0.5 s apart
-    service = Service()
+def stream_with_interims(service: Service) -> list[recognizer_pb2.StreamingRecognizeResponse]:
+    """PHRASE in 100 ms chunks without endpointing, interims on, then end_of_turn -> every response. Each message
+    waits 10 ms, so that the worker's interim (the fake's is instant) is done before the next one arrives."""
     pcm = (np.clip(PHRASE, -1, 1) * 32767).astype("<i2").tobytes()
 
     def requests() -> Iterator[recognizer_pb2.StreamingRecognizeRequest]:
         for i in range(0, len(pcm), 3200):
             yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i : i + 3200])
-            time.sleep(0.01)  # the worker's interim is done before the next message
+            time.sleep(0.01)
         yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)
 
     cfg = recognizer_pb2.StreamingConfig(silence_ms=-1, interim_results=True)
-    out = list(StreamSession(service, cfg, Context()).run(Inbox(requests())))  # type: ignore[arg-type]
+    return list(StreamSession(service, cfg, Context()).run(Inbox(requests())))  # type: ignore[arg-type]
+
+
+def test_the_first_interim_comes_after_0_4_s_of_speech_the_next_every_0_5_s() -> None:
+    # without endpointing all the audio is speech: interims on the turn's first 0.4 s, then at least 0.5 s apart
+    service = Service()
+    out = stream_with_interims(service)
     covered = [n for kind, n in service.calls if kind == "interim"]
     assert covered[0] == int(0.4 * 16_000)
     assert len(covered) >= 3 and all(b - a >= 0.5 * 16_000 for a, b in zip(covered, covered[1:]))
@@ -205,15 +211,6 @@ def test_an_interim_that_heard_no_words_does_not_pin_the_turns_language() -> Non
         return Interim(common_pb2.Alternative(text="你好"), "zh", 1.0)
 
     service.partial_samples = partial_samples  # type: ignore[method-assign]
-    pcm = (np.clip(PHRASE, -1, 1) * 32767).astype("<i2").tobytes()
-
-    def requests() -> Iterator[recognizer_pb2.StreamingRecognizeRequest]:
-        for i in range(0, len(pcm), 3200):
-            yield recognizer_pb2.StreamingRecognizeRequest(audio_chunk=pcm[i : i + 3200])
-            time.sleep(0.01)
-        yield recognizer_pb2.StreamingRecognizeRequest(end_of_turn=True)
-
-    cfg = recognizer_pb2.StreamingConfig(silence_ms=-1, interim_results=True)
-    out = list(StreamSession(service, cfg, Context()).run(Inbox(requests())))  # type: ignore[arg-type]
+    out = stream_with_interims(service)
     assert languages[:3] == ["", "", "zh"]  # identified until an interim with words named Chinese
     assert all(r.result.language == "zh" for r in out if not r.is_final)
